@@ -1,0 +1,62 @@
+# Tollgate: `make` alone prints this help. `.ci/run` calls the same targets a developer does.
+SHELL := /bin/bash
+UV ?= uv
+PYTEST_ARGS ?=
+TOOLS ?= $(HOME)/.cache/tollgate/tools/bin
+export PATH := $(TOOLS):$(PATH)
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+install: ## Install system servers, the Python workspace and the Kubernetes test binaries.
+	bash hack/install.sh
+
+##@ Development
+
+run: ## Start the whole stack locally (redis, demo upstreams, auth, gateway, notifier); prints a curl line.
+	@command -v redis-server >/dev/null || TOLLGATE_SKIP_K8S_TOOLS=1 bash hack/install.sh
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	@$(UV) sync --frozen --all-packages -q
+	$(UV) run --frozen python -m tollgate_testkit.devstack
+
+test: install ## Run every test (unit, service, integration, Kubernetes) against real servers.
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-integration: ## Run only the black-box tests of the whole stack.
+	$(UV) run --frozen pytest tests/integration $(PYTEST_ARGS)
+
+lint: ## ruff, mypy --strict and the import contracts (services never import each other).
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy libs/common/src libs/testkit/src services/gateway/src services/auth/src services/notifier/src services/operator/src
+	$(UV) run --frozen lint-imports
+
+fmt: ## Format and auto-fix.
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+bench: ## Side-by-side benchmark: direct, nginx, Traefik, seed-style proxy, Tollgate.
+	$(UV) run --frozen python -m bench
+
+##@ Kubernetes
+
+images: ## Build the four service images (needs a Docker engine).
+	for s in gateway auth notifier operator; do docker build -f services/$$s/Dockerfile -t tollgate/$$s:dev . || exit 1; done
+
+cluster-up: ## Create a kind cluster (needs Docker with privileged containers).
+	kind create cluster --name tollgate --config deploy/kind/cluster.yaml
+
+cluster-down: ## Delete the kind cluster.
+	kind delete cluster --name tollgate
+
+deploy: ## helm install the chart into the current cluster with the kind values.
+	helm upgrade --install tollgate deploy/helm/tollgate -f deploy/kind/values.yaml --wait
+
+clean: ## Remove local state (.run/, caches). Built Kubernetes binaries stay in ~/.cache/tollgate.
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install run test test-integration lint fmt bench images cluster-up cluster-down deploy clean

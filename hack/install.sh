@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Tollgate's tests and `make run` need on a fresh Debian machine, idempotently:
+# system servers (redis-server, nginx, wrk) from apt, uv from PyPI, the Python workspace, and, for
+# the Kubernetes tests, kube-apiserver/etcd/helm built from their Go modules (hack/k8s-tools.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for bin in redis-server:redis-server nginx:nginx wrk:wrk; do
+  command -v "${bin%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${bin%%:*}" ] || need+=("${bin##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo ">> apt-get install ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (install them with your package manager)" >&2
+    exit 1
+  fi
+fi
+
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+uv sync --frozen --all-packages -q
+echo ">> python workspace ready (.venv)"
+
+if [ "${TOLLGATE_SKIP_K8S_TOOLS:-0}" != 1 ]; then
+  bash hack/k8s-tools.sh all
+fi

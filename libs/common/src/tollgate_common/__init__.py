@@ -1,0 +1,1 @@
+"""What two or more Tollgate services truly share: settings base, logging, Redis, routes, events."""
