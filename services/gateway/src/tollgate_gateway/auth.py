@@ -55,3 +55,13 @@ class AllowAll:
 
     async def aclose(self) -> None:
         return None
+
+
+def create_authorizer(auth_url: str, pool: object, timeout: float) -> Authorizer:
+    """The authorizer for these settings: AllowAll when no auth service is configured.
+
+    ``pool`` is the gateway's ``UpstreamPool`` (typed loosely until the HTTP authorizer lands).
+    """
+    if not auth_url:
+        return AllowAll()
+    raise NotImplementedError("HttpAuthorizer lands with the auth service (issue 3)")
