@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tollgate_common.routes import (
     ApiBackendSpec,
     Route,

@@ -1,9 +1,9 @@
 """The ApiBackend spec and the route table that the operator publishes and the gateways follow.
 
 One description of a route, used three ways: parsed from a YAML file outside Kubernetes,
-validated by the operator from a custom resource, and carried in the versioned table in Redis. The
-CRD's OpenAPI schema (deploy/helm/tollgate/crds) mirrors these constraints so ``kubectl apply`` refuses what the
-gateway could not serve.
+validated by the operator from a custom resource, and carried in the versioned table in Redis.
+The CRD's OpenAPI schema (deploy/helm/tollgate/crds) mirrors these constraints, so that
+``kubectl apply`` refuses what the gateway could not serve.
 
 Table protocol in Redis (see ``TABLE_KEY`` and ``TABLE_CHANNEL``):
 
