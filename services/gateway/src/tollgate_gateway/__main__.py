@@ -1,0 +1,28 @@
+"""``python -m tollgate_gateway``: serve with uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from tollgate_gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    s = GatewaySettings()
+    uvicorn.run(
+        "tollgate_gateway.app:main_app",
+        factory=True,
+        host=s.host,
+        port=s.port,
+        workers=s.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=s.access_log,
+        log_level=s.log_level.lower(),
+        timeout_graceful_shutdown=30,
+        backlog=2048,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The gateway application: the raw proxy path plus a FastAPI app for everything else.
+
+``create_app(settings)`` builds it; nothing connects until the lifespan starts, which opens exactly
+one upstream connection pool and one Redis pool and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+
+from tollgate_common.logging import configure_logging
+from tollgate_common.redis import create_redis
+from tollgate_gateway.auth import create_authorizer
+from tollgate_gateway.cache import LocalTier, ResponseCache
+from tollgate_gateway.client import UpstreamPool
+from tollgate_gateway.events import EventSink
+from tollgate_gateway.metrics import Metrics
+from tollgate_gateway.proxy import PREFIX, Parts, Proxy, Receive, Scope, Send
+from tollgate_gateway.settings import GatewaySettings
+from tollgate_gateway.table import RedisFollower, RouteState, load_file
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Owns the process's resources between lifespan start and stop."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.state = RouteState(self.metrics)
+        self.proxy: Proxy | None = None
+        self.follower: RedisFollower | None = None
+
+    @asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        s = self.settings
+        redis = create_redis(s.redis_url)
+        pool = UpstreamPool(
+            max_per_origin=s.upstream_max_connections,
+            connect_timeout=s.upstream_connect_timeout_seconds,
+            max_body_bytes=s.max_response_body_bytes,
+        )
+        authorizer = create_authorizer(s.auth_url, pool, s.auth_timeout_seconds)
+        events = EventSink(redis, self.metrics) if s.events_enabled else None
+        cache = ResponseCache(
+            redis, LocalTier(s.cache_local_entries, s.cache_local_bytes), s.redis_backoff_seconds
+        )
+        if s.routes_file:
+            self.state.apply(load_file(s.routes_file))
+        else:
+            self.follower = RedisFollower(redis, self.state, s.table_poll_seconds)
+            await self.follower.start()
+        if events is not None:
+            events.start()
+        self.proxy = Proxy(
+            Parts(s, self.state, pool, authorizer, bool(s.auth_url), cache, events, self.metrics)
+        )
+        log.info("gateway ready on %s:%d (%d routes)", s.host, s.port, len(self.state.router))
+        try:
+            yield
+        finally:
+            await self.proxy.drain()
+            if self.follower is not None:
+                await self.follower.stop()
+            if events is not None:
+                await events.stop()
+            await cache.drain()
+            await authorizer.aclose()
+            await pool.aclose()
+            await redis.aclose()
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once a route table is in force. A Redis outage alone does not make a gateway
+        unready: it keeps serving its last good table, and pulling every replica out of the
+        Service at once would turn a Redis blip into a full outage."""
+        redis_ok = self.follower.healthy if self.follower is not None else True
+        detail = {
+            "table_version": self.state.version,
+            "routes": len(self.state.router),
+            "redis": redis_ok,
+        }
+        return self.state.loaded, detail
+
+
+def create_admin(gw: Gateway) -> FastAPI:
+    admin = FastAPI(title="Tollgate gateway", lifespan=gw.lifespan)
+
+    @admin.exception_handler(HTTPException)
+    async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"status": False, "message": str(exc.detail)}, exc.status_code)
+
+    @admin.get("/healthz")
+    async def healthz() -> dict[str, bool]:
+        return {"status": True}
+
+    @admin.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok, detail = gw.ready()
+        return JSONResponse({"status": ok, **detail}, 200 if ok else 503)
+
+    @admin.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @admin.get("/routes")
+    async def routes() -> dict[str, Any]:
+        return {
+            "version": gw.state.version,
+            "routes": [
+                {
+                    "name": c.route.name,
+                    "pathPrefix": c.route.spec.path_prefix,
+                    "strategy": c.route.spec.strategy,
+                    "endpoints": [
+                        {"url": u.url, "ejected": u.breaker.is_open(_now()), "inflight": u.inflight}
+                        for u in c.upstreams
+                    ],
+                }
+                for c in gw.state.by_name.values()
+            ],
+        }
+
+    return admin
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def create_app(settings: GatewaySettings) -> Any:
+    """The ASGI app: ``/api/v1/...`` to the raw proxy, the rest to FastAPI."""
+    gw = Gateway(settings)
+    admin = create_admin(gw)
+    prefix = PREFIX + "/"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(prefix) and gw.proxy is not None:
+            await gw.proxy(scope, receive, send)
+        else:
+            await admin(scope, receive, send)
+
+    app.gateway = gw  # type: ignore[attr-defined]  # for tests and debugging
+    return app
+
+
+def main_app() -> Any:
+    """uvicorn factory: settings from the environment, validated once."""
+    settings = GatewaySettings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

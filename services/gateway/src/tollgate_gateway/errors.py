@@ -1,0 +1,118 @@
+"""Every error a client of the gateway can see, and the one place they become HTTP.
+
+GatewayError
+├── BadRequest            400  malformed request (bad query encoding, ...)
+├── PayloadTooLarge       413  request body over the limit
+├── RouteNotFound         404  no ApiBackend claims the path
+├── AccessDenied          401/402/403/429  the auth service said no (reason decides)
+├── AuthUnavailable       503  auth service or its Redis unreachable (fail closed)
+├── NoData                404  upstreams answered, none had data (``status: false``, 404)
+├── UpstreamFailed        502  every upstream failed (error, reset, 5xx, invalid JSON)
+└── DeadlineExceeded      504  the route's timeout passed
+"""
+
+from __future__ import annotations
+
+import json
+
+from tollgate_gateway.auth import Decision
+
+# Unknown keys are "who are you?" (401); a known key that may no longer be used is "you may not"
+# (403), the convention of RFC 9110 §15.5.2/§15.5.4 that GitHub and Stripe follow too.
+DENIAL_STATUS = {
+    "missing_key": 401,
+    "invalid_key": 401,
+    "revoked": 403,
+    "expired": 403,
+    "no_credits": 402,
+    "rate_limited": 429,
+}
+DENIAL_MESSAGE = {
+    "missing_key": "an API key is required: pass ?api_key=... or an X-API-Key header",
+    "invalid_key": "unknown API key",
+    "revoked": "this API key has been revoked",
+    "expired": "this API key has expired",
+    "no_credits": "this API key has no credits left for this path",
+    "rate_limited": "rate limit exceeded; retry after the time in Retry-After",
+}
+
+
+class GatewayError(Exception):
+    status = 500
+    default_message = "internal error"
+    route = "-"  # the route it happened on, for metrics; set where it is known
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+
+class BadRequest(GatewayError):
+    status = 400
+    default_message = "bad request"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    default_message = "request body too large"
+
+
+class RouteNotFound(GatewayError):
+    status = 404
+    default_message = "no such route"
+
+
+class NoData(GatewayError):
+    status = 404
+    default_message = "no data for this request"
+
+
+class UpstreamFailed(GatewayError):
+    status = 502
+    default_message = "every upstream server failed"
+
+
+class DeadlineExceeded(GatewayError):
+    status = 504
+    default_message = "the upstream servers did not answer in time"
+
+
+class AuthUnavailable(GatewayError):
+    status = 503
+    default_message = "the auth service is unavailable; try again shortly"
+
+
+class AccessDenied(GatewayError):
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        self.status = DENIAL_STATUS.get(decision.reason, 403)
+        super().__init__(DENIAL_MESSAGE.get(decision.reason, decision.message or "access denied"))
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"status": False, "message": message}).encode()
+
+
+def decision_headers(d: Decision) -> list[tuple[bytes, bytes]]:
+    """Rate-limit and credit headers that a Decision carries (IETF draft RateLimit fields' names
+    as used by GitHub: X-RateLimit-Limit / -Remaining / -Reset)."""
+    out: list[tuple[bytes, bytes]] = []
+    if d.limit is not None:
+        out.append((b"x-ratelimit-limit", str(d.limit).encode()))
+    if d.remaining is not None:
+        out.append((b"x-ratelimit-remaining", str(max(d.remaining, 0)).encode()))
+    if d.reset is not None:
+        out.append((b"x-ratelimit-reset", str(max(int(d.reset + 0.999), 0)).encode()))
+    if d.credits_remaining is not None:
+        out.append((b"x-credits-remaining", str(d.credits_remaining).encode()))
+    if d.reason == "rate_limited" and d.retry_after is not None:
+        out.append((b"retry-after", str(max(int(d.retry_after + 0.999), 1)).encode()))
+    return out
+
+
+def to_response(exc: GatewayError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, extra headers and JSON body for an error: the one place errors become HTTP."""
+    headers: list[tuple[bytes, bytes]] = []
+    if isinstance(exc, AccessDenied):
+        headers = decision_headers(exc.decision)
+    return exc.status, headers, error_body(exc.message)

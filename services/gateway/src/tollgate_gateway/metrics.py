@@ -1,0 +1,58 @@
+"""Prometheus metrics of the gateway. Labels are route names and upstream origins from the route
+table, never raw paths, so cardinality stays bounded by configuration."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "tollgate_gateway_requests", "Proxied requests.", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "tollgate_gateway_request_seconds",
+            "Whole-request latency.",
+            ["route"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "tollgate_gateway_upstream_seconds",
+            "Latency of one upstream attempt.",
+            ["route", "upstream", "verdict"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.cache = Counter(
+            "tollgate_gateway_cache", "Cache lookups by result.", ["route", "result"], registry=r
+        )
+        self.ejections = Counter(
+            "tollgate_gateway_ejections",
+            "Upstreams ejected by the circuit breaker.",
+            ["route", "upstream"],
+            registry=r,
+        )
+        self.inflight = Gauge("tollgate_gateway_inflight", "Requests in flight.", registry=r)
+        self.table_version = Gauge(
+            "tollgate_gateway_route_table_version",
+            "Version of the route table in force.",
+            registry=r,
+        )
+        self.routes = Gauge("tollgate_gateway_routes", "Routes in the table.", registry=r)
+        self.events_dropped = Counter(
+            "tollgate_gateway_events_dropped",
+            "Events not appended (queue full or Redis down).",
+            registry=r,
+        )
+        self.auth = Counter(
+            "tollgate_gateway_auth_decisions",
+            "Authorization decisions by reason.",
+            ["reason"],
+            registry=r,
+        )

@@ -1,0 +1,40 @@
+"""The gateway's one settings class (env prefix ``TOLLGATE_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tollgate_common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TOLLGATE_GATEWAY_", extra="ignore", frozen=True)
+
+    host: str = Field("0.0.0.0", description="Listen address.")
+    port: int = Field(8080, ge=1, le=65535, description="Listen port.")
+    workers: int = Field(1, ge=1, description="Worker processes (scale with pods in Kubernetes).")
+    routes_file: str = Field(
+        "", description="ApiBackend YAML file; empty = follow the operator's table in Redis."
+    )
+    table_poll_seconds: float = Field(
+        1.0, gt=0, description="Redis table poll interval (a backstop for lost notifications)."
+    )
+    auth_url: str = Field("", description="Auth service base URL; empty = no auth (open proxy).")
+    auth_timeout_seconds: float = Field(2.0, gt=0, description="Bound on one authorize call.")
+    cache_local_entries: int = Field(
+        10_000, ge=0, description="In-process cache tier size in entries (0 = off)."
+    )
+    cache_local_bytes: int = Field(64 << 20, ge=0, description="In-process cache tier size cap.")
+    redis_backoff_seconds: float = Field(
+        2.0, gt=0, description="After a Redis error, the cache is bypassed for this long."
+    )
+    max_request_body_bytes: int = Field(1 << 20, ge=0, description="Larger bodies get 413.")
+    max_response_body_bytes: int = Field(64 << 20, ge=1, description="Larger upstream bodies: 502.")
+    upstream_connect_timeout_seconds: float = Field(5.0, gt=0)
+    upstream_max_connections: int = Field(256, ge=1, description="Per upstream origin.")
+    events_enabled: bool = Field(True, description="Append upstream failures to the event stream.")
+    trust_forwarded_for: bool = Field(
+        False, description="Append to an incoming X-Forwarded-For instead of replacing it."
+    )
+    access_log: bool = Field(False, description="uvicorn access log (costs throughput).")

@@ -1,0 +1,108 @@
+"""How a request is spread over a route's upstreams.
+
+All three strategies are one mechanism, a staggered race (RFC 8305's "happy eyeballs" shape):
+candidates start either all at once (race), one after another when the previous fails (failover,
+roundRobin), or the next after a hedge delay (roundRobin with hedgeDelaySeconds). The first answer
+that meets the route's successWhen wins and the others are cancelled at once: the original design
+awaited every upstream, so the slowest one set the latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tollgate_gateway.balancer import least_inflight, smooth_weighted
+from tollgate_gateway.client import UpstreamResponse
+from tollgate_gateway.outcome import Verdict
+from tollgate_gateway.upstreams import CompiledRoute, Upstream
+
+
+@dataclass(slots=True)
+class Attempt:
+    upstream: Upstream
+    verdict: Verdict
+    response: UpstreamResponse | None
+    error: str = ""
+
+
+Send = Callable[[Upstream], Awaitable[Attempt]]
+
+
+def healthy(ups: list[Upstream], now: float) -> list[Upstream]:
+    """Endpoints whose breaker lets a request through. When every one is ejected, all of them:
+    failing fast on a whole route is worse than trying (Envoy's panic threshold does the same)."""
+    ok = [u for u in ups if u.breaker.allows(now)]
+    return ok or list(ups)
+
+
+def plan(route: CompiledRoute, now: float) -> tuple[list[Upstream], float | None]:
+    """Pure: the candidates in order, and the stagger delay (0 = all at once, None = only on
+    failure)."""
+    spec = route.route.spec
+    ups = healthy(route.upstreams, now)
+    if spec.strategy == "race":
+        return ups, 0.0
+    if spec.strategy == "failover":
+        n = len(ups) + spec.retries
+        return [ups[i % len(ups)] for i in range(n)], None
+    picks = []
+    pool = list(ups)
+    for _ in range(1 + spec.retries + (1 if spec.hedge_delay_seconds else 0)):
+        if spec.balancer == "weighted":
+            i = smooth_weighted(pool)
+        else:
+            i = least_inflight(pool, next(route.counter))
+        picks.append(pool[i])
+        if len(pool) > 1:  # the next pick (retry or hedge) goes elsewhere
+            pool = pool[:i] + pool[i + 1 :]
+    return picks, spec.hedge_delay_seconds
+
+
+async def staggered(
+    candidates: list[Upstream], send: Send, delay: float | None
+) -> tuple[Attempt | None, list[Attempt]]:
+    """Run the candidates; return the first good attempt (or None) and every finished attempt."""
+    attempts: list[Attempt] = []
+    if delay is None or len(candidates) == 1:
+        # Strictly one at a time: no tasks needed (the common hot path).
+        for up in candidates:
+            a = await send(up)
+            attempts.append(a)
+            if a.verdict is Verdict.GOOD:
+                return a, attempts
+        return None, attempts
+    running: set[asyncio.Task[Attempt]] = set()
+    nxt = 0
+    try:
+        while True:
+            start_now = nxt < len(candidates) and (delay == 0.0 or not running)
+            if start_now:
+                running.add(asyncio.ensure_future(send(candidates[nxt])))
+                nxt += 1
+                continue
+            if not running:
+                return None, attempts
+            timeout = delay if nxt < len(candidates) else None
+            done, _ = await asyncio.wait(
+                running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:  # the hedge delay passed with no answer: start the next candidate
+                running.add(asyncio.ensure_future(send(candidates[nxt])))
+                nxt += 1
+                continue
+            for task in done:
+                running.discard(task)
+                a = task.result()
+                attempts.append(a)
+                if a.verdict is Verdict.GOOD:
+                    return a, attempts
+    finally:
+        for task in running:
+            task.cancel()
+
+
+def now() -> float:
+    return time.monotonic()
