@@ -34,6 +34,7 @@ REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-proto",
     b"x-forwarded-host",
     b"x-request-id",
+    b"expect",  # bodies are buffered here; a 100-continue exchange has no use upstream
 }
 RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"date", b"server"}
 KEY_PARAM = "api_key"
