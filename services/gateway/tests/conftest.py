@@ -1,0 +1,95 @@
+"""A real gateway (uvicorn on a loopback port, in a thread with its own event loop) per test."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tollgate_gateway.app import create_app
+from tollgate_gateway.settings import GatewaySettings
+from tollgate_testkit.ports import free_port
+
+
+class RunningGateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.app = create_app(settings)
+        self.port = settings.port
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gateway(self) -> Any:
+        return self.app.gateway
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def route_doc(name: str, prefix: str, urls: list[str], **spec: Any) -> str:
+    """One ApiBackend YAML document."""
+    import yaml
+
+    body = {"pathPrefix": prefix, "endpoints": [{"url": u} for u in urls], **spec}
+    doc = {
+        "apiVersion": "tollgate.dev/v1alpha1",
+        "kind": "ApiBackend",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": body,
+    }
+    return yaml.safe_dump(doc)
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., RunningGateway]]:
+    """``gateway_factory(routes_yaml, **settings)``: a running gateway on its own port."""
+    started: list[RunningGateway] = []
+
+    def make(routes: str | None = None, **overrides: Any) -> RunningGateway:
+        values: dict[str, Any] = {
+            "port": free_port(),
+            "redis_url": redis_url,
+            "table_poll_seconds": 0.2,
+        }
+        if routes is not None:
+            path = tmp_path / f"routes-{len(started)}.yaml"
+            path.write_text(routes)
+            values["routes_file"] = str(path)
+        values.update(overrides)
+        gw = RunningGateway(GatewaySettings(**values))
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()

@@ -1,0 +1,115 @@
+"""Cache keys, the entry format, the in-process tier and request coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tollgate_gateway.cache import Cached, Coalescer, LocalTier, cache_key, pack, unpack
+
+
+def test_key_is_canonical_over_query_order() -> None:
+    """The same parameters in another order hit the same entry."""
+    assert cache_key("GET", "r", "/p", [b"a=1", b"b=2"]) == cache_key(
+        "GET", "r", "/p", [b"b=2", b"a=1"]
+    )
+
+
+def test_key_separates_route_path_method_and_query() -> None:
+    """Each component changes the key."""
+    base = cache_key("GET", "r", "/p", [b"a=1"])
+    assert base != cache_key("HEAD", "r", "/p", [b"a=1"])
+    assert base != cache_key("GET", "r2", "/p", [b"a=1"])
+    assert base != cache_key("GET", "r", "/q", [b"a=1"])
+    assert base != cache_key("GET", "r", "/p", [b"a=2"])
+
+
+def test_pack_round_trip() -> None:
+    """An entry survives the binary format."""
+    e = Cached(200, [(b"content-type", b"application/json"), (b"x", b"")], b'{"a":1}', 123.5)
+    assert unpack(pack(e)) == e
+
+
+def test_local_tier_expires_entries() -> None:
+    """An entry is served until its expiry, then gone."""
+    tier = LocalTier(10, 1 << 20)
+    tier.put(b"k", Cached(200, [], b"x", expires_at=100.0))
+    assert tier.get(b"k", now=99.0) is not None
+    assert tier.get(b"k", now=100.0) is None
+    assert len(tier) == 0
+
+
+def test_local_tier_evicts_least_recently_used() -> None:
+    """Over the entry cap the least recently used goes first."""
+    tier = LocalTier(2, 1 << 20)
+    for k in (b"a", b"b"):
+        tier.put(k, Cached(200, [], b"x", 1e12))
+    tier.get(b"a", 0)
+    tier.put(b"c", Cached(200, [], b"x", 1e12))
+    assert tier.get(b"b", 0) is None
+    assert tier.get(b"a", 0) is not None
+
+
+def test_local_tier_respects_byte_cap() -> None:
+    """Bodies beyond the byte cap are not kept."""
+    tier = LocalTier(100, 1000)
+    tier.put(b"big", Cached(200, [], b"x" * 2000, 1e12))
+    assert tier.get(b"big", 0) is None
+
+
+async def test_coalescer_runs_one_fetch_for_concurrent_callers() -> None:
+    """Ten concurrent callers of one key share a single fetch."""
+    calls = 0
+    gate = asyncio.Event()
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return "answer"
+
+    c = Coalescer()
+    tasks = [asyncio.ensure_future(c.run(b"k", fetch)) for _ in range(10)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await asyncio.gather(*tasks) == ["answer"] * 10
+    assert calls == 1
+    assert len(c) == 0
+
+
+async def test_coalescer_followers_fetch_when_leader_is_cancelled() -> None:
+    """A leader whose client left does not take its followers down with it."""
+    calls = 0
+    gate = asyncio.Event()
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return "answer"
+
+    c = Coalescer()
+    leader = asyncio.ensure_future(c.run(b"k", fetch))
+    await asyncio.sleep(0)
+    follower = asyncio.ensure_future(c.run(b"k", fetch))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await follower == "answer"
+    assert calls == 2
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+
+
+async def test_coalescer_shares_failures() -> None:
+    """A failed fetch fails every waiter with the same error (one upstream call, not N)."""
+
+    async def fetch() -> str:
+        await asyncio.sleep(0.01)
+        raise ValueError("upstream down")
+
+    c = Coalescer()
+    results = await asyncio.gather(*(c.run(b"k", fetch) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)
