@@ -64,6 +64,7 @@ class _Conn(asyncio.Protocol):
         self.used = False  # served a request before: may be stale when picked from the pool
         self.keep_alive = True
         self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.head = False
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -118,6 +119,9 @@ class _Conn(asyncio.Protocol):
         no_body = status in (204, 304) or 100 <= status < 200
         self._until_close = not (has_length or chunked or no_body)
         self.keep_alive = self.parser.should_keep_alive() and not self._until_close
+        if self.head:  # a HEAD answer ends at its headers whatever Content-Length says
+            self._until_close = self.keep_alive = False
+            self._finish()
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -131,9 +135,10 @@ class _Conn(asyncio.Protocol):
         self._finish()
 
     # the pool's side
-    def send(self, data: bytes) -> asyncio.Future[UpstreamResponse]:
+    def send(self, data: bytes, head: bool = False) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
         self._reset_message()
+        self.head = head
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self._waiter
@@ -209,7 +214,7 @@ class UpstreamPool:
         conn = await self._checkout(o)
         reused = conn.used
         try:
-            resp = await conn.send(head + body if body else head)
+            resp = await conn.send(head + body if body else head, method == "HEAD")
         except _Stale:
             self._discard(o, conn)
             if reused and retry:  # the server closed an idle connection just as we sent
@@ -221,7 +226,7 @@ class UpstreamPool:
         conn.used = True
         if conn.keep_alive and not conn.closed and method != "HEAD":
             o.idle.append(conn)
-        else:  # HEAD: llhttp cannot be told the answer has no body; do not reuse the parser
+        else:  # HEAD too: llhttp cannot be told that answer has no body; a new parser is safer
             self._discard(o, conn)
         return resp
 

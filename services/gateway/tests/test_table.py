@@ -1,0 +1,128 @@
+"""Following the operator's route table in Redis, live."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import redis
+
+from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, Route, RouteTable
+from tollgate_testkit.fixtures import Upstream
+from tollgate_testkit.redis_server import RedisServer
+
+from .conftest import RunningGateway
+
+Ups = Callable[..., Upstream]
+Gws = Callable[..., RunningGateway]
+
+
+def publish(redis_url: str, version: int, routes: dict[str, str], notify: bool = True) -> None:
+    table = RouteTable(
+        version=version,
+        routes=[
+            Route.model_validate(
+                {"name": f"default{p}", "spec": {"pathPrefix": p, "endpoints": [{"url": u}]}}
+            )
+            for p, u in routes.items()
+        ],
+    )
+    client = redis.Redis.from_url(redis_url)
+    client.set(TABLE_KEY, table.dumps())
+    if notify:
+        client.publish(TABLE_CHANNEL, str(version))
+    client.close()
+
+
+def wait_status(gw: RunningGateway, path: str, status: int, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(f"{gw.url}/api/v1{path}")
+        if r.status_code == status:
+            return
+        assert time.monotonic() < deadline, f"{path}: {r.status_code} {r.text}"
+        time.sleep(0.02)
+
+
+def test_new_table_applies_without_restart(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str
+) -> None:
+    """A published table is in force within a second; removing a route takes it away."""
+    a, b = upstream_factory("a"), upstream_factory("b")
+    publish(redis_url, 1, {"/one": a.url})
+    gw = gateway_factory()
+    wait_status(gw, "/one/X", 200)
+    publish(redis_url, 2, {"/one": b.url, "/two": a.url})
+    wait_status(gw, "/two/X", 200, timeout=1.0)
+    assert httpx.get(f"{gw.url}/api/v1/one/X").json()["server"] == "b"
+    publish(redis_url, 3, {"/two": a.url})
+    wait_status(gw, "/one/X", 404, timeout=1.0)
+
+
+def test_lost_notification_is_caught_by_the_poll(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str
+) -> None:
+    """A table written without a notification still applies (poll backstop)."""
+    a = upstream_factory("a")
+    publish(redis_url, 1, {"/one": a.url})
+    gw = gateway_factory()
+    wait_status(gw, "/one/X", 200)
+    publish(redis_url, 2, {"/two": a.url}, notify=False)
+    wait_status(gw, "/two/X", 200, timeout=1.5)
+
+
+def test_older_version_is_ignored(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str
+) -> None:
+    """A stale table (lower version) never replaces a newer one."""
+    a = upstream_factory("a")
+    publish(redis_url, 5, {"/one": a.url})
+    gw = gateway_factory()
+    wait_status(gw, "/one/X", 200)
+    publish(redis_url, 4, {"/two": a.url})
+    time.sleep(0.5)
+    assert httpx.get(f"{gw.url}/api/v1/two/X").status_code == 404
+    assert gw.gateway.state.version == 5
+
+
+def test_last_good_table_survives_redis_outage(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str, redis_server: RedisServer
+) -> None:
+    """Redis down: the gateway keeps serving its table; back up: it follows again."""
+    a = upstream_factory("a")
+    publish(redis_url, 1, {"/one": a.url})
+    gw = gateway_factory()
+    wait_status(gw, "/one/X", 200)
+    redis_server.stop()
+    try:
+        for _ in range(5):
+            assert httpx.get(f"{gw.url}/api/v1/one/X").status_code == 200
+            time.sleep(0.1)
+        assert httpx.get(f"{gw.url}/readyz").status_code == 200
+    finally:
+        redis_server.restart()
+    publish(redis_url, 2, {"/two": a.url})
+    wait_status(gw, "/two/X", 200, timeout=5.0)
+
+
+def test_invalid_table_keeps_the_good_one(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str
+) -> None:
+    """Garbage under the table key is logged and ignored."""
+    a = upstream_factory("a")
+    publish(redis_url, 1, {"/one": a.url})
+    gw = gateway_factory()
+    wait_status(gw, "/one/X", 200)
+    client = redis.Redis.from_url(redis_url)
+    client.set(TABLE_KEY, b'{"version": 9, "routes": [{"bad": 1}]}')
+    client.publish(TABLE_CHANNEL, b"9")
+    time.sleep(0.5)
+    assert httpx.get(f"{gw.url}/api/v1/one/X").status_code == 200
+
+
+def test_readyz_fails_without_a_table(gateway_factory: Gws) -> None:
+    """No table ever loaded: not ready."""
+    gw = gateway_factory()
+    r = httpx.get(f"{gw.url}/readyz")
+    assert r.status_code == 503
