@@ -1,0 +1,74 @@
+-- One atomic step per request: key valid, not revoked or expired; GCRA rate limit; credits >= cost,
+-- then debit and record the charge for a possible refund. The GCRA arithmetic mirrors ratelimit.py.
+-- Uses keys derived from the key record (plan, rate-limit state): fine on a single Redis or a
+-- primary with replicas; on Redis Cluster all of a key's data would need one hash tag.
+--
+-- KEYS[1] key record (hash)   KEYS[2] invalid-key counter of the client address
+-- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s
+-- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
+
+local now = tonumber(ARGV[1])
+local rec = redis.call('HMGET', KEYS[1], 'id', 'credits', 'revoked', 'expires_at', 'plan')
+local key_id = rec[1]
+if not key_id then
+  local n = redis.call('INCR', KEYS[2])
+  if n == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7])) end
+  return {'invalid_key', -1, -1, -1, -1, -1, '', '', n}
+end
+if rec[3] == '1' then return {'revoked', -1, -1, -1, -1, -1, key_id, '', 0} end
+local expires = tonumber(rec[4] or '0') or 0
+if expires > 0 and now >= expires then return {'expired', -1, -1, -1, -1, -1, key_id, '', 0} end
+
+-- cost: the plan's cost for the longest matching path prefix, else the route's creditCost
+local cost = tonumber(ARGV[2])
+local rate, burst = 0, 0
+local plan = rec[5]
+if plan and plan ~= '' then
+  local pkey = 'tollgate:auth:plan:' .. plan
+  local p = redis.call('HMGET', pkey, 'rate', 'burst')
+  rate = tonumber(p[1] or '0') or 0
+  burst = tonumber(p[2] or '0') or 0
+  local path = ARGV[5]
+  while path and path ~= '' do
+    local c = redis.call('HGET', pkey, 'cost:' .. path)
+    if c then cost = tonumber(c); break end
+    local cut = string.match(path, '^(.*)/[^/]*$')
+    if cut == path then break end
+    path = cut
+  end
+end
+
+-- rate limit (GCRA), decided before credits so a limited request costs nothing
+local limit, remaining, reset, new_tat = -1, -1, -1, nil
+local rl = 'tollgate:auth:rl:' .. key_id
+if rate > 0 then
+  if burst < 1 then burst = 1 end
+  local interval = math.max(math.floor(1000 / rate), 1)
+  local tolerance = interval * burst
+  local tat = tonumber(redis.call('GET', rl) or '0') or 0
+  local base = math.max(tat, now)
+  new_tat = base + interval
+  local allow_at = new_tat - tolerance
+  limit = burst
+  if now < allow_at then
+    return {'rate_limited', limit, 0, base - now, allow_at - now, tonumber(rec[2] or '0'), key_id, '', 0}
+  end
+  remaining = math.floor((tolerance - (new_tat - now)) / interval)
+  reset = new_tat - now
+end
+
+local credits = tonumber(rec[2] or '0') or 0
+if credits < cost then
+  return {'no_credits', limit, remaining, reset, -1, credits, key_id, '', 0}
+end
+if new_tat then redis.call('SET', rl, new_tat, 'PX', new_tat - now + 1000) end
+local left = credits
+local event = ''
+if cost > 0 then
+  left = redis.call('HINCRBY', KEYS[1], 'credits', -cost)
+  redis.call('SET', 'tollgate:auth:charge:' .. ARGV[3], KEYS[1] .. '|' .. cost, 'EX', tonumber(ARGV[4]))
+  local low = tonumber(ARGV[6])
+  if left == 0 then event = 'exhausted'
+  elseif credits >= low and left < low then event = 'low' end
+end
+return {'ok', limit, remaining, reset, -1, left, key_id, event, 0}

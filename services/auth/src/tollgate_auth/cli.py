@@ -1,0 +1,175 @@
+"""``tollgate``: the operators' command line for keys and plans, over the admin API.
+
+    tollgate keys create --credits 1000 --plan free [--name NAME] [--expires-in DAYS]
+    tollgate keys list | show ID | topup ID N | set-credits ID N | revoke ID
+    tollgate keys expire ID --in DAYS | --never
+    tollgate plans list | show NAME | delete NAME
+    tollgate plans set NAME --rate 5 --burst 10 [--cost /eod=2 ...]
+
+Reads TOLLGATE_URL (default http://127.0.0.1:8081) and TOLLGATE_ADMIN_TOKEN, or --url/--token.
+``--json`` prints the API's JSON instead of a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+KEY_COLUMNS = ["id", "prefix", "name", "plan", "credits", "revoked", "expires_at"]
+PLAN_COLUMNS = ["name", "rate", "burst", "costs"]
+
+
+class CliError(Exception):
+    pass
+
+
+def table(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
+    """A plain aligned text table (pure)."""
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, dict):
+        return ",".join(f"{k}={x}" for k, x in v.items()) or "-"
+    if isinstance(v, float) and v > 1e9:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(v))
+    return str(v)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tollgate", description="Manage Tollgate API keys and plans.")
+    p.add_argument("--url", default=os.environ.get("TOLLGATE_URL", "http://127.0.0.1:8081"))
+    p.add_argument("--token", default=os.environ.get("TOLLGATE_ADMIN_TOKEN", ""))
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = p.add_subparsers(dest="noun", required=True)
+    # --json is accepted after the verb too (tollgate keys list --json)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="verb", required=True)
+    c = keys.add_parser("create", help="create a key (shown once)", parents=[common])
+    c.add_argument("--credits", type=int, default=0)
+    c.add_argument("--plan", default="")
+    c.add_argument("--name", default="")
+    c.add_argument("--expires-in", type=float, metavar="DAYS")
+    keys.add_parser("list", help="list keys", parents=[common])
+    for verb in ("show", "revoke"):
+        keys.add_parser(verb, parents=[common]).add_argument("id")
+    for verb in ("topup", "set-credits"):
+        k = keys.add_parser(verb, parents=[common])
+        k.add_argument("id")
+        k.add_argument("amount", type=int)
+    e = keys.add_parser("expire", help="set or clear a key's expiry", parents=[common])
+    e.add_argument("id")
+    g = e.add_mutually_exclusive_group(required=True)
+    g.add_argument("--in", dest="days", type=float, metavar="DAYS")
+    g.add_argument("--never", action="store_true")
+    a = keys.add_parser("plan", help="attach a plan to a key", parents=[common])
+    a.add_argument("id")
+    a.add_argument("plan")
+
+    plans = sub.add_parser("plans", help="plans").add_subparsers(dest="verb", required=True)
+    plans.add_parser("list", parents=[common])
+    for verb in ("show", "delete"):
+        plans.add_parser(verb, parents=[common]).add_argument("name")
+    s = plans.add_parser("set", help="create or replace a plan", parents=[common])
+    s.add_argument("name")
+    s.add_argument("--rate", type=float, default=0, help="requests per second (0 = unlimited)")
+    s.add_argument("--burst", type=int, default=1)
+    s.add_argument("--cost", action="append", default=[], metavar="PREFIX=N")
+    return p
+
+
+def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, list[str]]:
+    """Method, path, body and table columns for a parsed command (pure)."""
+    n, v = args.noun, args.verb
+    if n == "keys":
+        if v == "create":
+            expires = time.time() + args.expires_in * 86400 if args.expires_in else None
+            body = {
+                "credits": args.credits,
+                "plan": args.plan,
+                "name": args.name,
+                "expires_at": expires,
+            }
+            return "POST", "/v1/admin/keys", body, ["key", *KEY_COLUMNS]
+        if v == "list":
+            return "GET", "/v1/admin/keys", None, KEY_COLUMNS
+        if v == "show":
+            return "GET", f"/v1/admin/keys/{args.id}", None, KEY_COLUMNS
+        if v == "revoke":
+            return "POST", f"/v1/admin/keys/{args.id}/revoke", None, KEY_COLUMNS
+        if v == "topup":
+            return "POST", f"/v1/admin/keys/{args.id}/credits", {"add": args.amount}, KEY_COLUMNS
+        if v == "set-credits":
+            return "POST", f"/v1/admin/keys/{args.id}/credits", {"set": args.amount}, KEY_COLUMNS
+        if v == "expire":
+            at = 0.0 if args.never else time.time() + args.days * 86400
+            return "PATCH", f"/v1/admin/keys/{args.id}", {"expires_at": at}, KEY_COLUMNS
+        if v == "plan":
+            return "PATCH", f"/v1/admin/keys/{args.id}", {"plan": args.plan}, KEY_COLUMNS
+    if n == "plans":
+        if v == "list":
+            return "GET", "/v1/admin/plans", None, PLAN_COLUMNS
+        if v == "show":
+            return "GET", f"/v1/admin/plans/{args.name}", None, PLAN_COLUMNS
+        if v == "delete":
+            return "DELETE", f"/v1/admin/plans/{args.name}", None, PLAN_COLUMNS
+        if v == "set":
+            costs = {}
+            for item in args.cost:
+                prefix, _, amount = item.partition("=")
+                if not prefix.startswith("/") or not amount.isdigit():
+                    raise CliError(f"--cost wants PREFIX=N like /eod=2, not {item!r}")
+                costs[prefix] = int(amount)
+            body = {"name": args.name, "rate": args.rate, "burst": args.burst, "costs": costs}
+            return "PUT", f"/v1/admin/plans/{args.name}", body, PLAN_COLUMNS
+    raise CliError(f"unknown command {n} {v}")
+
+
+def run(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        method, path, body, columns = request(args)
+        if not args.token:
+            raise CliError("no admin token: set TOLLGATE_ADMIN_TOKEN or pass --token")
+        http = client or httpx.Client(base_url=args.url, timeout=10)
+        r = http.request(method, path, json=body, headers={"Authorization": f"Bearer {args.token}"})
+    except CliError as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as exc:
+        print(f"tollgate: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if r.status_code == 204:
+        return 0
+    data = r.json()
+    if not r.is_success:
+        print(f"tollgate: {r.status_code}: {data.get('message', data)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(table(data if isinstance(data, list) else [data], columns))
+        if args.noun == "keys" and args.verb == "create":
+            print("\nStore the key now: it is not shown again.")
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
