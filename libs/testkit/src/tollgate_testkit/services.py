@@ -1,0 +1,61 @@
+"""Tollgate's own services as real processes, for black-box tests (``python -m tollgate_*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tollgate_testkit.ports import free_port
+from tollgate_testkit.procs import Proc, python_module
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+@dataclass
+class Service:
+    name: str
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def start_service(
+    kind: str,
+    workdir: Path,
+    env: dict[str, str],
+    *,
+    name: str | None = None,
+    health: str = "/healthz",
+) -> Service:
+    """Start ``python -m tollgate_<kind>`` with TOLLGATE_<KIND>_* settings and wait for health."""
+    port = free_port()
+    prefix = f"TOLLGATE_{kind.upper()}_"
+    full = {
+        f"{prefix}PORT": str(port),
+        f"{prefix}HOST": "127.0.0.1",
+        **{k if k.startswith("TOLLGATE_") else prefix + k: v for k, v in env.items()},
+    }
+    label = name or f"{kind}-{port}"
+    proc = Proc(python_module(f"tollgate_{kind}"), log=workdir / f"{label}.log", env=full)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}{health}", timeout=60)
+    except BaseException:
+        proc.stop()
+        raise
+    return Service(label, proc, port)
+
+
+def start_auth(workdir: Path, redis_url: str, **env: str) -> Service:
+    return start_service(
+        "auth", workdir, {"REDIS_URL": redis_url, "ADMIN_TOKEN": ADMIN_TOKEN, **env}
+    )
+
+
+def start_gateway(workdir: Path, redis_url: str, **env: str) -> Service:
+    return start_service("gateway", workdir, {"REDIS_URL": redis_url, **env})

@@ -1,0 +1,151 @@
+"""The authorize script against a real redis-server: every reason, exact accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tollgate_auth.decisions import decision
+from tollgate_auth.models import KeyCreate, KeyPatch, Plan
+from tollgate_auth.store import Store
+from tollgate_common.redis import create_redis
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    client = create_redis(redis_url)
+    yield Store(client, pepper="")
+    await client.aclose()
+
+
+async def auth(store: Store, raw: str, path: str = "/eod/AAPL", cost: int = 1) -> str:
+    result, charge = await store.authorize(
+        raw, path, cost, "10.0.0.1", charge_ttl=60, low_threshold=2, invalid_window=60
+    )
+    return decision(result, charge).reason
+
+
+async def test_ok_debits_credits(store: Store) -> None:
+    """An allowed request costs exactly its cost."""
+    k = await store.create_key(KeyCreate(credits=5))
+    assert await auth(store, k.key, cost=2) == "ok"
+    assert (await store.get_key(k.id)).credits == 3
+
+
+async def test_unknown_and_malformed_keys(store: Store) -> None:
+    """A key that does not exist or is malformed is invalid_key."""
+    assert await auth(store, "tg_aaaaaaaa_" + "b" * 43) == "invalid_key"
+    assert await auth(store, "nonsense") == "invalid_key"
+
+
+async def test_revoked_key(store: Store) -> None:
+    """A revoked key is refused at once and not charged."""
+    k = await store.create_key(KeyCreate(credits=5))
+    await store.revoke(k.id)
+    assert await auth(store, k.key) == "revoked"
+    assert (await store.get_key(k.id)).credits == 5
+
+
+async def test_expired_key(store: Store) -> None:
+    """A key past its expiry is refused; clearing the expiry restores it."""
+    k = await store.create_key(KeyCreate(credits=5, expires_at=time.time() - 1))
+    assert await auth(store, k.key) == "expired"
+    await store.patch_key(k.id, KeyPatch(expires_at=0))
+    assert await auth(store, k.key) == "ok"
+
+
+async def test_no_credits(store: Store) -> None:
+    """Credits below the cost refuse without going negative."""
+    k = await store.create_key(KeyCreate(credits=1))
+    assert await auth(store, k.key, cost=2) == "no_credits"
+    assert (await store.get_key(k.id)).credits == 1
+
+
+async def test_plan_cost_by_longest_prefix(store: Store) -> None:
+    """The plan's cost for the longest matching prefix overrides the route's cost."""
+    await store.put_plan(Plan(name="p", costs={"/eod": 3, "/eod/premium": 7}))
+    k = await store.create_key(KeyCreate(credits=20, plan="p"))
+    assert await auth(store, k.key, path="/eod/AAPL", cost=1) == "ok"
+    assert (await store.get_key(k.id)).credits == 17
+    assert await auth(store, k.key, path="/eod/premium/X", cost=1) == "ok"
+    assert (await store.get_key(k.id)).credits == 10
+    assert await auth(store, k.key, path="/other", cost=1) == "ok"
+    assert (await store.get_key(k.id)).credits == 9
+
+
+async def test_rate_limit_does_not_charge(store: Store) -> None:
+    """Past the burst: rate_limited, and the refused request costs nothing."""
+    await store.put_plan(Plan(name="slow", rate=0.1, burst=2))
+    k = await store.create_key(KeyCreate(credits=10, plan="slow"))
+    assert [await auth(store, k.key) for _ in range(4)] == [
+        "ok",
+        "ok",
+        "rate_limited",
+        "rate_limited",
+    ]
+    assert (await store.get_key(k.id)).credits == 8
+
+
+async def test_refund_once(store: Store) -> None:
+    """A charge comes back exactly once, however often it is refunded."""
+    k = await store.create_key(KeyCreate(credits=5))
+    result, charge = await store.authorize(
+        k.key, "/x", 2, "", charge_ttl=60, low_threshold=0, invalid_window=60
+    )
+    assert decision(result, charge).charge_id == charge
+    assert await store.refund(charge) == 5
+    assert await store.refund(charge) == -1
+    assert (await store.get_key(k.id)).credits == 5
+
+
+async def test_concurrent_authorize_is_exact(store: Store) -> None:
+    """200 concurrent requests on 37 credits: exactly 37 pass and the balance ends at 0."""
+    k = await store.create_key(KeyCreate(credits=37))
+    reasons = await asyncio.gather(*(auth(store, k.key) for _ in range(200)))
+    assert reasons.count("ok") == 37
+    assert reasons.count("no_credits") == 163
+    assert (await store.get_key(k.id)).credits == 0
+
+
+async def test_script_reloads_after_flush(store: Store) -> None:
+    """Redis forgetting the script (restart, SCRIPT FLUSH) is handled."""
+    k = await store.create_key(KeyCreate(credits=5))
+    assert await auth(store, k.key) == "ok"
+    await store.redis.script_flush()
+    assert await auth(store, k.key) == "ok"
+
+
+async def test_low_and_exhausted_events(store: Store) -> None:
+    """Crossing the low threshold and reaching zero are flagged once each."""
+    from tollgate_auth.decisions import events_for
+
+    k = await store.create_key(KeyCreate(credits=3))
+    kinds = []
+    for _ in range(3):
+        result, _ = await store.authorize(
+            k.key, "/x", 1, "c", charge_ttl=60, low_threshold=2, invalid_window=60
+        )
+        kinds += [e.type.value for e in events_for(result, "r", "c", 100)]
+    assert kinds == ["credits.low", "credits.exhausted"]
+
+
+async def test_invalid_key_burst_flagged_once(store: Store) -> None:
+    """The burst threshold of invalid keys from one address raises one event per window."""
+    from tollgate_auth.decisions import events_for
+
+    kinds = []
+    for _ in range(8):
+        result, _ = await store.authorize(
+            "tg_zzzzzzzz_" + "q" * 43,
+            "/x",
+            1,
+            "6.6.6.6",
+            charge_ttl=60,
+            low_threshold=0,
+            invalid_window=60,
+        )
+        kinds += [e.type.value for e in events_for(result, "r", "6.6.6.6", 5)]
+    assert kinds == ["key.invalid_burst"]
