@@ -89,8 +89,8 @@ def start_auth(stack: Stack, redis_url: str, admin_token: str) -> str:
 
 def create_demo_key(auth_url: str, admin_token: str, credits: int) -> str:
     headers = {"Authorization": f"Bearer {admin_token}"}
-    plan = {"name": "demo", "rate": 5.0, "burst": 10}
-    httpx.post(f"{auth_url}/v1/admin/plans", json=plan, headers=headers, timeout=5)
+    plan = {"name": "demo", "rate": 2.0, "burst": 5}
+    httpx.put(f"{auth_url}/v1/admin/plans/demo", json=plan, headers=headers, timeout=5)
     r = httpx.post(
         f"{auth_url}/v1/admin/keys",
         json={"name": "demo", "credits": credits, "plan": "demo"},

@@ -1,0 +1,101 @@
+"""Black-box fixtures: Tollgate's services as real processes on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tollgate_testkit.fixtures import Upstream
+from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth, start_gateway
+
+
+def routes_yaml(upstream: str) -> str:
+    return f"""
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiBackend
+metadata: {{name: eod, namespace: default}}
+spec:
+  pathPrefix: /eod
+  endpoints: [{{url: "{upstream}"}}]
+  cache: {{ttlSeconds: 60}}
+  creditCost: 1
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiBackend
+metadata: {{name: live, namespace: default}}
+spec:
+  pathPrefix: /live
+  endpoints: [{{url: "{upstream}"}}]
+  creditCost: 1
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiBackend
+metadata: {{name: free, namespace: default}}
+spec:
+  pathPrefix: /free
+  endpoints: [{{url: "{upstream}"}}]
+  creditCost: 0
+  failOpen: true
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiBackend
+metadata: {{name: broken, namespace: default}}
+spec:
+  pathPrefix: /broken
+  endpoints: [{{url: "http://127.0.0.1:1"}}]
+  creditCost: 3
+"""
+
+
+@dataclass
+class Stack:
+    redis: RedisServer
+    upstream: Upstream
+    auths: list[Service]
+    gateways: list[Service]
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.auths[0].url,
+            timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+
+    def new_key(self, credits: int, plan: str = "") -> tuple[str, str]:
+        with self.admin() as c:
+            r = c.post("/v1/admin/keys", json={"credits": credits, "plan": plan})
+            r.raise_for_status()
+            return r.json()["id"], r.json()["key"]
+
+    def credits(self, key_id: str) -> int:
+        with self.admin() as c:
+            return int(c.get(f"/v1/admin/keys/{key_id}").json()["credits"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """redis, one upstream, two auth processes, two gateways (each on its own auth)."""
+    work: Path = tmp_path_factory.mktemp("stack")
+    redis = RedisServer(work / "redis")
+    up = Upstream("up", work)
+    routes = work / "routes.yaml"
+    routes.write_text(routes_yaml(up.url))
+    started: list[Service] = []
+    try:
+        auths = [start_auth(work, redis.url) for _ in range(2)]
+        started += auths
+        gateways = [
+            start_gateway(work, redis.url, ROUTES_FILE=str(routes), AUTH_URL=a.url) for a in auths
+        ]
+        started += gateways
+        yield Stack(redis, up, auths, gateways)
+    finally:
+        for s in started:
+            s.stop()
+        up.stop()
+        redis.stop()

@@ -1,0 +1,61 @@
+"""Auth or Redis down: fail closed with a clear 503, failOpen routes still serve, nothing lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tollgate_testkit.fixtures import Upstream
+from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.services import Service, start_auth, start_gateway
+
+from .conftest import routes_yaml
+
+
+@pytest.fixture
+def solo(tmp_path: Path) -> Iterator[tuple[RedisServer, Service, Service]]:
+    redis = RedisServer(tmp_path / "redis")
+    up = Upstream("up", tmp_path)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(routes_yaml(up.url))
+    auth = start_auth(tmp_path, redis.url)
+    gw = start_gateway(tmp_path, redis.url, ROUTES_FILE=str(routes), AUTH_URL=auth.url)
+    yield redis, auth, gw
+    gw.stop()
+    auth.stop()
+    up.stop()
+    redis.stop()
+
+
+def test_auth_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> None:
+    """The auth service gone: 503 JSON on paid routes; the failOpen route still serves."""
+    _, auth, gw = solo
+    auth.stop()
+    r = httpx.get(f"{gw.url}/api/v1/live/X", params={"api_key": "tg_aaaaaaaa_" + "x" * 43})
+    assert r.status_code == 503
+    assert r.json()["status"] is False
+    assert "auth" in r.json()["message"]
+    free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": "tg_aaaaaaaa_" + "x" * 43})
+    assert free.status_code == 200
+
+
+def test_redis_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> None:
+    """Redis gone: 503 JSON, never a 500; back up: served again."""
+    redis, auth, gw = solo
+    with httpx.Client(
+        base_url=auth.url, headers={"Authorization": "Bearer test-admin-token-0123456789"}
+    ) as c:
+        key = c.post("/v1/admin/keys", json={"credits": 5}).json()["key"]
+    redis.stop()
+    try:
+        r = httpx.get(f"{gw.url}/api/v1/live/X", params={"api_key": key}, timeout=10)
+        assert r.status_code == 503
+        assert r.json()["status"] is False
+    finally:
+        redis.restart()
+    # the restarted Redis is empty (no persistence in this test): the key is unknown now
+    r = httpx.get(f"{gw.url}/api/v1/live/X", params={"api_key": key}, timeout=10)
+    assert r.status_code == 401
