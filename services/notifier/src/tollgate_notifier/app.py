@@ -1,0 +1,64 @@
+"""The notifier process: the consumer, plus /healthz, /readyz and /metrics on FastAPI.
+
+The consumer runs inside the app's lifespan, so uvicorn's SIGTERM handling drives a graceful stop:
+reading stops, the batch in hand finishes, and what is left pending goes to another replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tollgate_common.logging import configure_logging
+from tollgate_common.redis import create_redis
+from tollgate_notifier.consumer import Consumer
+from tollgate_notifier.metrics import Metrics
+from tollgate_notifier.settings import NotifierSettings
+from tollgate_notifier.sinks import build_sinks
+
+
+def create_app(settings: NotifierSettings) -> FastAPI:
+    metrics = Metrics()
+    state: dict[str, Consumer] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        redis = create_redis(settings.redis_url)
+        sinks = build_sinks(settings)
+        consumer = Consumer(redis, settings, sinks, metrics)
+        await consumer.start()
+        state["consumer"] = consumer
+        try:
+            yield
+        finally:
+            await consumer.stop()
+            for sink in sinks.values():
+                await sink.aclose()
+            await redis.aclose()
+
+    app = FastAPI(title="Tollgate notifier", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, bool]:
+        return {"status": True}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok = "consumer" in state and state["consumer"].healthy
+        return JSONResponse({"status": ok}, 200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def main_app() -> FastAPI:
+    settings = NotifierSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,281 @@
+"""The stream consumer: read with a consumer group, notify, acknowledge after delivery.
+
+Guarantees (what the tests show):
+- An entry is acknowledged only after every sink it routes to has delivered (or it is
+  dead-lettered after ``max_attempts``). A crashed replica's pending entries are reclaimed with
+  XAUTOCLAIM once idle for ``claim_idle_ms`` and delivered by another replica.
+- Several replicas never send one notification twice in normal operation: the decision to notify
+  is made atomically in Redis (grouping.lua, idempotent per entry), each (notification, sink)
+  delivery takes a lease (SET NX PX) while sending and leaves a "sent" mark after.
+- The boundary: a replica killed after a sink accepted a message but before the "sent" mark was
+  written causes that one notification to be sent again (at-least-once in that window; SMTP and
+  webhooks offer no transaction to close it; webhooks get an Idempotency-Key header).
+- Trimming removes only entries older than both the oldest pending entry and the group's
+  last-delivered id: nothing unacknowledged is ever dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from importlib.resources import files
+from typing import Any
+
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from tollgate_common.events import STREAM_KEY, Event
+from tollgate_notifier.metrics import Metrics
+from tollgate_notifier.notification import Notification, group_of
+from tollgate_notifier.settings import NotifierSettings
+from tollgate_notifier.sinks import Sink, SinkError
+
+log = logging.getLogger(__name__)
+P = "tollgate:notifier:"
+GROUP_TTL = 7 * 24 * 3600
+REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class Consumer:
+    def __init__(
+        self,
+        redis: Any,
+        s: NotifierSettings,
+        sinks: dict[str, Sink],
+        m: Metrics,
+        stream: str = STREAM_KEY,
+    ) -> None:
+        self.redis = redis
+        self.s = s
+        self.sinks = sinks
+        self.m = m
+        self.stream = stream
+        self._script = (files("tollgate_notifier") / "grouping.lua").read_text()
+        self._sha: str | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.healthy = False
+
+    # --- lifecycle
+    async def start(self) -> None:
+        await self._ensure_group()
+        self._tasks = [
+            asyncio.ensure_future(self._loop(self._read_new)),
+            asyncio.ensure_future(self._loop(self._reclaim)),
+            asyncio.ensure_future(self._loop(self._trim_and_measure)),
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop reading; let the batch in hand finish (its entries stay pending otherwise,
+        for another replica to reclaim)."""
+        self._stopping.set()
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.s.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _loop(self, step: Any) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                await step()
+                self.healthy = True
+                backoff = 0.1
+            except REDIS_ERRORS as exc:
+                self.healthy = False
+                log.warning("redis error in %s: %r", step.__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self._ensure_group()  # Redis may have restarted empty
+
+    # --- reading
+    async def _read_new(self) -> None:
+        resp = await self.redis.xreadgroup(
+            self.s.group,
+            self.s.consumer,
+            {self.stream: ">"},
+            count=self.s.batch,
+            block=self.s.block_ms,
+        )
+        for _stream, entries in resp or []:
+            for entry_id, fields in entries:
+                await self.handle(entry_id, fields)
+
+    async def _reclaim(self) -> None:
+        """Take over entries left pending by a crashed (or slow) replica, and retry our own."""
+        start = "0-0"
+        while not self._stopping.is_set():
+            resp = await self.redis.xautoclaim(
+                self.stream,
+                self.s.group,
+                self.s.consumer,
+                min_idle_time=self.s.claim_idle_ms,
+                start_id=start,
+                count=self.s.batch,
+            )
+            start, entries = resp[0], resp[1]
+            for entry_id, fields in entries:
+                if fields:  # None when the entry was trimmed meanwhile
+                    await self.handle(entry_id, fields)
+            if start in (b"0-0", "0-0"):
+                break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), min(self.s.claim_idle_ms / 2000, 5.0))
+
+    # --- one entry
+    async def handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        try:
+            event = Event.from_fields(fields)
+        except ValueError:
+            log.error("entry %s is not an event; dead-lettering it", eid)
+            await self._dead_letter(eid, fields, "not an event")
+            return
+        self.m.events.labels(event.type.value).inc()
+        if not await self._due(eid):
+            return  # a retry that is not due yet: stays pending
+        notification = await self._decide(eid, event)
+        try:
+            if notification is not None:
+                await self._deliver(notification, event)
+        except SinkError as exc:
+            await self._failed(eid, fields, str(exc))
+            return
+        await self._ack(eid)
+
+    async def _decide(self, eid: str, event: Event) -> Notification | None:
+        group, resolves = group_of(event)
+        args = [
+            eid,
+            time.time(),
+            self.s.repeat_interval_seconds,
+            "1" if resolves else "0",
+            GROUP_TTL,
+        ]
+        notify, seq, count, status = await self._eval([P + "group:" + group], args)
+        if not int(notify):
+            return None
+        status_s = status.decode() if isinstance(status, bytes) else str(status)
+        return Notification(
+            id=f"{group}#{int(seq)}",
+            group=group,
+            type=group.split("|", 1)[0],
+            status=status_s,
+            severity="info" if status_s == "resolved" else event.severity.value,
+            route=event.route,
+            subject=event.subject,
+            count=int(count),
+            message=event.message,
+        )
+
+    async def _eval(self, keys: list[str], args: list[Any]) -> list[Any]:
+        if self._sha is None:
+            self._sha = await self.redis.script_load(self._script)
+        try:
+            result: list[Any] = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self._sha = await self.redis.script_load(self._script)
+            result = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
+        return result
+
+    async def _deliver(self, n: Notification, event: Event) -> None:
+        wanted = self.s.routing.get(n.severity, ["log"])
+        for name in wanted:
+            sink = self.sinks.get(name)
+            if sink is None:
+                continue
+            sent_key = f"{P}sent:{n.id}:{name}"
+            if await self.redis.exists(sent_key):
+                continue
+            lease_ms = int(self.s.send_timeout_seconds * 1000) + 1000
+            lease = await self.redis.set(
+                f"{P}lease:{n.id}:{name}", self.s.consumer, nx=True, px=lease_ms
+            )
+            if not lease:  # another replica is sending it right now
+                raise SinkError(f"{name}: delivery in progress elsewhere")
+            try:
+                async with asyncio.timeout(self.s.send_timeout_seconds):
+                    await sink.send(n)
+            except (SinkError, TimeoutError) as exc:
+                self.m.failures.labels(name).inc()
+                await self.redis.delete(f"{P}lease:{n.id}:{name}")
+                raise SinkError(f"{name}: {exc or 'timed out'}") from exc
+            await self.redis.set(sent_key, 1, ex=GROUP_TTL)
+            await self.redis.delete(f"{P}lease:{n.id}:{name}")
+            self.m.deliveries.labels(name, n.status).inc()
+
+    # --- retries and dead letters
+    async def _due(self, eid: str) -> bool:
+        raw = await self.redis.hget(P + "attempts", eid)
+        if raw is None:
+            return True
+        _, next_at = raw.decode().split("|")
+        return time.time() >= float(next_at)
+
+    async def _failed(self, eid: str, fields: dict[bytes, bytes], why: str) -> None:
+        raw = await self.redis.hget(P + "attempts", eid)
+        attempts = int(raw.decode().split("|")[0]) + 1 if raw else 1
+        if attempts >= self.s.max_attempts:
+            log.error("entry %s dead-lettered after %d attempts: %s", eid, attempts, why)
+            await self._dead_letter(eid, fields, why)
+            return
+        delay = self.s.backoff_seconds * 2 ** (attempts - 1)
+        await self.redis.hset(P + "attempts", eid, f"{attempts}|{time.time() + delay}")
+        log.warning(
+            "delivery of %s failed (attempt %d, retry in %.1fs): %s", eid, attempts, delay, why
+        )
+
+    async def _dead_letter(self, eid: str, fields: dict[bytes, bytes], why: str) -> None:
+        dead = dict(fields)
+        dead[b"dead.entry"] = eid.encode()
+        dead[b"dead.reason"] = why.encode()
+        await self.redis.xadd(self.s.dead_letter_stream, dead)
+        self.m.dead_letters.inc()
+        await self._ack(eid)
+
+    async def _ack(self, eid: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.s.group, eid)
+            pipe.hdel(P + "attempts", eid)
+            await pipe.execute()
+
+    # --- housekeeping
+    async def trim(self) -> int:
+        """Drop entries every consumer of the group has acknowledged; returns how many."""
+        groups = await self.redis.xinfo_groups(self.stream)
+        ours = next((g for g in groups if _s(g["name"]) == self.s.group), None)
+        if ours is None:
+            return 0
+        floor = _s(ours["last-delivered-id"])
+        summary = await self.redis.xpending(self.stream, self.s.group)
+        if summary["pending"]:
+            floor = min(floor, _s(summary["min"]), key=_id_key)
+        self.m.lag.set(int(ours.get("lag") or 0))
+        self.m.pending.set(int(summary["pending"]))
+        # MINID keeps entries with id >= floor; the floor entry itself may still be needed.
+        removed: int = await self.redis.xtrim(self.stream, minid=floor, approximate=False)
+        return removed
+
+    async def _trim_and_measure(self) -> None:
+        await self.trim()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.s.trim_interval_seconds)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

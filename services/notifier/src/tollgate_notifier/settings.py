@@ -1,0 +1,55 @@
+"""The notifier's one settings class (env prefix ``TOLLGATE_NOTIFIER_``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tollgate_common.settings import ServiceSettings
+
+DEFAULT_ROUTING = {
+    "critical": ["log", "email", "webhook"],
+    "warning": ["log", "email", "webhook"],
+    "info": ["log", "webhook"],
+}
+
+
+class NotifierSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TOLLGATE_NOTIFIER_", extra="ignore", frozen=True)
+
+    host: str = Field("0.0.0.0", description="Health and metrics listen address.")
+    port: int = Field(8082, ge=1, le=65535, description="Health and metrics port.")
+    group: str = Field("tollgate-notifier", description="Redis consumer group.")
+    consumer: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Consumer name (unique per replica; default host-pid).",
+    )
+    batch: int = Field(100, ge=1, description="Entries read per XREADGROUP.")
+    block_ms: int = Field(1000, ge=1, description="XREADGROUP block time.")
+    claim_idle_ms: int = Field(
+        30_000, ge=100, description="Pending entries idle this long are reclaimed (crashed peer)."
+    )
+    max_attempts: int = Field(5, ge=1, description="Delivery attempts before dead-lettering.")
+    backoff_seconds: float = Field(2.0, gt=0, description="First retry delay (doubles).")
+    send_timeout_seconds: float = Field(10.0, gt=0, description="Bound on one sink delivery.")
+    dead_letter_stream: str = Field("tollgate:events:dead", description="Where failures go.")
+    repeat_interval_seconds: float = Field(
+        3600, gt=0, description="A still-firing group is notified again after this long."
+    )
+    trim_interval_seconds: float = Field(30, gt=0, description="How often the stream is trimmed.")
+    routing: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(DEFAULT_ROUTING),
+        description="Severity -> sinks (JSON). Unconfigured sinks are skipped.",
+    )
+    smtp_host: str = Field("", description="SMTP server; empty = no email sink.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS when offered.")
+    smtp_from: str = "tollgate@localhost"
+    smtp_to: list[str] = Field(default_factory=list, description="Recipients (JSON list).")
+    webhook_url: str = Field("", description="Webhook URL; empty = no webhook sink.")
+    webhook_format: str = Field("json", pattern="^(json|slack)$", description="json or slack.")

@@ -1,0 +1,117 @@
+"""Where notifications go: the log, email over SMTP (aiosmtplib), a webhook (httpx).
+
+A sink raises SinkError when a delivery did not happen; the consumer retries and, in the end,
+dead-letters. Credentials never appear in a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.message import EmailMessage
+from typing import Protocol
+
+import aiosmtplib
+import httpx
+
+from tollgate_notifier.notification import Notification
+from tollgate_notifier.settings import NotifierSettings
+
+log = logging.getLogger("tollgate.notifications")
+
+
+class SinkError(Exception):
+    pass
+
+
+class Sink(Protocol):
+    name: str
+
+    async def send(self, n: Notification) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LogSink:
+    name = "log"
+
+    async def send(self, n: Notification) -> None:
+        level = logging.INFO if n.status == "resolved" or n.severity == "info" else logging.WARNING
+        log.log(
+            level,
+            "%s: %s (%d events)",
+            n.title,
+            n.message,
+            n.count,
+            extra={"notification": n.id, "group": n.group, "status": n.status},
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+class EmailSink:
+    name = "email"
+
+    def __init__(self, s: NotifierSettings) -> None:
+        self.s = s
+
+    async def send(self, n: Notification) -> None:
+        msg = EmailMessage()
+        msg["From"] = self.s.smtp_from
+        msg["To"] = ", ".join(self.s.smtp_to)
+        msg["Subject"] = n.title
+        msg["X-Tollgate-Notification"] = n.id
+        msg.set_content(n.text())
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=self.s.smtp_host,
+                port=self.s.smtp_port,
+                username=self.s.smtp_username or None,
+                password=self.s.smtp_password or None,
+                start_tls=self.s.smtp_starttls if self.s.smtp_username else None,
+                timeout=self.s.send_timeout_seconds,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SinkError(
+                f"smtp {self.s.smtp_host}:{self.s.smtp_port}: {type(exc).__name__}"
+            ) from exc
+
+    async def aclose(self) -> None:
+        return None
+
+
+class WebhookSink:
+    name = "webhook"
+
+    def __init__(self, s: NotifierSettings) -> None:
+        self.url = s.webhook_url
+        self.format = s.webhook_format
+        self.client = httpx.AsyncClient(timeout=s.send_timeout_seconds)
+
+    def payload(self, n: Notification) -> dict[str, object]:
+        if self.format == "slack":  # Slack's incoming-webhook shape
+            return {"text": n.text()}
+        return n.model_dump()
+
+    async def send(self, n: Notification) -> None:
+        try:
+            r = await self.client.post(
+                self.url, json=self.payload(n), headers={"Idempotency-Key": n.id}
+            )
+        except httpx.HTTPError as exc:
+            raise SinkError(f"webhook: {type(exc).__name__}") from exc
+        if not r.is_success:
+            raise SinkError(f"webhook answered {r.status_code}")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def build_sinks(s: NotifierSettings) -> dict[str, Sink]:
+    sinks: dict[str, Sink] = {"log": LogSink()}
+    if s.smtp_host and s.smtp_to:
+        sinks["email"] = EmailSink(s)
+    if s.webhook_url:
+        sinks["webhook"] = WebhookSink(s)
+    return sinks
