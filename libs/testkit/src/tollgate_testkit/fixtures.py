@@ -14,6 +14,7 @@ import redis
 
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.procs import Proc, python_module
+from tollgate_testkit.receivers import SmtpServer, WebhookReceiver
 from tollgate_testkit.redis_server import RedisServer
 
 
@@ -91,3 +92,19 @@ def upstream_factory(tmp_path: Path) -> Iterator[Callable[..., Upstream]]:
     yield make
     for up in started:
         up.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a loopback port."""
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP endpoint that records webhook posts."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()

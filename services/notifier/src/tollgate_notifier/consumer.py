@@ -161,8 +161,9 @@ class Consumer:
             self.s.repeat_interval_seconds,
             "1" if resolves else "0",
             GROUP_TTL,
+            event.severity.value,
         ]
-        notify, seq, count, status = await self._eval([P + "group:" + group], args)
+        notify, seq, count, status, severity = await self._eval([P + "group:" + group], args)
         if not int(notify):
             return None
         status_s = status.decode() if isinstance(status, bytes) else str(status)
@@ -171,7 +172,7 @@ class Consumer:
             group=group,
             type=group.split("|", 1)[0],
             status=status_s,
-            severity="info" if status_s == "resolved" else event.severity.value,
+            severity=_s(severity),
             route=event.route,
             subject=event.subject,
             count=int(count),

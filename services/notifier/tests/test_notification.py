@@ -1,0 +1,44 @@
+"""Alert groups and notification text."""
+
+from __future__ import annotations
+
+from tollgate_common.events import Event, EventType
+from tollgate_notifier.notification import Notification, group_of
+
+
+def test_failures_group_by_type_and_route() -> None:
+    """Two failures of one route share a group; another route has its own."""
+    a = Event(type=EventType.UPSTREAM_FAILED, route="ns/a")
+    b = Event(type=EventType.UPSTREAM_FAILED, route="ns/b")
+    assert group_of(a) == group_of(Event(type=EventType.UPSTREAM_FAILED, route="ns/a"))
+    assert group_of(a) != group_of(b)
+
+
+def test_recovery_resolves_the_failure_group() -> None:
+    """route.recovered names the upstream.failed group of the same route."""
+    failed = group_of(Event(type=EventType.UPSTREAM_FAILED, route="ns/a"))
+    recovered = group_of(Event(type=EventType.ROUTE_RECOVERED, route="ns/a"))
+    assert recovered == (failed[0], True)
+
+
+def test_keys_group_by_subject() -> None:
+    """Credit events group by key (subject) when they have no route."""
+    e = Event(type=EventType.CREDITS_LOW, subject="tg_abc_…")
+    assert group_of(e) == ("credits.low|tg_abc_…", False)
+
+
+def test_text_mentions_folded_events() -> None:
+    """A firing notification says how many events it stands for."""
+    n = Notification(
+        id="g#1",
+        group="g",
+        type="upstream.failed",
+        status="firing",
+        severity="critical",
+        route="ns/a",
+        subject="",
+        count=42,
+        message="down",
+    )
+    assert n.title == "[CRITICAL] upstream.failed on ns/a"
+    assert "42 events" in n.text()
