@@ -148,6 +148,8 @@ class Consumer:
         try:
             if notification is not None:
                 await self._deliver(notification, event)
+        except _Busy:
+            return  # stays pending; reclaimed and tried again once idle
         except SinkError as exc:
             await self._failed(eid, fields, str(exc))
             return
@@ -202,8 +204,8 @@ class Consumer:
             lease = await self.redis.set(
                 f"{P}lease:{n.id}:{name}", self.s.consumer, nx=True, px=lease_ms
             )
-            if not lease:  # another replica is sending it right now
-                raise SinkError(f"{name}: delivery in progress elsewhere")
+            if not lease:  # another replica is sending it, or crashed while sending: wait for
+                raise _Busy(name)  # its lease to end; this is not a failed attempt
             try:
                 async with asyncio.timeout(self.s.send_timeout_seconds):
                     await sink.send(n)
@@ -271,6 +273,10 @@ class Consumer:
         await self.trim()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.s.trim_interval_seconds)
+
+
+class _Busy(Exception):
+    """A (notification, sink) delivery is leased by someone else."""
 
 
 def _s(v: Any) -> str:
