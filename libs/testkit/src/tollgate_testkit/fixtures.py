@@ -108,3 +108,23 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A kubeconfig for a real API server: TOLLGATE_TEST_KUBECONFIG if set (kind, any cluster),
+    else etcd + kube-apiserver started here (built by ``make install``)."""
+    import os
+
+    from tollgate_testkit.kube import ApiServer
+
+    given = os.environ.get("TOLLGATE_TEST_KUBECONFIG")
+    if given:
+        yield Path(given)
+        return
+    try:
+        server = ApiServer(tmp_path_factory.mktemp("kube"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"no API server: {exc}")
+    yield server.kubeconfig
+    server.stop()

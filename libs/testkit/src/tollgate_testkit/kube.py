@@ -46,18 +46,26 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _pem_key(k: ec.EllipticCurvePrivateKey) -> bytes:
-    return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                           serialization.NoEncryption())
+    return k.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _cert(
-    subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool = False, server: bool = False,
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = False,
+    server: bool = False,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     b = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=7))
@@ -65,14 +73,26 @@ def _cert(
     )
     if ca:
         b = b.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                          decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     elif server:
-        b = b.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        b = b.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
     else:
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
@@ -117,8 +137,14 @@ def make_pki(d: Path) -> Pki:
     }
     for name, data in files.items():
         (d / name).write_bytes(data)
-    return Pki(d / "ca.crt", d / "apiserver.crt", d / "apiserver.key", d / "admin.crt",
-               d / "admin.key", d / "sa.key")
+    return Pki(
+        d / "ca.crt",
+        d / "apiserver.crt",
+        d / "apiserver.key",
+        d / "admin.crt",
+        d / "admin.key",
+        d / "sa.key",
+    )
 
 
 def kubeconfig(server: str, pki: Pki) -> str:
@@ -151,29 +177,41 @@ class ApiServer:
         pki = make_pki(workdir / "pki")
         etcd_port, peer_port, self.port = free_port(), free_port(), free_port()
         self.etcd = Proc(
-            [str(etcd), f"--data-dir={workdir / 'etcd'}",
-             f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-             f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-             f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-             f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
-             "--unsafe-no-fsync=true", "--log-level=warn"],
+            [
+                str(etcd),
+                f"--data-dir={workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
             log=workdir / "etcd.log",
         )
         try:
             self.etcd.wait_http(f"http://127.0.0.1:{etcd_port}/health", timeout=30)
             self.apiserver = Proc(
-                [str(apiserver), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                 f"--secure-port={self.port}", "--bind-address=127.0.0.1",
-                 "--advertise-address=127.0.0.1", f"--tls-cert-file={pki.serving_cert}",
-                 f"--tls-private-key-file={pki.serving_key}", f"--client-ca-file={pki.ca}",
-                 "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
-                 "--disable-admission-plugins=ServiceAccount",
-                 f"--service-account-issuer=https://127.0.0.1:{self.port}",
-                 f"--service-account-key-file={pki.sa_key.with_suffix('.pub')}",
-                 f"--service-account-signing-key-file={pki.sa_key}",
-                 "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false",
-                 f"--cert-dir={workdir / 'certs'}"],
+                [
+                    str(apiserver),
+                    f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                    f"--secure-port={self.port}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--tls-cert-file={pki.serving_cert}",
+                    f"--tls-private-key-file={pki.serving_key}",
+                    f"--client-ca-file={pki.ca}",
+                    "--authorization-mode=RBAC",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--disable-admission-plugins=ServiceAccount",
+                    f"--service-account-issuer=https://127.0.0.1:{self.port}",
+                    f"--service-account-key-file={pki.sa_key.with_suffix('.pub')}",
+                    f"--service-account-signing-key-file={pki.sa_key}",
+                    "--endpoint-reconciler-type=none",
+                    "--enable-priority-and-fairness=false",
+                    f"--cert-dir={workdir / 'certs'}",
+                ],
                 log=workdir / "apiserver.log",
             )
             self._wait_ready(pki.ca)
@@ -190,8 +228,9 @@ class ApiServer:
             if not self.apiserver.alive():
                 raise RuntimeError(f"kube-apiserver exited:\n{self.apiserver.output()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz",
-                                            context=ctx, timeout=2) as r:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=2
+                ) as r:
                     if r.status == 200:
                         return
             except OSError:

@@ -59,3 +59,24 @@ def start_auth(workdir: Path, redis_url: str, **env: str) -> Service:
 
 def start_gateway(workdir: Path, redis_url: str, **env: str) -> Service:
     return start_service("gateway", workdir, {"REDIS_URL": redis_url, **env})
+
+
+def start_operator(workdir: Path, redis_url: str, kubeconfig: Path, **env: str) -> Service:
+    """The kopf operator against ``kubeconfig``; ready when kopf's liveness endpoint answers."""
+    health, metrics = free_port(), free_port()
+    full = {
+        "KUBECONFIG": str(kubeconfig),
+        "TOLLGATE_OPERATOR_REDIS_URL": redis_url,
+        "TOLLGATE_OPERATOR_HEALTH_PORT": str(health),
+        "TOLLGATE_OPERATOR_METRICS_PORT": str(metrics),
+        **{f"TOLLGATE_OPERATOR_{k}": v for k, v in env.items()},
+    }
+    proc = Proc(
+        python_module("tollgate_operator"), log=workdir / f"operator-{health}.log", env=full
+    )
+    try:
+        proc.wait_http(f"http://127.0.0.1:{health}/healthz", timeout=60)
+    except BaseException:
+        proc.stop()
+        raise
+    return Service(f"operator-{health}", proc, metrics)
