@@ -1,0 +1,59 @@
+{{- define "tollgate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name }}{{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{ end }}
+{{- end }}
+
+{{/* Selector labels never carry the chart version: selectors are immutable. */}}
+{{- define "tollgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "tollgate.labels" -}}
+{{ include "tollgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end }}
+
+{{/* image: (dict "root" $ "name" "gateway") */}}
+{{- define "tollgate.image" -}}
+{{ printf "%s/%s:%s" .root.Values.image.repository .name (.root.Values.image.tag | default .root.Chart.AppVersion) }}
+{{- end }}
+
+{{- define "tollgate.redisSecret" -}}
+{{ .Values.redis.existingSecret | default (printf "%s-redis" (include "tollgate.fullname" .)) }}
+{{- end }}
+
+{{/* Env shared by every service: (dict "root" $ "prefix" "TOLLGATE_GATEWAY_") */}}
+{{- define "tollgate.commonEnv" -}}
+- name: {{ .prefix }}REDIS_URL
+  valueFrom: {secretKeyRef: {name: {{ include "tollgate.redisSecret" .root }}, key: url}}
+- name: {{ .prefix }}LOG_LEVEL
+  value: {{ .root.Values.log.level | quote }}
+- name: {{ .prefix }}LOG_JSON
+  value: {{ .root.Values.log.json | quote }}
+{{- end }}
+
+{{- define "tollgate.extraEnv" -}}
+{{- range $k, $v := .settings }}
+- name: {{ printf "%s%s" $.prefix $k }}
+  value: {{ $v | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "tollgate.podDefaults" -}}
+securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

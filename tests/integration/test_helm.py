@@ -1,0 +1,222 @@
+"""The Helm chart: lint, render, security defaults, settings in step with the services, and a
+real install/upgrade/uninstall against a kube-apiserver, with the operator running on exactly
+the RBAC the chart grants it."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes
+import pytest
+import redis
+import yaml
+
+from tollgate_auth.settings import AuthSettings
+from tollgate_common.routes import TABLE_KEY
+from tollgate_gateway.settings import GatewaySettings
+from tollgate_notifier.settings import NotifierSettings
+from tollgate_operator.settings import OperatorSettings
+from tollgate_testkit.kube import tool
+from tollgate_testkit.receivers import wait_for
+from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.services import start_operator
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy/helm/tollgate"
+CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+HELM = tool("helm")
+KUBE_VERSION = "1.36.3"
+SETTINGS = {
+    "GATEWAY": GatewaySettings,
+    "AUTH": AuthSettings,
+    "NOTIFIER": NotifierSettings,
+    "OPERATOR": OperatorSettings,
+}
+
+pytestmark = pytest.mark.skipif(HELM is None, reason="helm not built: run `make install`")
+
+
+def helm(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    if kubeconfig:
+        env["KUBECONFIG"] = str(kubeconfig)
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def render(*values: str, **sets: str) -> list[dict[str, Any]]:
+    args = ["template", "t", str(CHART), "--kube-version", KUBE_VERSION]
+    for v in values:
+        args += ["-f", v]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={v}"]
+    r = helm(*args)
+    assert r.returncode == 0, r.stderr
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == "Deployment"]
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_lint_strict(values: Path) -> None:
+    """helm lint --strict passes with every ci/ values file."""
+    r = helm("lint", "--strict", str(CHART), "-f", str(values), "--kube-version", KUBE_VERSION)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_pods_are_locked_down(values: Path) -> None:
+    """Every pod: non-root, no privilege escalation, all capabilities dropped, read-only root."""
+    for d in deployments(render(str(values))):
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert "resources" in c
+
+
+def test_selector_labels_carry_no_version() -> None:
+    """Selectors are immutable: no chart version or app version in them."""
+    for d in deployments(render()):
+        selector = d["spec"]["selector"]["matchLabels"]
+        assert not {"helm.sh/chart", "app.kubernetes.io/version"} & selector.keys()
+        assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_env_matches_the_settings_classes(values: Path) -> None:
+    """Every TOLLGATE_<SVC>_* variable the chart sets is a field of that service's settings."""
+    for d in deployments(render(str(values))):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                svc = e["name"].split("_")[1]
+                if e["name"].startswith("TOLLGATE_") and svc in SETTINGS:
+                    field = e["name"][len(f"TOLLGATE_{svc}_") :].lower()
+                    assert field in SETTINGS[svc].model_fields, f"{e['name']} is not a setting"
+
+
+def test_secrets_never_render_as_plain_env() -> None:
+    """Admin token, key pepper, Redis URL, SMTP password and webhook URL come from Secrets."""
+    docs = render(str(CHART / "ci/external-redis-values.yaml"))
+    secret_like = ("ADMIN_TOKEN", "KEY_PEPPER", "REDIS_URL", "SMTP_PASSWORD", "WEBHOOK_URL")
+    for d in deployments(docs):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                if e["name"].endswith(secret_like):
+                    assert "valueFrom" in e, e["name"]
+                    assert "value" not in e, e["name"]
+
+
+def test_unknown_values_are_rejected() -> None:
+    """A typo in values fails the render instead of being ignored."""
+    r = helm(
+        "template", "t", str(CHART), "--kube-version", KUBE_VERSION, "--set", "gateway.replica=3"
+    )
+    assert r.returncode != 0
+    assert "replica" in r.stderr
+
+
+def test_external_redis_requires_a_url() -> None:
+    """Turning the in-chart Redis off without a URL fails with a message that says why."""
+    r = helm(
+        "template", "t", str(CHART), "--kube-version", KUBE_VERSION, "--set", "redis.enabled=false"
+    )
+    assert r.returncode != 0
+    assert "externalUrl" in r.stderr
+
+
+def test_namespaced_operator_gets_roles_not_cluster_rights() -> None:
+    """Watching listed namespaces: a Role per namespace for ApiBackends."""
+    docs = render(str(CHART / "ci/ha-values.yaml"))
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    cluster = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert all(
+        rule["resources"] == ["customresourcedefinitions"] for c in cluster for rule in c["rules"]
+    )
+
+
+@pytest.mark.kube
+def test_install_upgrade_uninstall_and_least_privilege(kube: Path, tmp_path: Path) -> None:
+    """helm install into a real API server; the operator, running with only the chart's RBAC
+    (a ServiceAccount token), reconciles an ApiBackend; upgrade and uninstall work."""
+    ns = f"h-{uuid.uuid4().hex[:6]}"
+    r = helm("install", "tg", str(CHART), "-n", ns, "--create-namespace", kubeconfig=kube)
+    assert r.returncode == 0, r.stderr
+    api = kubernetes.config.new_client_from_config(config_file=str(kube))
+    core = kubernetes.client.CoreV1Api(api)
+    apps = kubernetes.client.AppsV1Api(api)
+    names = {d.metadata.name for d in apps.list_namespaced_deployment(ns).items}
+    assert names == {
+        "tg-tollgate-gateway",
+        "tg-tollgate-auth",
+        "tg-tollgate-notifier",
+        "tg-tollgate-operator",
+        "tg-tollgate-redis",
+    }
+    token_secret = core.read_namespaced_secret("tg-tollgate-auth", ns)
+    assert len(base64.b64decode(token_secret.data["admin-token"])) == 40
+
+    # The operator's ServiceAccount, and nothing more.
+    token = core.create_namespaced_service_account_token(
+        "tg-tollgate-operator", ns, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    cfg = yaml.safe_load(kube.read_text())
+    cfg["users"] = [{"name": "sa", "user": {"token": token}}]
+    cfg["contexts"][0]["context"]["user"] = "sa"
+    sa_kubeconfig = tmp_path / "sa-kubeconfig"
+    sa_kubeconfig.write_text(yaml.safe_dump(cfg))
+    rs = RedisServer(tmp_path / "redis")
+    op = start_operator(tmp_path, rs.url, sa_kubeconfig, DRIFT_CHECK_SECONDS="1")
+    try:
+        custom = kubernetes.client.CustomObjectsApi(api)
+        custom.create_namespaced_custom_object(
+            "tollgate.dev",
+            "v1alpha1",
+            ns,
+            "apibackends",
+            {
+                "apiVersion": "tollgate.dev/v1alpha1",
+                "kind": "ApiBackend",
+                "metadata": {"name": "eod"},
+                "spec": {"pathPrefix": f"/{ns}", "endpoints": [{"url": "http://127.0.0.1:9"}]},
+            },
+        )
+
+        def ready() -> bool:
+            obj = custom.get_namespaced_custom_object(
+                "tollgate.dev", "v1alpha1", ns, "apibackends", "eod"
+            )
+            conds = (obj.get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+        wait_for(ready, timeout=20)
+        assert f"{ns}/eod".encode() in (redis.Redis.from_url(rs.url).get(TABLE_KEY) or b"")
+        metrics = httpx.get(f"http://127.0.0.1:{op.port}/metrics").text
+        assert "tollgate_operator_table_version" in metrics
+        assert "Forbidden" not in op.proc.output()
+    finally:
+        op.stop()
+        rs.stop()
+
+    r = helm("upgrade", "tg", str(CHART), "-n", ns, "--set", "gateway.replicas=3", kubeconfig=kube)
+    assert r.returncode == 0, r.stderr
+    assert apps.read_namespaced_deployment("tg-tollgate-gateway", ns).spec.replicas == 3
+    again = core.read_namespaced_secret("tg-tollgate-auth", ns)
+    assert again.data["admin-token"] == token_secret.data["admin-token"]  # kept on upgrade
+    r = helm("uninstall", "tg", "-n", ns, kubeconfig=kube)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 10
+    while apps.list_namespaced_deployment(ns).items:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
