@@ -40,7 +40,9 @@ fmt: ## Format and auto-fix.
 	$(UV) run --frozen ruff check --fix .
 
 bench: ## Side-by-side benchmark: direct, nginx, Traefik, seed-style proxy, Tollgate.
-	$(UV) run --frozen python -m bench
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || TOLLGATE_SKIP_K8S_TOOLS=1 bash hack/install.sh
+	$(UV) sync --frozen --all-packages --group bench -q
+	$(UV) run --frozen --group bench python -m bench $(BENCH_ARGS)
 
 ##@ Kubernetes
 

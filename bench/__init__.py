@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of Tollgate against its peers (``make bench``)."""
