@@ -153,7 +153,7 @@ def test_credentials_never_reach_the_upstream(gateway_factory: Gws, upstream_fac
     text = str(seen)
     assert "tg_secret" not in text
     assert seen[0]["headers"]["x-forwarded-for"] == "127.0.0.1"
-    assert len(seen[0]["headers"]["x-request-id"]) == 32
+    assert len(seen[0]["headers"]["x-request-id"]) >= 16
 
 
 def test_request_id_is_passed_through(gateway_factory: Gws, upstream_factory: Ups) -> None:

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from tollgate_gateway.limiter import Limiter
+
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -170,7 +172,7 @@ class _Origin:
         self.port = parts.port or (443 if self.tls else 80)
         self.host_header = parts.netloc.encode()
         self.idle: deque[_Conn] = deque()
-        self.slots = asyncio.Semaphore(limit)
+        self.slots = Limiter(limit)
         self.all: set[_Conn] = set()
 
 
@@ -202,11 +204,13 @@ class UpstreamPool:
         if o is None:
             o = self._origins[origin] = _Origin(origin, self.max_per_origin)
         head = _head(method, target, o.host_header, headers, body)
-        async with o.slots:
-            try:
-                return await self._exchange(o, method, head, body, retry=method in IDEMPOTENT)
-            except _Stale as exc:
-                raise UpstreamError(str(exc)) from None
+        await o.slots.acquire()
+        try:
+            return await self._exchange(o, method, head, body, retry=method in IDEMPOTENT)
+        except _Stale as exc:
+            raise UpstreamError(str(exc)) from None
+        finally:
+            o.slots.release()
 
     async def _exchange(
         self, o: _Origin, method: str, head: bytes, body: bytes, retry: bool

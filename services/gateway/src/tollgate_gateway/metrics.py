@@ -3,6 +3,8 @@ table, never raw paths, so cardinality stays bounded by configuration."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -56,3 +58,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoized: prometheus-client validates and locks on every
+        labels() call, a measurable share of a request on the proxy path. Label values come from
+        bounded sets (routes, statuses, upstreams), so the memo is bounded too."""
+        key = (metric._name, labels)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
