@@ -120,6 +120,7 @@ def start_notifier(stack: Stack, redis_url: str) -> None:
     env = {
         "TOLLGATE_NOTIFIER_PORT": str(port),
         "TOLLGATE_NOTIFIER_REDIS_URL": redis_url,
+        "TOLLGATE_NOTIFIER_CLAIM_IDLE_MS": "5000",
     }
     stack.start("notifier", python_module("tollgate_notifier"), env).wait_http(
         f"http://127.0.0.1:{port}/healthz"
@@ -145,9 +146,13 @@ def banner(gateway: str, key: str | None, admin_token: str, stack: Stack) -> str
             f"{admin_token} uv run tollgate keys list",
             "",
         ]
+    a, b = stack.ports.upstream_a, stack.ports.upstream_b
+    fail = """-d '{"mode":"error500"}'"""
     lines += [
-        f"  Stop a demo upstream to see the notifier report it: "
-        f'curl -XPOST localhost:{stack.ports.upstream_a}/_control -d \'{{"mode":"error500"}}\'',
+        "  Break both demo upstreams and the notifier reports it once (.run/notifier.log):",
+        f"    for p in {a} {b}; do curl -s -XPOST localhost:$p/_control {fail}; done",
+        f"    curl -s '{gateway}/api/v1/eod-live/X{q}'   # 502: every upstream failed",
+        "  Heal them (mode ok) and the next good request sends the resolved message.",
         f"  Logs: {stack.run_dir}/",
         "",
     ]
