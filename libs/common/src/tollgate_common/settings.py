@@ -19,6 +19,3 @@ class ServiceSettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis connection URL.")
     log_level: str = Field("INFO", description="Python log level name.")
     log_json: bool = Field(False, description="Log one JSON object per line (for log shippers).")
-    otel_exporter: str = Field(
-        "none", description="Trace exporter: none, console or otlp (needs the OTLP exporter)."
-    )

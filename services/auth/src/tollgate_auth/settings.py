@@ -25,7 +25,9 @@ class AuthSettings(ServiceSettings):
     invalid_key_burst: int = Field(
         20, ge=1, description="Invalid keys from one client address in the window: an event."
     )
-    invalid_key_window_seconds: int = Field(60, ge=1)
+    invalid_key_window_seconds: int = Field(
+        60, ge=1, description="Window of the invalid-key burst count."
+    )
     charge_ttl_seconds: int = Field(
         3600, ge=60, description="How long a charge can be refunded (gateway failure path)."
     )

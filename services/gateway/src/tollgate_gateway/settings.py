@@ -31,7 +31,9 @@ class GatewaySettings(ServiceSettings):
     )
     max_request_body_bytes: int = Field(1 << 20, ge=0, description="Larger bodies get 413.")
     max_response_body_bytes: int = Field(64 << 20, ge=1, description="Larger upstream bodies: 502.")
-    upstream_connect_timeout_seconds: float = Field(5.0, gt=0)
+    upstream_connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="Bound on opening one upstream connection."
+    )
     upstream_max_connections: int = Field(256, ge=1, description="Per upstream origin.")
     events_enabled: bool = Field(True, description="Append upstream failures to the event stream.")
     trust_forwarded_for: bool = Field(

@@ -45,11 +45,11 @@ class NotifierSettings(ServiceSettings):
         description="Severity -> sinks (JSON). Unconfigured sinks are skipped.",
     )
     smtp_host: str = Field("", description="SMTP server; empty = no email sink.")
-    smtp_port: int = Field(587, ge=1, le=65535)
-    smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str = Field("", description="SMTP user; set = log in (STARTTLS first).")
+    smtp_password: str = Field("", description="SMTP password (from a Secret).")
     smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS when offered.")
-    smtp_from: str = "tollgate@localhost"
+    smtp_from: str = Field("tollgate@localhost", description="From address.")
     smtp_to: list[str] = Field(default_factory=list, description="Recipients (JSON list).")
     webhook_url: str = Field("", description="Webhook URL; empty = no webhook sink.")
     webhook_format: str = Field("json", pattern="^(json|slack)$", description="json or slack.")

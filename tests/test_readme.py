@@ -1,0 +1,20 @@
+"""The README documents every setting the services read."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    """Each TOLLGATE_* variable of the four settings classes appears in README.md."""
+    spec = importlib.util.spec_from_file_location("settings_table", ROOT / "hack/settings_table.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in module.env_names() if f"`{name}`" not in readme]
+    assert missing == []
