@@ -68,6 +68,21 @@ class Reply:
 
 
 @dataclass(slots=True)
+class Incoming:
+    """One request, whatever server interface carried it (ASGI or RSGI)."""
+
+    method: str
+    path: str  # percent-decoded
+    raw_path: bytes  # as sent, for the upstream request-target
+    query_string: bytes
+    headers: Headers  # names lower-case
+    client: str
+    scheme: str
+    read_body: Callable[[int], Awaitable[bytes]]  # raises PayloadTooLarge, ClientGone
+    disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
+
+
+@dataclass(slots=True)
 class Parts:
     """The gateway's parts a request uses, opened by the app's lifespan."""
 
@@ -88,33 +103,52 @@ class Proxy:
         self._background: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI: the request from ``scope``/``receive``, the reply through ``send``."""
+        req = Incoming(
+            scope["method"],
+            scope["path"],
+            scope.get("raw_path") or scope["path"].encode(),
+            scope["query_string"],
+            scope["headers"],
+            _client_ip(scope),
+            scope.get("scheme", "http"),
+            lambda limit: _read_body(receive, limit),
+            lambda: _wait_disconnect(receive),
+        )
+        reply = await self.handle(req)
+        if reply is None:
+            return
+        reply.headers.append((b"content-length", b"%d" % len(reply.body)))
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def handle(self, req: Incoming) -> Reply | None:
+        """Serve one request; None when the client went away before the answer."""
         m = self.p.metrics
         started = time.perf_counter()
-        request_id = _request_id(scope["headers"])
+        request_id = _request_id(req.headers)
         m.inflight.inc()
         route = "-"
         try:
-            route, reply = await self._serve(scope, receive, request_id)
+            route, reply = await self._serve(req, request_id)
         except GatewayError as exc:
             route = exc.route
             status, headers, body = to_response(exc)
             reply = Reply(status, [JSON, *headers], body)
         except ClientGone:
             m.child(m.requests, route, "499").inc()  # nginx's "client closed request"
-            return
+            return None
         finally:
             m.inflight.dec()
         reply.headers.append((b"x-request-id", request_id))
-        reply.headers.append((b"content-length", str(len(reply.body)).encode()))
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
-        )
-        await send({"type": "http.response.body", "body": reply.body})
         m.child(m.requests, route, str(reply.status)).inc()
         m.child(m.latency, route).observe(time.perf_counter() - started)
+        return reply
 
-    async def _serve(self, scope: Scope, receive: Receive, request_id: bytes) -> tuple[str, Reply]:
-        path = scope["path"][len(PREFIX) :] or "/"
+    async def _serve(self, req: Incoming, request_id: bytes) -> tuple[str, Reply]:
+        path = req.path[len(PREFIX) :] or "/"
         if "/../" in path + "/" or "/./" in path + "/":
             raise BadRequest("path segments '.' and '..' are not allowed")
         compiled = self.p.state.router.match(path)
@@ -122,21 +156,21 @@ class Proxy:
             raise RouteNotFound(f"no such route: {path}")
         name = compiled.route.name
         try:
-            return name, await self._serve_route(scope, receive, request_id, compiled, path)
+            return name, await self._serve_route(req, request_id, compiled, path)
         except GatewayError as exc:
             exc.route = name
             raise
 
     async def _serve_route(
-        self, scope: Scope, receive: Receive, request_id: bytes, compiled: CompiledRoute, path: str
+        self, req: Incoming, request_id: bytes, compiled: CompiledRoute, path: str
     ) -> Reply:
         spec = compiled.route.spec
-        headers: Headers = scope["headers"]
-        key, query_parts = split_query(scope["query_string"])
+        headers = req.headers
+        key, query_parts = split_query(req.query_string)
         if key is None:
             key = key_from_headers(headers)
-        method: str = scope["method"]
-        body = await _read_body(receive, self.p.settings.max_request_body_bytes)
+        method = req.method
+        body = await req.read_body(self.p.settings.max_request_body_bytes)
 
         ckey = b""
         hit: Cached | None = None
@@ -147,20 +181,19 @@ class Proxy:
             m = self.p.metrics
             m.child(m.cache, compiled.route.name, "hit" if hit else "miss").inc()
 
-        decision = await self._authorize(compiled, key, path, scope, free=hit is not None)
+        decision = await self._authorize(compiled, key, path, req.client, free=hit is not None)
         extra = decision_headers(decision) if decision is not None else []
         if hit is not None:
             self._served(compiled)
             return Reply(hit.status, [*hit.headers, (b"x-cache", b"HIT"), *extra], hit.body)
 
-        raw = scope.get("raw_path") or scope["path"].encode()
-        target = raw[len(PREFIX) :].decode("latin-1") or "/"
+        target = req.raw_path[len(PREFIX) :].decode("latin-1") or "/"
         if query_parts:
             target += "?" + b"&".join(query_parts).decode("latin-1")
         up_headers = upstream_request_headers(
             headers,
-            client_ip=_client_ip(scope),
-            scheme=scope.get("scheme", "http"),
+            client_ip=req.client,
+            scheme=req.scheme,
             request_id=request_id,
             extra=compiled.extra_headers,
             trust_forwarded_for=self.p.settings.trust_forwarded_for,
@@ -174,7 +207,7 @@ class Proxy:
                 work: Coroutine[Any, Any, Attempt] = self.coalescer.run(ckey, fetch)
             else:
                 work = fetch()
-            won = await _until_disconnect(receive, work)
+            won = await _until_disconnect(req.disconnected, work)
         except (UpstreamFailed, DeadlineExceeded) as exc:
             self._failed(compiled, exc, decision)
             raise
@@ -195,7 +228,7 @@ class Proxy:
         return Reply(resp.status, [*out, (b"x-cache", b"MISS"), *extra], resp.body)
 
     async def _authorize(
-        self, compiled: CompiledRoute, key: str | None, path: str, scope: Scope, free: bool
+        self, compiled: CompiledRoute, key: str | None, path: str, client: str, free: bool
     ) -> Decision | None:
         if not self.p.auth_enabled:
             return None
@@ -204,9 +237,7 @@ class Proxy:
             d = Decision(allowed=False, reason="missing_key")
         else:
             cost = 0 if free and not spec.charge_cache_hits else spec.credit_cost
-            d = await self.p.authorizer.authorize(
-                key, compiled.route.name, path, cost, _client_ip(scope)
-            )
+            d = await self.p.authorizer.authorize(key, compiled.route.name, path, cost, client)
         self.p.metrics.child(self.p.metrics.auth, d.reason).inc()
         if d.allowed:
             return d
@@ -354,7 +385,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 WATCH_AFTER = 0.05  # seconds; a request answered sooner never pays for a watcher task
 
 
-async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, Attempt]) -> Attempt:
+async def _until_disconnect(
+    disconnected: Callable[[], Awaitable[None]], work: Coroutine[Any, Any, Attempt]
+) -> Attempt:
     """Run ``work`` in this task; if the client disconnects first, cancel it (its upstream
     requests and connections go with it) and raise ClientGone.
 
@@ -369,12 +402,9 @@ async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, Attempt]
 
     async def watch() -> None:
         nonlocal gone
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                gone = True
-                me.cancel()
-                return
+        await disconnected()
+        gone = True
+        me.cancel()
 
     def start_watch() -> None:
         nonlocal watcher
@@ -392,6 +422,11 @@ async def _until_disconnect(receive: Receive, work: Coroutine[Any, Any, Attempt]
         timer.cancel()
         if watcher is not None:
             watcher.cancel()
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _request_id(headers: Headers) -> bytes:
