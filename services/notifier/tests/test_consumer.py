@@ -199,3 +199,28 @@ async def test_garbage_entry_is_dead_lettered(consumer_factory: Make) -> None:
     c = await consumer_factory()
     await c.redis.xadd(STREAM_KEY, {"nonsense": "1"})
     await until(lambda: c.m.dead_letters._value.get() == 1)
+
+
+async def test_routing_by_type_beats_severity(
+    consumer_factory: Make, smtp_server: SmtpServer, webhook_receiver: WebhookReceiver
+) -> None:
+    """A routing entry for an event type overrides the severity's sinks."""
+    routing = {"critical": ["email", "webhook"], "upstream.failed": ["webhook"]}
+    c = await consumer_factory(
+        **smtp_settings(smtp_server), webhook_url=webhook_receiver.url, routing=routing
+    )
+    await append(c, failed())
+    await append(
+        c,
+        [
+            Event(
+                type=EventType.CREDITS_EXHAUSTED,
+                severity=Severity.CRITICAL,
+                subject="tg_x_…",
+                message="out",
+            )
+        ],
+    )
+    await drained(c)
+    assert [p["type"] for p in webhook_receiver.posts] == ["upstream.failed", "credits.exhausted"]
+    assert smtp_server.subjects() == ["[CRITICAL] credits.exhausted on tg_x_…"]

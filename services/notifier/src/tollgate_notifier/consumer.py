@@ -192,7 +192,7 @@ class Consumer:
         return result
 
     async def _deliver(self, n: Notification, event: Event) -> None:
-        wanted = self.s.routing.get(n.severity, ["log"])
+        wanted = self.s.routing.get(n.type) or self.s.routing.get(n.severity) or ["log"]
         for name in wanted:
             sink = self.sinks.get(name)
             if sink is None:

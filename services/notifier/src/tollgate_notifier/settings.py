@@ -42,7 +42,8 @@ class NotifierSettings(ServiceSettings):
     trim_interval_seconds: float = Field(30, gt=0, description="How often the stream is trimmed.")
     routing: dict[str, list[str]] = Field(
         default_factory=lambda: dict(DEFAULT_ROUTING),
-        description="Severity -> sinks (JSON). Unconfigured sinks are skipped.",
+        description="Event type or severity -> sinks (JSON; a type entry wins). Unconfigured "
+        "sinks are skipped.",
     )
     smtp_host: str = Field("", description="SMTP server; empty = no email sink.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
