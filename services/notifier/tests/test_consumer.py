@@ -224,3 +224,20 @@ async def test_routing_by_type_beats_severity(
     await drained(c)
     assert [p["type"] for p in webhook_receiver.posts] == ["upstream.failed", "credits.exhausted"]
     assert smtp_server.subjects() == ["[CRITICAL] credits.exhausted on tg_x_…"]
+
+
+async def test_a_crashing_sink_is_a_failed_delivery(
+    consumer_factory: Make, webhook_receiver: WebhookReceiver
+) -> None:
+    """A sink raising something unexpected is retried and dead-lettered; the consumer lives on."""
+    c = await consumer_factory(webhook_url=webhook_receiver.url, max_attempts=2)
+
+    async def boom(n: object) -> None:
+        raise RuntimeError("sink bug")
+
+    c.sinks["webhook"].send = boom  # type: ignore[method-assign]
+    await append(c, failed())
+    await until(lambda: c.m.dead_letters._value.get() == 1)
+    del c.sinks["webhook"]
+    await append(c, failed(route="ns/other"))
+    await drained(c)

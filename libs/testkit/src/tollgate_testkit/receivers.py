@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,7 +46,7 @@ class SmtpServer:
         self.controller.start()
 
     def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
+        return [str(make_header(decode_header(m["Subject"]))) for m in self.messages]
 
     def stop(self) -> None:
         self.controller.stop()

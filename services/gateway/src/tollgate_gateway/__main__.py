@@ -21,6 +21,10 @@ def main() -> None:
         log_level=s.log_level.lower(),
         timeout_graceful_shutdown=30,
         backlog=2048,
+        # X-Forwarded-For is the gateway's own business (headers.py, TRUST_FORWARDED_FOR);
+        # uvicorn's middleware for it would only add work to every request.
+        proxy_headers=False,
+        server_header=False,
     )
 
 

@@ -89,9 +89,12 @@ class Consumer:
                 await step()
                 self.healthy = True
                 backoff = 0.1
-            except REDIS_ERRORS as exc:
+            except Exception as exc:
                 self.healthy = False
-                log.warning("redis error in %s: %r", step.__name__, exc)
+                if isinstance(exc, REDIS_ERRORS):
+                    log.warning("redis error in %s: %r", step.__name__, exc)
+                else:
+                    log.exception("unexpected error in %s", step.__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -209,10 +212,10 @@ class Consumer:
             try:
                 async with asyncio.timeout(self.s.send_timeout_seconds):
                     await sink.send(n)
-            except (SinkError, TimeoutError) as exc:
+            except Exception as exc:  # a sink bug is a failed delivery, never a dead consumer
                 self.m.failures.labels(name).inc()
                 await self.redis.delete(f"{P}lease:{n.id}:{name}")
-                raise SinkError(f"{name}: {exc or 'timed out'}") from exc
+                raise SinkError(f"{name}: {exc or type(exc).__name__}") from exc
             await self.redis.set(sent_key, 1, ex=GROUP_TTL)
             await self.redis.delete(f"{P}lease:{n.id}:{name}")
             self.m.deliveries.labels(name, n.status).inc()

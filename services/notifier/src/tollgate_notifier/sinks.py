@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from email.message import EmailMessage
 from typing import Protocol
+from urllib.parse import quote
 
 import aiosmtplib
 import httpx
@@ -97,7 +98,7 @@ class WebhookSink:
     async def send(self, n: Notification) -> None:
         try:
             r = await self.client.post(
-                self.url, json=self.payload(n), headers={"Idempotency-Key": n.id}
+                self.url, json=self.payload(n), headers={"Idempotency-Key": quote(n.id, safe="")}
             )
         except httpx.HTTPError as exc:
             raise SinkError(f"webhook: {type(exc).__name__}") from exc
