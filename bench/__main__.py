@@ -97,6 +97,11 @@ def main() -> None:
                 f"http://127.0.0.1:{au.port}",
             )
         )
+        gl = keep(
+            servers.gateway(
+                work, SERVER_CORE, "tollgate-ledger", up.port, redis_url, AUTH_MODE="redis"
+            )
+        )
 
         def u(s: servers.Server, path: str) -> str:
             return f"http://127.0.0.1:{s.port}{path}"
@@ -110,6 +115,8 @@ def main() -> None:
             ("tollgate hit", u(gw, "/api/v1/eod/AAPL"), gw),
             ("tollgate+auth miss", u(ga, f"/api/v1/live/AAPL?api_key={key}"), ga),
             ("tollgate+auth hit", u(ga, f"/api/v1/eod/AAPL?api_key={key}"), ga),
+            ("tollgate+ledger miss", u(gl, f"/api/v1/live/AAPL?api_key={key}"), gl),
+            ("tollgate+ledger hit", u(gl, f"/api/v1/eod/AAPL?api_key={key}"), gl),
         ]
         if args.only:
             wanted = set(args.only.split(","))

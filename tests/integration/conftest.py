@@ -77,9 +77,12 @@ class Stack:
             return int(c.get(f"/v1/admin/keys/{key_id}").json()["credits"])
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """redis, one upstream, two auth processes, two gateways (each on its own auth)."""
+@pytest.fixture(scope="module", params=["http", "redis"])
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """redis, one upstream, two auth processes, two gateways: each asking its own auth service
+    over HTTP, or (AUTH_MODE=redis) running the ledger script itself."""
     work: Path = tmp_path_factory.mktemp("stack")
     redis = RedisServer(work / "redis")
     up = Upstream("up", work)

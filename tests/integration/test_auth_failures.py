@@ -59,3 +59,30 @@ def test_redis_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> 
     # the restarted Redis is empty (no persistence in this test): the key is unknown now
     r = httpx.get(f"{gw.url}/api/v1/live/X", params={"api_key": key}, timeout=10)
     assert r.status_code == 401
+
+
+def test_redis_down_fails_closed_in_redis_mode(tmp_path: Path) -> None:
+    """AUTH_MODE=redis with Redis gone: 503 JSON, never a 500."""
+    redis = RedisServer(tmp_path / "redis")
+    up = Upstream("up", tmp_path)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(routes_yaml(up.url))
+    auth = start_auth(tmp_path, redis.url)
+    gw = start_gateway(tmp_path, redis.url, ROUTES_FILE=str(routes), AUTH_MODE="redis")
+    try:
+        with httpx.Client(
+            base_url=auth.url, headers={"Authorization": "Bearer test-admin-token-0123456789"}
+        ) as c:
+            key = c.post("/v1/admin/keys", json={"credits": 5}).json()["key"]
+        assert httpx.get(f"{gw.url}/api/v1/live/X", params={"api_key": key}).status_code == 200
+        redis.stop()
+        r = httpx.get(f"{gw.url}/api/v1/live/X", params={"api_key": key}, timeout=10)
+        assert r.status_code == 503
+        assert r.json()["status"] is False
+        free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": key}, timeout=10)
+        assert free.status_code == 200  # failOpen
+    finally:
+        gw.stop()
+        auth.stop()
+        up.stop()
+        redis.stop()

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tollgate_auth.decisions import decision
 from tollgate_auth.models import KeyCreate, KeyPatch, Plan
 from tollgate_auth.store import Store
 from tollgate_common.redis import create_redis
@@ -22,10 +21,10 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
 
 
 async def auth(store: Store, raw: str, path: str = "/eod/AAPL", cost: int = 1) -> str:
-    result, charge = await store.authorize(
+    o = await store.authorize(
         raw, path, cost, "10.0.0.1", charge_ttl=60, low_threshold=2, invalid_window=60
     )
-    return decision(result, charge).reason
+    return o.reason
 
 
 async def test_ok_debits_credits(store: Store) -> None:
@@ -92,12 +91,10 @@ async def test_rate_limit_does_not_charge(store: Store) -> None:
 async def test_refund_once(store: Store) -> None:
     """A charge comes back exactly once, however often it is refunded."""
     k = await store.create_key(KeyCreate(credits=5))
-    result, charge = await store.authorize(
-        k.key, "/x", 2, "", charge_ttl=60, low_threshold=0, invalid_window=60
-    )
-    assert decision(result, charge).charge_id == charge
-    assert await store.refund(charge) == 5
-    assert await store.refund(charge) == -1
+    o = await store.authorize(k.key, "/x", 2, "", charge_ttl=60, low_threshold=0, invalid_window=60)
+    assert o.charge_id is not None
+    assert await store.refund(o.charge_id) == 5
+    assert await store.refund(o.charge_id) == -1
     assert (await store.get_key(k.id)).credits == 5
 
 
@@ -120,25 +117,25 @@ async def test_script_reloads_after_flush(store: Store) -> None:
 
 async def test_low_and_exhausted_events(store: Store) -> None:
     """Crossing the low threshold and reaching zero are flagged once each."""
-    from tollgate_auth.decisions import events_for
+    from tollgate_common.credits import events_for
 
     k = await store.create_key(KeyCreate(credits=3))
     kinds = []
     for _ in range(3):
-        result, _ = await store.authorize(
+        result = await store.authorize(
             k.key, "/x", 1, "c", charge_ttl=60, low_threshold=2, invalid_window=60
         )
-        kinds += [e.type.value for e in events_for(result, "r", "c", 100)]
+        kinds += [e.type.value for e in events_for(result, "r", "c", 100, "auth")]
     assert kinds == ["credits.low", "credits.exhausted"]
 
 
 async def test_invalid_key_burst_flagged_once(store: Store) -> None:
     """The burst threshold of invalid keys from one address raises one event per window."""
-    from tollgate_auth.decisions import events_for
+    from tollgate_common.credits import events_for
 
     kinds = []
     for _ in range(8):
-        result, _ = await store.authorize(
+        result = await store.authorize(
             "tg_zzzzzzzz_" + "q" * 43,
             "/x",
             1,
@@ -147,5 +144,5 @@ async def test_invalid_key_burst_flagged_once(store: Store) -> None:
             low_threshold=0,
             invalid_window=60,
         )
-        kinds += [e.type.value for e in events_for(result, "r", "6.6.6.6", 5)]
+        kinds += [e.type.value for e in events_for(result, "r", "6.6.6.6", 5, "auth")]
     assert kinds == ["key.invalid_burst"]

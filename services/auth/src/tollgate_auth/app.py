@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
-from tollgate_auth.decisions import decision, events_for
+from tollgate_auth.decisions import decision
 from tollgate_auth.errors import AuthError, StoreDown, Unauthorized
 from tollgate_auth.keys import display_prefix, same_token
 from tollgate_auth.metrics import Metrics
@@ -38,6 +38,7 @@ from tollgate_auth.models import (
 )
 from tollgate_auth.settings import AuthSettings
 from tollgate_auth.store import Store
+from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
@@ -91,7 +92,7 @@ class Service:
         s = self.settings
         started = time.perf_counter()
         try:
-            result, charge_id = await self.store.authorize(
+            result = await self.store.authorize(
                 req.key,
                 req.path,
                 req.cost,
@@ -104,10 +105,10 @@ class Service:
             self.metrics.store_errors.inc()
             log.error("redis unavailable for authorize: %r", exc)
             return Decision(allowed=False, reason="unavailable", message="credit store down")
-        d = decision(result, charge_id)
+        d = decision(result)
         self.metrics.decisions.labels(d.reason).inc()
         self.metrics.latency.observe(time.perf_counter() - started)
-        events = events_for(result, req.route, req.client, s.invalid_key_burst)
+        events = events_for(result, req.route, req.client, s.invalid_key_burst, "auth")
         if events:
             self.emit(events)
         return d

@@ -1,29 +1,21 @@
-"""Keys, plans and credits in Redis: the only module that talks to Redis.
+"""Keys, plans and credits in Redis: the only module of the auth service that talks to Redis.
 
-Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit and charge
-record in one atomic script); ``refund`` is one EVALSHA. Admin calls are not on the hot path.
+The hot path (authorize, refund) is tollgate_common.credits.Ledger: one EVALSHA each. The admin
+calls here are not on the hot path.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from tollgate_auth.errors import Invalid, NotFound
-from tollgate_auth.keys import display_prefix, key_hash, key_id_of, new_key
+from tollgate_auth.keys import display_prefix, key_hash, new_key
 from tollgate_auth.models import KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
+from tollgate_common.credits import Ledger, Outcome, P, record_key
 
-P = "tollgate:auth:"
 KEYS_SET = P + "keys"
 PLANS_SET = P + "plans"
-
-
-def record_key(hashed: str) -> str:
-    return f"{P}key:{hashed}"
 
 
 def id_key(key_id: str) -> str:
@@ -34,29 +26,11 @@ def plan_key(name: str) -> str:
     return f"{P}plan:{name}"
 
 
-class Script:
-    """A Lua script run with EVALSHA, loaded again if Redis forgot it (restart, SCRIPT FLUSH)."""
-
-    def __init__(self, name: str) -> None:
-        self.source = (files("tollgate_auth") / name).read_text()
-        self.sha: str | None = None
-
-    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
-        if self.sha is None:
-            self.sha = await redis.script_load(self.source)
-        try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self.sha = await redis.script_load(self.source)
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
-
-
 class Store:
     def __init__(self, redis: Any, pepper: str) -> None:
         self.redis = redis
         self.pepper = pepper
-        self.authorize_script = Script("authorize.lua")
-        self.refund_script = Script("refund.lua")
+        self.ledger = Ledger(redis, pepper)
 
     # --- hot path
     async def authorize(
@@ -69,26 +43,19 @@ class Store:
         charge_ttl: int,
         low_threshold: int,
         invalid_window: int,
-    ) -> tuple[list[Any], str]:
-        """Run the authorize script; returns its raw result and the charge id it used."""
-        charge_id = uuid.uuid4().hex
-        hashed = key_hash(raw_key, self.pepper) if key_id_of(raw_key) else "-"
-        keys = [record_key(hashed), f"{P}invalid:{client or '-'}"]
-        args = [
-            int(time.time() * 1000),
-            cost,
-            charge_id,
-            charge_ttl,
+    ) -> Outcome:
+        return await self.ledger.authorize(
+            raw_key,
             path,
-            low_threshold,
-            invalid_window,
-        ]
-        result: list[Any] = await self.authorize_script(self.redis, keys, args)
-        return result, charge_id
+            cost,
+            client,
+            charge_ttl=charge_ttl,
+            low_threshold=low_threshold,
+            invalid_window=invalid_window,
+        )
 
     async def refund(self, charge_id: str) -> int:
-        left: int = await self.refund_script(self.redis, [f"{P}charge:{charge_id}"], [])
-        return left
+        return await self.ledger.refund(charge_id)
 
     # --- keys
     async def create_key(self, req: KeyCreate) -> KeyCreated:

@@ -50,8 +50,8 @@ class Gateway:
             connect_timeout=s.upstream_connect_timeout_seconds,
             max_body_bytes=s.max_response_body_bytes,
         )
-        authorizer = create_authorizer(s.auth_url, pool, s.auth_timeout_seconds)
         events = EventSink(redis, self.metrics) if s.events_enabled else None
+        authorizer = create_authorizer(s, pool, redis, events.emit if events else _drop)
         cache = ResponseCache(
             redis, LocalTier(s.cache_local_entries, s.cache_local_bytes), s.redis_backoff_seconds
         )
@@ -63,7 +63,7 @@ class Gateway:
         if events is not None:
             events.start()
         self.proxy = Proxy(
-            Parts(s, self.state, pool, authorizer, bool(s.auth_url), cache, events, self.metrics)
+            Parts(s, self.state, pool, authorizer, auth_enabled(s), cache, events, self.metrics)
         )
         # Everything allocated so far lives as long as the process: move it out of the garbage
         # collector's sight, so collections during traffic stop re-scanning ~70k start-up objects
@@ -95,6 +95,14 @@ class Gateway:
             "redis": redis_ok,
         }
         return self.state.loaded, detail
+
+
+def auth_enabled(s: GatewaySettings) -> bool:
+    return s.auth_mode == "redis" or bool(s.auth_url)
+
+
+def _drop(_event: object) -> None:
+    return None
 
 
 def create_admin(gw: Gateway) -> FastAPI:

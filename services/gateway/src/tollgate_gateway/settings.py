@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -22,6 +24,16 @@ class GatewaySettings(ServiceSettings):
     )
     auth_url: str = Field("", description="Auth service base URL; empty = no auth (open proxy).")
     auth_timeout_seconds: float = Field(2.0, gt=0, description="Bound on one authorize call.")
+    auth_mode: Literal["http", "redis"] = Field(
+        "http",
+        description="http: ask the auth service; redis: run its ledger script here (no hop; "
+        "needs KEY_PEPPER and the same Redis as auth).",
+    )
+    key_pepper: str = Field("", description="redis mode: the auth service's key pepper.")
+    credits_low_threshold: int = Field(10, ge=0, description="redis mode: as auth's setting.")
+    invalid_key_burst: int = Field(20, ge=1, description="redis mode: as auth's setting.")
+    invalid_key_window_seconds: int = Field(60, ge=1, description="redis mode: as auth's.")
+    charge_ttl_seconds: int = Field(3600, ge=60, description="redis mode: as auth's setting.")
     cache_local_entries: int = Field(
         10_000, ge=0, description="In-process cache tier size in entries (0 = off)."
     )

@@ -1,0 +1,196 @@
+"""The credit ledger's contract in Redis: key format and hashing, the data layout, and the one
+atomic authorize step (authorize.lua) with its refund (refund.lua).
+
+Shared because two services run it: the auth service (its /v1/authorize endpoint and admin API)
+and, in ``AUTH_MODE=redis``, the gateway itself, which then makes the same single EVALSHA without
+the HTTP hop to auth. Both run the identical script, so accounting stays exact either way.
+
+Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit and charge
+record); ``refund`` is one EVALSHA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from tollgate_common.events import Event, EventType, Severity
+
+P = "tollgate:auth:"
+KEY_RE = re.compile(r"^tg_([a-z2-7]{8})_([A-Za-z0-9_-]{32,64})$")
+
+
+def key_id_of(raw: str) -> str | None:
+    """The public id of a well-formed key (``tg_<id>_<secret>``), or None."""
+    m = KEY_RE.match(raw)
+    return m.group(1) if m else None
+
+
+def key_hash(raw: str, pepper: str = "") -> str:
+    """What is stored instead of the key: SHA-256, or HMAC-SHA-256 with the pepper."""
+    data = raw.encode()
+    if pepper:
+        return hmac.new(pepper.encode(), data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+def display_prefix(key_id: str) -> str:
+    """How a key is shown in logs, lists and events: enough to recognise, useless to steal."""
+    return f"tg_{key_id}_…"
+
+
+def record_key(hashed: str) -> str:
+    return f"{P}key:{hashed}"
+
+
+class Script:
+    """A Lua script run with EVALSHA, loaded again if Redis forgot it (restart, SCRIPT FLUSH)."""
+
+    def __init__(self, name: str) -> None:
+        self.source = (files("tollgate_common") / name).read_text()
+        self.sha: str | None = None
+
+    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
+        if self.sha is None:
+            self.sha = await redis.script_load(self.source)
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.sha = await redis.script_load(self.source)
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The authorize script's answer; times in seconds; None where it does not apply."""
+
+    reason: str  # ok invalid_key revoked expired rate_limited no_credits
+    limit: int | None
+    remaining: int | None
+    reset: float | None
+    retry_after: float | None
+    credits: int | None
+    key_id: str
+    event: str  # "", "low" or "exhausted"
+    invalid_count: int
+    charge_id: str | None  # set when charged
+
+    @property
+    def allowed(self) -> bool:
+        return self.reason == "ok"
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _opt(v: Any) -> int | None:
+    n = int(v)
+    return None if n < 0 else n
+
+
+def outcome(result: list[Any], charge_id: str) -> Outcome:
+    reason = _s(result[0])
+    reset, retry = _opt(result[3]), _opt(result[4])
+    return Outcome(
+        reason=reason,
+        limit=_opt(result[1]),
+        remaining=_opt(result[2]),
+        reset=reset / 1000 if reset is not None else None,
+        retry_after=retry / 1000 if retry is not None else None,
+        credits=_opt(result[5]),
+        key_id=_s(result[6]),
+        event=_s(result[7]),
+        invalid_count=int(result[8]),
+        charge_id=charge_id if reason == "ok" else None,
+    )
+
+
+def events_for(
+    o: Outcome, route: str, client: str, burst_threshold: int, source: str
+) -> list[Event]:
+    """Events an answer raises: credits low or exhausted, an invalid-key burst (once a window)."""
+    out = []
+    who = display_prefix(o.key_id)
+    if o.event == "low":
+        out.append(
+            Event(
+                type=EventType.CREDITS_LOW,
+                severity=Severity.WARNING,
+                route=route,
+                subject=who,
+                source=source,
+                message=f"key {who} is low on credits ({o.credits} left)",
+            )
+        )
+    elif o.event == "exhausted":
+        out.append(
+            Event(
+                type=EventType.CREDITS_EXHAUSTED,
+                severity=Severity.WARNING,
+                route=route,
+                subject=who,
+                source=source,
+                message=f"key {who} has used all its credits",
+            )
+        )
+    if o.invalid_count == burst_threshold:
+        out.append(
+            Event(
+                type=EventType.INVALID_KEY_BURST,
+                severity=Severity.WARNING,
+                route=route,
+                subject=client,
+                source=source,
+                message=f"{o.invalid_count} invalid API keys from {client}",
+            )
+        )
+    return out
+
+
+class Ledger:
+    """Runs the authorize and refund scripts against one Redis."""
+
+    def __init__(self, redis: Any, pepper: str = "") -> None:
+        self.redis = redis
+        self.pepper = pepper
+        self._authorize = Script("authorize.lua")
+        self._refund = Script("refund.lua")
+
+    async def authorize(
+        self,
+        raw_key: str,
+        path: str,
+        cost: int,
+        client: str,
+        *,
+        charge_ttl: int,
+        low_threshold: int,
+        invalid_window: int,
+    ) -> Outcome:
+        charge_id = uuid.uuid4().hex
+        hashed = key_hash(raw_key, self.pepper) if key_id_of(raw_key) else "-"
+        keys = [record_key(hashed), f"{P}invalid:{client or '-'}"]
+        args = [
+            int(time.time() * 1000),
+            cost,
+            charge_id,
+            charge_ttl,
+            path,
+            low_threshold,
+            invalid_window,
+        ]
+        return outcome(await self._authorize(self.redis, keys, args), charge_id)
+
+    async def refund(self, charge_id: str) -> int:
+        """Give a charge back exactly once; returns the credits after, or -1 if unknown."""
+        left: int = await self._refund(self.redis, [f"{P}charge:{charge_id}"], [])
+        return left
