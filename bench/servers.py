@@ -213,7 +213,7 @@ def bench_key(auth_url: str) -> str:
 
 
 def gateway(
-    work: Path, core: str, name: str, up: int, redis_url: str, auth_url: str = ""
+    work: Path, core: str, name: str, up: int, redis_url: str, auth_url: str = "", **extra: str
 ) -> Server:
     port = free_port()
     env = {
@@ -223,6 +223,7 @@ def gateway(
         "TOLLGATE_GATEWAY_AUTH_URL": auth_url,
         "TOLLGATE_GATEWAY_ROUTES_FILE": str(routes_file(work, up)),
         "TOLLGATE_GATEWAY_LOG_LEVEL": "WARNING",
+        **{f"TOLLGATE_GATEWAY_{k}": v for k, v in extra.items()},
     }
     proc = Proc(
         pinned(core, [sys.executable, "-m", "tollgate_gateway"]), log=work / f"{name}.log", env=env
