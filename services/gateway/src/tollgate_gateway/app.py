@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -135,7 +136,11 @@ def create_admin(gw: Gateway) -> FastAPI:
                     "pathPrefix": c.route.spec.path_prefix,
                     "strategy": c.route.spec.strategy,
                     "endpoints": [
-                        {"url": u.url, "ejected": u.breaker.is_open(_now()), "inflight": u.inflight}
+                        {
+                            "url": u.url,
+                            "ejected": u.breaker.is_open(time.monotonic()),
+                            "inflight": u.inflight,
+                        }
                         for u in c.upstreams
                     ],
                 }
@@ -144,12 +149,6 @@ def create_admin(gw: Gateway) -> FastAPI:
         }
 
     return admin
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def create_app(settings: GatewaySettings) -> Any:

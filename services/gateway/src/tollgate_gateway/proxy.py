@@ -8,9 +8,7 @@ the route's strategy under its deadline, pass the answer on. Errors become HTTP 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ from tollgate_gateway.errors import (
     DeadlineExceeded,
     GatewayError,
     NoData,
-    PayloadTooLarge,
     RouteNotFound,
     UpstreamFailed,
     decision_headers,
@@ -43,6 +40,15 @@ from tollgate_gateway.headers import (
 )
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.outcome import Verdict, classify
+from tollgate_gateway.request import (
+    ClientGone,
+    Incoming,
+    client_ip,
+    read_body,
+    request_id,
+    until_disconnect,
+    wait_disconnect,
+)
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.strategies import Attempt, plan, staggered
 from tollgate_gateway.table import RouteState
@@ -56,30 +62,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 JSON = (b"content-type", b"application/json")
 
 
-class ClientGone(Exception):
-    """The client disconnected; there is nobody to answer."""
-
-
 @dataclass(slots=True)
 class Reply:
     status: int
     headers: Headers
     body: bytes
-
-
-@dataclass(slots=True)
-class Incoming:
-    """One request, whatever server interface carried it (ASGI or RSGI)."""
-
-    method: str
-    path: str  # percent-decoded
-    raw_path: bytes  # as sent, for the upstream request-target
-    query_string: bytes
-    headers: Headers  # names lower-case
-    client: str
-    scheme: str
-    read_body: Callable[[int], Awaitable[bytes]]  # raises PayloadTooLarge, ClientGone
-    disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
 
 
 @dataclass(slots=True)
@@ -110,10 +97,10 @@ class Proxy:
             scope.get("raw_path") or scope["path"].encode(),
             scope["query_string"],
             scope["headers"],
-            _client_ip(scope),
+            client_ip(scope),
             scope.get("scheme", "http"),
-            lambda limit: _read_body(receive, limit),
-            lambda: _wait_disconnect(receive),
+            lambda limit: read_body(receive, limit),
+            lambda: wait_disconnect(receive),
         )
         reply = await self.handle(req)
         if reply is None:
@@ -128,11 +115,11 @@ class Proxy:
         """Serve one request; None when the client went away before the answer."""
         m = self.p.metrics
         started = time.perf_counter()
-        request_id = _request_id(req.headers)
+        rid = request_id(req.headers)
         m.inflight.inc()
         route = "-"
         try:
-            route, reply = await self._serve(req, request_id)
+            route, reply = await self._serve(req, rid)
         except GatewayError as exc:
             route = exc.route
             status, headers, body = to_response(exc)
@@ -142,7 +129,7 @@ class Proxy:
             return None
         finally:
             m.inflight.dec()
-        reply.headers.append((b"x-request-id", request_id))
+        reply.headers.append((b"x-request-id", rid))
         m.child(m.requests, route, str(reply.status)).inc()
         m.child(m.latency, route).observe(time.perf_counter() - started)
         return reply
@@ -207,7 +194,7 @@ class Proxy:
                 work: Coroutine[Any, Any, Attempt] = self.coalescer.run(ckey, fetch)
             else:
                 work = fetch()
-            won = await _until_disconnect(req.disconnected, work)
+            won = await until_disconnect(req.disconnected, work)
         except (UpstreamFailed, DeadlineExceeded) as exc:
             self._failed(compiled, exc, decision)
             raise
@@ -363,85 +350,3 @@ def _nodata_message(attempts: list[Attempt]) -> str:
             if isinstance(doc, dict) and isinstance(doc.get("message"), str):
                 return str(doc["message"])
     return "no data for this request"
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body over {limit} bytes")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-
-
-WATCH_AFTER = 0.05  # seconds; a request answered sooner never pays for a watcher task
-
-
-async def _until_disconnect(
-    disconnected: Callable[[], Awaitable[None]], work: Coroutine[Any, Any, Attempt]
-) -> Attempt:
-    """Run ``work`` in this task; if the client disconnects first, cancel it (its upstream
-    requests and connections go with it) and raise ClientGone.
-
-    Watching needs a task blocked on ``receive()``. Most requests finish in well under
-    WATCH_AFTER, so the watcher is only started by a timer for the slow ones: a timer handle costs
-    a fraction of a task, and a client gone within WATCH_AFTER is noticed at most that late.
-    """
-    me = asyncio.current_task()
-    assert me is not None
-    gone = False
-    watcher: asyncio.Task[None] | None = None
-
-    async def watch() -> None:
-        nonlocal gone
-        await disconnected()
-        gone = True
-        me.cancel()
-
-    def start_watch() -> None:
-        nonlocal watcher
-        watcher = asyncio.ensure_future(watch())
-
-    timer = asyncio.get_running_loop().call_later(WATCH_AFTER, start_watch)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if gone:
-            me.uncancel()
-            raise ClientGone() from None
-        raise
-    finally:
-        timer.cancel()
-        if watcher is not None:
-            watcher.cancel()
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _request_id(headers: Headers) -> bytes:
-    for name, value in headers:
-        if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
-            return value
-    return _ID_PREFIX + b"%010x" % next(_ID_COUNTER)
-
-
-# Request ids: a random per-process prefix and a counter (unique without a getrandom syscall
-# per request, which uuid4 makes).
-_ID_PREFIX = os.urandom(6).hex().encode()
-_ID_COUNTER = itertools.count()
-
-
-def _client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else ""

@@ -10,7 +10,6 @@ awaited every upstream, so the slowest one set the latency.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -102,7 +101,3 @@ async def staggered(
     finally:
         for task in running:
             task.cancel()
-
-
-def now() -> float:
-    return time.monotonic()

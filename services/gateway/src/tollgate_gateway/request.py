@@ -1,0 +1,119 @@
+"""One incoming request, whatever server interface carried it, and its I/O with the client:
+reading the body within a limit, noticing a disconnect, the request id."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tollgate_gateway.errors import PayloadTooLarge
+
+Headers = list[tuple[bytes, bytes]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected; there is nobody to answer."""
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One request, whatever server interface carried it (ASGI or RSGI)."""
+
+    method: str
+    path: str  # percent-decoded
+    raw_path: bytes  # as sent, for the upstream request-target
+    query_string: bytes
+    headers: Headers  # names lower-case
+    client: str
+    scheme: str
+    read_body: Callable[[int], Awaitable[bytes]]  # raises PayloadTooLarge, ClientGone
+    disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body over {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+WATCH_AFTER = 0.05  # seconds; a request answered sooner never pays for a watcher task
+
+
+async def until_disconnect(
+    disconnected: Callable[[], Awaitable[None]], work: Coroutine[Any, Any, T]
+) -> T:
+    """Run ``work`` in this task; if the client disconnects first, cancel it (its upstream
+    requests and connections go with it) and raise ClientGone.
+
+    Watching needs a task blocked on ``receive()``. Most requests finish in well under
+    WATCH_AFTER, so the watcher is only started by a timer for the slow ones: a timer handle costs
+    a fraction of a task, and a client gone within WATCH_AFTER is noticed at most that late.
+    """
+    me = asyncio.current_task()
+    assert me is not None
+    gone = False
+    watcher: asyncio.Task[None] | None = None
+
+    async def watch() -> None:
+        nonlocal gone
+        await disconnected()
+        gone = True
+        me.cancel()
+
+    def start_watch() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    timer = asyncio.get_running_loop().call_later(WATCH_AFTER, start_watch)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            me.uncancel()
+            raise ClientGone() from None
+        raise
+    finally:
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def request_id(headers: Headers) -> bytes:
+    for name, value in headers:
+        if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
+            return value
+    return _ID_PREFIX + b"%010x" % next(_ID_COUNTER)
+
+
+# Request ids: a random per-process prefix and a counter (unique without a getrandom syscall
+# per request, which uuid4 makes).
+_ID_PREFIX = os.urandom(6).hex().encode()
+_ID_COUNTER = itertools.count()
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
