@@ -69,11 +69,19 @@ build_kube() {
   stamp kube-apiserver "$K8S_VERSION"
 }
 
+KIND_VERSION="${KIND_VERSION:-v0.32.0}"
+build_kind() {  # for users with Docker (hack/kind-e2e.sh); not needed by `make test`
+  stamp_ok kind "$KIND_VERSION" && return 0
+  GOBIN="$BIN" go install "sigs.k8s.io/kind@$KIND_VERSION"
+  stamp kind "$KIND_VERSION"
+}
+
 case "${1:-all}" in
+  kind) build_kind ;;
   helm) build_helm ;;
   etcd) build_etcd ;;
   kube) build_kube ;;
   all) (build_helm); (build_etcd); (build_kube) ;;
-  *) echo "usage: $0 [all|helm|etcd|kube]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|helm|etcd|kube|kind]" >&2; exit 2 ;;
 esac
 echo ">> tools in $BIN"

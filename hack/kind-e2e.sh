@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER=tollgate
-command -v kind >/dev/null || { echo "kind is required (go install sigs.k8s.io/kind@v0.32.0)" >&2; exit 1; }
+export PATH="${TOLLGATE_TOOLS:-$HOME/.cache/tollgate/tools}/bin:$PATH"
+command -v kind >/dev/null || bash hack/k8s-tools.sh kind
+command -v helm >/dev/null || bash hack/k8s-tools.sh helm
 make images
 kind create cluster --name "$CLUSTER" --config deploy/kind/cluster.yaml
 trap '[ "${KEEP:-0}" = 1 ] || kind delete cluster --name "$CLUSTER"' EXIT
