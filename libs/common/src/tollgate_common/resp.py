@@ -1,0 +1,144 @@
+"""A lean Redis client for hot paths: one pipelined connection, hiredis parsing.
+
+Why: redis-py's asyncio client costs ~52 us of CPU per round trip on one core (measured with 64
+concurrent callers against a local Redis; the credit script through it ~73 us), about as much as
+the rest of a gateway request. This client writes each command on one shared connection and
+matches replies in order (RESP is strictly ordered), so concurrent callers share syscalls and no
+pool bookkeeping runs per call. It speaks only what the hot paths need (EVALSHA, SCRIPT LOAD, GET,
+SET); everything else keeps using redis-py.
+
+Failure semantics: a lost connection fails every waiting call with ConnectionError and the next
+call reconnects; a caller's cancellation (deadline) leaves its reply to be read and dropped, so
+later replies still match their callers. Errors Redis returns raise ResponseError, NOSCRIPT as
+redis-py's NoScriptError, so callers handle both clients alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import hiredis
+from redis.exceptions import NoScriptError, ResponseError
+
+
+def encode(*args: Any) -> bytes:
+    """A command in RESP: an array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while True:
+            reply = self.reader.gets()
+            if reply is False:
+                return
+            if not self.waiters:  # a reply nobody waits for: the stream is out of step
+                self.close(ConnectionError("unexpected reply from redis"))
+                return
+            fut = self.waiters.popleft()
+            if fut.done():  # its caller gave up; the reply is dropped in order
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                msg = str(reply)
+                fut.set_exception(
+                    NoScriptError(msg) if msg.startswith("NOSCRIPT") else ResponseError(msg)
+                )
+            else:
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close(ConnectionError(f"redis connection lost: {exc!r}"))
+
+    def close(self, exc: Exception) -> None:
+        self.lost = True
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class LeanRedis:
+    def __init__(self, url: str, connect_timeout: float = 1.0) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 6379
+        self.password = parts.password
+        self.db = int((parts.path or "/0").lstrip("/") or 0)
+        self.connect_timeout = connect_timeout
+        self._conn: _Conn | None = None
+        self._connecting: asyncio.Lock | None = None
+
+    async def _get(self) -> _Conn:
+        conn = self._conn
+        if conn is not None and not conn.lost:
+            return conn
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._conn is not None and not self._conn.lost:
+                return self._conn
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    _, proto = await loop.create_connection(_Conn, self.host, self.port)
+            except (OSError, TimeoutError) as exc:
+                raise ConnectionError(f"redis {self.host}:{self.port}: {exc!r}") from exc
+            if self.password:
+                await self._send(proto, "AUTH", self.password)
+            if self.db:
+                await self._send(proto, "SELECT", self.db)
+            self._conn = proto
+            return proto
+
+    @staticmethod
+    def _send(conn: _Conn, *args: Any) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        conn.waiters.append(fut)
+        assert conn.transport is not None
+        conn.transport.write(encode(*args))
+        return fut
+
+    async def execute(self, *args: Any) -> Any:
+        conn = await self._get()
+        return await self._send(conn, *args)
+
+    # the redis-py-compatible subset the hot paths use
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
+
+    async def script_load(self, script: str) -> str:
+        sha = await self.execute("SCRIPT", "LOAD", script)
+        return str(sha.decode() if isinstance(sha, bytes) else sha)
+
+    async def get(self, key: bytes | str) -> bytes | None:
+        value: bytes | None = await self.execute("GET", key)
+        return value
+
+    async def set(self, key: bytes | str, value: bytes, px: int | None = None) -> Any:
+        if px is None:
+            return await self.execute("SET", key, value)
+        return await self.execute("SET", key, value, "PX", px)
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            self._conn.close(ConnectionError("client closed"))
+            self._conn = None
