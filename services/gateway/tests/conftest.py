@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
 
 from tollgate_gateway.app import create_app
 from tollgate_gateway.settings import GatewaySettings
@@ -93,3 +94,13 @@ def gateway_factory(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Ru
     yield make
     for gw in started:
         gw.stop()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The upstream client's tests run on asyncio's loop and on uvloop, the loop production uses;
+    every other test keeps the default loop."""
+    if item.path.name == "test_client.py":
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
