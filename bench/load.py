@@ -1,0 +1,65 @@
+"""The load generators, pinned to the load core: wrk for throughput (closed loop, as fast as the
+server goes) and oha for latency at a fixed rate (open loop, with latency correction, so a stalled
+server is charged for the queue it causes). wrk cannot hold a rate; when oha is not installed
+(``cargo install oha --version 1.16.0 --locked``) the small open-loop loader in bench/fixedrate.py
+takes its place, and the results say which one ran."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.report import Fixed, Sample, parse_fixedrate, parse_oha, parse_wrk
+
+OHA_VERSION = "1.16.0"
+
+
+def wrk(core: str, url: str, seconds: float, conns: int) -> Sample:
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{max(round(seconds), 1)}s", "--latency", url]
+    return parse_wrk(_run(core, argv, seconds))
+
+
+def oha_binary() -> str | None:
+    found = shutil.which("oha")
+    cargo = Path.home() / ".cargo" / "bin" / "oha"
+    return found or (str(cargo) if cargo.exists() else None)
+
+
+def fixed_loader() -> str:
+    return "oha" if oha_binary() else "bench.fixedrate"
+
+
+def fixed(core: str, url: str, rate: float, seconds: float, conns: int = 32) -> Fixed:
+    """p50/p99 at ``rate`` requests/s, spread over ``conns`` keep-alive connections."""
+    oha = oha_binary()
+    if oha is None:
+        argv = [sys.executable, "-m", "bench.fixedrate", url, f"{rate}", f"{seconds}", f"{conns}"]
+        return parse_fixedrate(_run(core, argv, seconds), rate, seconds)
+    argv = [
+        oha,
+        "-z",
+        f"{seconds}s",
+        "-q",
+        f"{rate}",
+        "-c",
+        str(conns),
+        "--latency-correction",
+        "--no-tui",
+        "--output-format",
+        "json",
+        url,
+    ]
+    return parse_oha(_run(core, argv, seconds), rate)
+
+
+def _run(core: str, argv: list[str], seconds: float) -> str:
+    done = subprocess.run(
+        ["taskset", "-c", core, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    return done.stdout
