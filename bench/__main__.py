@@ -79,10 +79,7 @@ def run(
     args: argparse.Namespace, env: Env, targets: list[Target], started: dict[str, Server]
 ) -> list[Row]:
     rows = {t.name: Row(t.name) for t in targets}
-    urls = {
-        t.name: url(started[t.name], t.path.format(key=env.api_key if "{key}" in t.path else ""))
-        for t in targets
-    }
+    urls = {t.name: t.url(env, started[t.name]) for t in targets}
     for rnd in range(args.rounds):
         for t in targets:
             with alone(env, started[t.name]):
@@ -122,10 +119,6 @@ class alone:
     def __exit__(self, *exc: object) -> None:
         for s in self.others:
             s.resume()
-
-
-def url(server: Server, path: str) -> str:
-    return f"http://127.0.0.1:{server.port}{path}"
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:

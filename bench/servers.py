@@ -43,9 +43,13 @@ class Server:
         """The PIDs of the server's process group (a master and its workers)."""
         return [self.proc.pid, *_group_members(self.proc.pid)]
 
+    def worker(self) -> int:
+        """The largest process of the group: the worker, for servers with a master."""
+        return max(self.group(), key=_rss_kb)
+
     def rss_mb(self) -> float:
-        """RSS of the largest process in the group: the worker, for servers with a master."""
-        return max((_rss_kb(pid) for pid in self.group()), default=0) / 1024
+        """RSS per worker, from /proc."""
+        return _rss_kb(self.worker()) / 1024
 
     def pause(self) -> None:
         """SIGSTOP the group, so the server measured next has its core to itself."""

@@ -70,6 +70,10 @@ class Target:
     start: Callable[[Env], Server]
     default: bool = True  # False: only with --all or --only
 
+    def url(self, env: Env, server: Server) -> str:
+        path = self.path.format(key=env.api_key) if "{key}" in self.path else self.path
+        return f"http://127.0.0.1:{server.port}{path}"
+
 
 def tollgate(env: Env, name: str = "tollgate", server: str = "uvicorn", **extra: str) -> Server:
     """A gateway process with one worker, shared by the rows that name it."""
