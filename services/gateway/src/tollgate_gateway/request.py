@@ -58,7 +58,9 @@ WATCH_AFTER = 0.05  # seconds; a request answered sooner never pays for a watche
 
 
 async def until_disconnect(
-    disconnected: Callable[[], Awaitable[None]], work: Coroutine[Any, Any, T]
+    loop: asyncio.AbstractEventLoop,
+    disconnected: Callable[[], Awaitable[None]],
+    work: Coroutine[Any, Any, T],
 ) -> T:
     """Run ``work`` in this task; if the client disconnects first, cancel it (its upstream
     requests and connections go with it) and raise ClientGone.
@@ -67,7 +69,7 @@ async def until_disconnect(
     WATCH_AFTER, so the watcher is only started by a timer for the slow ones: a timer handle costs
     a fraction of a task, and a client gone within WATCH_AFTER is noticed at most that late.
     """
-    me = asyncio.current_task()
+    me = asyncio.current_task(loop)  # with the loop given: no get_running_loop() (see Proxy.loop)
     assert me is not None
     gone = False
     watcher: asyncio.Task[None] | None = None
@@ -82,7 +84,7 @@ async def until_disconnect(
         nonlocal watcher
         watcher = asyncio.ensure_future(watch())
 
-    timer = asyncio.get_running_loop().call_later(WATCH_AFTER, start_watch)
+    timer = loop.call_later(WATCH_AFTER, start_watch)
     try:
         return await work
     except asyncio.CancelledError:
