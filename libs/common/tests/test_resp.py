@@ -83,3 +83,19 @@ async def test_outage_fails_fast_and_reconnects(redis_server: RedisServer, redis
     await r.set("k", b"again")
     assert await r.get("k") == b"again"
     await r.aclose()
+
+
+async def test_hung_redis_times_out_and_recovers(redis_server: RedisServer, redis_url: str) -> None:
+    """A Redis that stops answering (SIGSTOP) gives TimeoutError within the bound, not a hang."""
+    import signal
+
+    r = LeanRedis(redis_url, timeout=0.3)
+    await r.set("k", b"v")
+    redis_server.proc.kill(signal.SIGSTOP)
+    try:
+        with pytest.raises(TimeoutError):
+            await r.get("k")
+    finally:
+        redis_server.proc.kill(signal.SIGCONT)
+    assert await r.get("k") == b"v"
+    await r.aclose()

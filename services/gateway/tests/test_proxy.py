@@ -11,6 +11,7 @@ import redis
 
 from tollgate_common.events import STREAM_KEY
 from tollgate_testkit.fixtures import Upstream
+from tollgate_testkit.redis_server import RedisServer
 
 from .conftest import RunningGateway, route_doc
 
@@ -261,3 +262,21 @@ def test_dot_segments_are_refused(gateway_factory: Gws, upstream_factory: Ups) -
     assert r.status_code in (400, 404)
     assert r.json()["status"] is False
     assert up.requests == 0
+
+
+def test_hung_redis_still_serves(
+    gateway_factory: Gws, upstream_factory: Ups, redis_server: RedisServer
+) -> None:
+    """Redis frozen (SIGSTOP): the cache gives up after its bound and the upstream answers."""
+    import signal
+
+    up = upstream_factory()
+    gw = gateway_factory(
+        route_doc("eod", "/eod", [up.url], cache={"ttlSeconds": 60}, timeoutSeconds=10)
+    )
+    redis_server.proc.kill(signal.SIGSTOP)
+    try:
+        for i in range(3):
+            assert get(gw, f"/eod/HUNG{i}").status_code == 200
+    finally:
+        redis_server.proc.kill(signal.SIGCONT)

@@ -9,7 +9,9 @@ SET); everything else keeps using redis-py.
 
 Failure semantics: a lost connection fails every waiting call with ConnectionError and the next
 call reconnects; a caller's cancellation (deadline) leaves its reply to be read and dropped, so
-later replies still match their callers. Errors Redis returns raise ResponseError, NOSCRIPT as
+later replies still match their callers. A reply later than ``timeout`` raises TimeoutError and
+drops the connection (a Redis that stops answering must not hold requests until their deadline;
+redis-py's socket_timeout does the same). Errors Redis returns raise ResponseError, NOSCRIPT as
 redis-py's NoScriptError, so callers handle both clients alike.
 """
 
@@ -76,14 +78,21 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
+def _expire(conn: _Conn, fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError("redis did not answer in time"))
+        conn.close(ConnectionError("redis connection dropped after a timeout"))
+
+
 class LeanRedis:
-    def __init__(self, url: str, connect_timeout: float = 1.0) -> None:
+    def __init__(self, url: str, connect_timeout: float = 1.0, timeout: float = 2.0) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
         self.password = parts.password
         self.db = int((parts.path or "/0").lstrip("/") or 0)
         self.connect_timeout = connect_timeout
+        self.timeout = timeout
         self._conn: _Conn | None = None
         self._connecting: asyncio.Lock | None = None
 
@@ -119,7 +128,12 @@ class LeanRedis:
 
     async def execute(self, *args: Any) -> Any:
         conn = await self._get()
-        return await self._send(conn, *args)
+        fut = self._send(conn, *args)
+        timer = fut.get_loop().call_later(self.timeout, _expire, conn, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
 
     # the redis-py-compatible subset the hot paths use
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
