@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
 from tollgate_common.events import Event, EventType, Severity
+from tollgate_common.redis import LuaScript
 
 P = "tollgate:auth:"
 KEY_RE = re.compile(r"^tg_([a-z2-7]{8})_([A-Za-z0-9_-]{32,64})$")
@@ -49,23 +48,6 @@ def display_prefix(key_id: str) -> str:
 
 def record_key(hashed: str) -> str:
     return f"{P}key:{hashed}"
-
-
-class Script:
-    """A Lua script run with EVALSHA, loaded again if Redis forgot it (restart, SCRIPT FLUSH)."""
-
-    def __init__(self, name: str) -> None:
-        self.source = (files("tollgate_common") / name).read_text()
-        self.sha: str | None = None
-
-    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
-        if self.sha is None:
-            self.sha = await redis.script_load(self.source)
-        try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self.sha = await redis.script_load(self.source)
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +144,8 @@ class Ledger:
     def __init__(self, redis: Any, pepper: str = "") -> None:
         self.redis = redis
         self.pepper = pepper
-        self._authorize = Script("authorize.lua")
-        self._refund = Script("refund.lua")
+        self._authorize = LuaScript((files("tollgate_common") / "authorize.lua").read_text())
+        self._refund = LuaScript((files("tollgate_common") / "refund.lua").read_text())
 
     async def authorize(
         self,

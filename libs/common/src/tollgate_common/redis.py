@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 
 def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
@@ -23,3 +26,21 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         decode_responses=False,
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+class LuaScript:
+    """A Lua script run with EVALSHA, loaded again when Redis forgot it (a restart, SCRIPT
+    FLUSH). Works with redis-py and with the lean client (tollgate_common.resp)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha: str | None = None
+
+    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
+        if self.sha is None:
+            self.sha = await redis.script_load(self.source)
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.sha = await redis.script_load(self.source)
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)

@@ -23,9 +23,10 @@ import time
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from tollgate_common.events import STREAM_KEY, Event
+from tollgate_common.redis import LuaScript
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
 from tollgate_notifier.settings import NotifierSettings
@@ -51,8 +52,7 @@ class Consumer:
         self.sinks = sinks
         self.m = m
         self.stream = stream
-        self._script = (files("tollgate_notifier") / "grouping.lua").read_text()
-        self._sha: str | None = None
+        self._grouping = LuaScript((files("tollgate_notifier") / "grouping.lua").read_text())
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.healthy = False
@@ -168,7 +168,9 @@ class Consumer:
             GROUP_TTL,
             event.severity.value,
         ]
-        notify, seq, count, status, severity = await self._eval([P + "group:" + group], args)
+        notify, seq, count, status, severity = await self._grouping(
+            self.redis, [P + "group:" + group], args
+        )
         if not int(notify):
             return None
         status_s = status.decode() if isinstance(status, bytes) else str(status)
@@ -183,16 +185,6 @@ class Consumer:
             count=int(count),
             message=event.message,
         )
-
-    async def _eval(self, keys: list[str], args: list[Any]) -> list[Any]:
-        if self._sha is None:
-            self._sha = await self.redis.script_load(self._script)
-        try:
-            result: list[Any] = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self._sha = await self.redis.script_load(self._script)
-            result = await self.redis.evalsha(self._sha, len(keys), *keys, *args)
-        return result
 
     async def _deliver(self, n: Notification, event: Event) -> None:
         wanted = self.s.routing.get(n.type) or self.s.routing.get(n.severity) or ["log"]
