@@ -42,6 +42,7 @@ from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
+from tollgate_common.resp import LeanRedis
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -62,7 +63,10 @@ class Service:
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         self.redis = create_redis(self.settings.redis_url)
-        self.store = Store(self.redis, self.settings.key_pepper)
+        # authorize/refund run on every gateway request: the lean client costs about half of
+        # redis-py's CPU per round trip (tollgate_common/resp.py has the numbers).
+        lean = LeanRedis(self.settings.redis_url)
+        self.store = Store(self.redis, self.settings.key_pepper, hot=lean)
         if not self.settings.admin_token:
             log.warning("dev mode: generated admin token %s", self.admin_token)
         gc.collect()
@@ -72,6 +76,7 @@ class Service:
         finally:
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
+            await lean.aclose()
             await self.redis.aclose()
 
     def emit(self, events: list[Event]) -> None:

@@ -27,10 +27,11 @@ def plan_key(name: str) -> str:
 
 
 class Store:
-    def __init__(self, redis: Any, pepper: str) -> None:
+    def __init__(self, redis: Any, pepper: str, hot: Any = None) -> None:
         self.redis = redis
         self.pepper = pepper
-        self.ledger = Ledger(redis, pepper)
+        # ``hot``: the client for the per-request ledger calls (the lean one in production).
+        self.ledger = Ledger(hot if hot is not None else redis, pepper)
 
     # --- hot path
     async def authorize(
