@@ -264,7 +264,8 @@ def gateway(
     server: str = "uvicorn",
     **extra: str,
 ) -> Server:
-    """``python -m tollgate_gateway`` (uvicorn, one worker), or the same app under granian.
+    """``python -m tollgate_gateway`` (uvicorn, one worker), the same app under granian, or
+    under a candidate change of bench/variants.py (``server="variant:onewrite,gc"``).
 
     ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...``.
     """
@@ -300,6 +301,9 @@ def gateway(
             "warning",
             "tollgate_gateway.app:main_app",
         ]
+    elif server.startswith("variant:"):  # bench/variants.py: candidate serving changes
+        argv = [sys.executable, "-m", "bench.variants"]
+        env["BENCH_VARIANT"] = server.removeprefix("variant:")
     else:
         raise ValueError(f"unknown server {server!r}")
     proc = Proc(pinned(core, argv), log=work / f"{name}.log", env=env)

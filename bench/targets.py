@@ -99,6 +99,10 @@ def _granian(e: Env) -> Server:
     return tollgate(e, "tollgate-granian", server="granian")
 
 
+def _tuned(e: Env) -> Server:
+    return tollgate(e, "tollgate-tuned", server="variant:onewrite,gc")
+
+
 PROXY = "/api/v1/eod/AAPL"  # the peers strip /api/v1 and pass /eod/AAPL on
 MISS, HIT = "/api/v1/live/AAPL", PROXY  # Tollgate's cache-off and cached routes
 KEY = "?api_key={key}"
@@ -131,6 +135,9 @@ TARGETS = [
     # The same gateway app under granian (ASGI), against uvicorn's rows above.
     Target("tollgate miss granian", MISS, _granian, default=False),
     Target("tollgate hit granian", HIT, _granian, default=False),
+    # Candidate serving changes (bench/variants.py): one write() per response, fewer young GCs.
+    Target("tollgate miss tuned", MISS, _tuned, default=False),
+    Target("tollgate hit tuned", HIT, _tuned, default=False),
 ]
 ALWAYS = ("direct", "traefik")  # the ratios need them
 
