@@ -14,6 +14,7 @@ import uvicorn
 import uvloop
 
 from tollgate_gateway.app import create_app
+from tollgate_gateway.serving import OneWriteProtocol
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_testkit.ports import free_port
 
@@ -27,7 +28,7 @@ class RunningGateway:
             host="127.0.0.1",
             port=self.port,
             loop="uvloop",
-            http="httptools",
+            http=OneWriteProtocol,
             log_level="warning",
             access_log=False,
             lifespan="on",

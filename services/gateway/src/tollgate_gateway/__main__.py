@@ -1,9 +1,10 @@
-"""``python -m tollgate_gateway``: serve with uvicorn (uvloop + httptools)."""
+"""``python -m tollgate_gateway``: serve with uvicorn (uvloop + httptools; see serving.py)."""
 
 from __future__ import annotations
 
 import uvicorn
 
+from tollgate_gateway.serving import OneWriteProtocol
 from tollgate_gateway.settings import GatewaySettings
 
 
@@ -16,7 +17,7 @@ def main() -> None:
         port=s.port,
         workers=s.workers,
         loop="uvloop",
-        http="httptools",
+        http=OneWriteProtocol,
         access_log=s.access_log,
         log_level=s.log_level.lower(),
         timeout_graceful_shutdown=30,

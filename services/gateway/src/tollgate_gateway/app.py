@@ -27,6 +27,7 @@ from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.proxy import PREFIX, Parts, Proxy, Receive, Scope, Send
+from tollgate_gateway.serving import tune_gc
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.table import RedisFollower, RouteState, load_file
 
@@ -75,6 +76,7 @@ class Gateway:
         # (they showed as p99 stalls; Instagram's gc.freeze() write-up describes the same).
         gc.collect()
         gc.freeze()
+        tune_gc()
         log.info("gateway ready on %s:%d (%d routes)", s.host, s.port, len(self.state.router))
         try:
             yield
