@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import load
+from bench import load, servers
 from bench.report import Row, as_json, fixed_rate_for, table
 from bench.servers import Server
 from bench.targets import LOAD_CORE, SERVER_CORE, Env, Target, names, select
@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     targets = select(args.only, args.all)
+    missing = servers.missing_tools(granian=any("granian" in t.name for t in targets))
+    if missing:
+        raise SystemExit(f"missing: {', '.join(missing)}; `make bench` installs them")
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-bench-")))
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop: clean up like Ctrl-C
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`&`)

@@ -90,6 +90,24 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def missing_tools(granian: bool) -> list[str]:
+    """What this machine lacks to run the bench (``make bench`` installs all of it)."""
+    need = {
+        "wrk": shutil.which("wrk"),
+        "taskset": shutil.which("taskset"),
+        "nginx": shutil.which("nginx") or _exists("/usr/sbin/nginx"),
+        "redis-server": shutil.which("redis-server") or _exists("/usr/bin/redis-server"),
+        "traefik (uv sync --group bench)": _exists(venv_bin("traefik")),
+    }
+    if granian:
+        need["granian (uv sync --group bench)"] = _exists(venv_bin("granian"))
+    return [name for name, found in need.items() if not found]
+
+
+def _exists(path: str) -> str | None:
+    return path if Path(path).exists() else None
+
+
 def pinned(core: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", core, *argv]
 
