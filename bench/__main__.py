@@ -8,6 +8,9 @@ share core 0. Rounds are interleaved (A B C ... A B C ...), each a warm-up then 
 alike. A fixed-rate pass (oha, default 2,000 req/s) measures p99 at a load every peer holds; RSS
 is read from /proc after the load. Every process is started by PID and stopped by PID at the end,
 on Ctrl-C too. Only loopback.
+
+Rows are listed in bench/targets.py; ``--variants`` adds the same gateway served differently
+(granian, stock uvicorn: bench/variants.py). ``python -m bench.profile`` runs py-spy on one row.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rate", type=float, default=2000.0, help="fixed-rate pass, req/s")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     ap.add_argument("--only", default="", help=f"comma-separated rows of: {', '.join(names())}")
-    ap.add_argument("--all", action="store_true", help="also the optional rows (granian)")
+    ap.add_argument(
+        "--variants", action="store_true", help="also the variant rows (granian, stock uvicorn)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, 2.0
@@ -48,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    targets = select(args.only, args.all)
+    targets = select(args.only, args.variants)
     missing = servers.missing_tools(granian=any("granian" in t.name for t in targets))
     if missing:
         raise SystemExit(f"missing: {', '.join(missing)}; `make bench` installs them")

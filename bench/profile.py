@@ -39,7 +39,7 @@ def main() -> None:
         help="sample without pausing the worker (less overhead, frames sometimes misread)",
     )
     args = ap.parse_args()
-    target = next(t for t in select(args.row, everything=True) if t.name == args.row)
+    target = next(t for t in select(args.row, variants=True) if t.name == args.row)
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-profile-")))
     RESULTS.mkdir(exist_ok=True)
     raw = RESULTS / time.strftime(f"profile-{args.row.replace(' ', '-')}-%Y%m%d-%H%M%S.txt")

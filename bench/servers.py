@@ -283,7 +283,7 @@ def gateway(
     **extra: str,
 ) -> Server:
     """``python -m tollgate_gateway`` (uvicorn, one worker), the same app under granian, or
-    under a candidate change of bench/variants.py (``server="variant:onewrite,gc"``).
+    under a variant of bench/variants.py (``server="variant:stock"``).
 
     ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...``.
     """

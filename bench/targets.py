@@ -68,7 +68,7 @@ class Target:
     name: str
     path: str
     start: Callable[[Env], Server]
-    default: bool = True  # False: only with --all or --only
+    default: bool = True  # False: a variant, only with --variants or --only
 
     def url(self, env: Env, server: Server) -> str:
         path = self.path.format(key=env.api_key) if "{key}" in self.path else self.path
@@ -99,8 +99,8 @@ def _granian(e: Env) -> Server:
     return tollgate(e, "tollgate-granian", server="granian")
 
 
-def _tuned(e: Env) -> Server:
-    return tollgate(e, "tollgate-tuned", server="variant:onewrite,gc")
+def _stock(e: Env) -> Server:
+    return tollgate(e, "tollgate-stock", server="variant:stock")
 
 
 PROXY = "/api/v1/eod/AAPL"  # the peers strip /api/v1 and pass /eod/AAPL on
@@ -132,25 +132,26 @@ TARGETS = [
     Target("tollgate+auth hit", HIT + KEY, _auth_http),
     Target("tollgate+ledger miss", MISS + KEY, _auth_ledger),
     Target("tollgate+ledger hit", HIT + KEY, _auth_ledger),
-    # The same gateway app under granian (ASGI), against uvicorn's rows above.
+    # Variants: the same gateway app under granian (ASGI), against uvicorn's rows above.
     Target("tollgate miss granian", MISS, _granian, default=False),
     Target("tollgate hit granian", HIT, _granian, default=False),
-    # Candidate serving changes (bench/variants.py): one write() per response, fewer young GCs.
-    Target("tollgate miss tuned", MISS, _tuned, default=False),
-    Target("tollgate hit tuned", HIT, _tuned, default=False),
+    # The same app under stock uvicorn (two write() per response; bench/variants.py).
+    Target("tollgate miss stock uvicorn", MISS, _stock, default=False),
+    Target("tollgate hit stock uvicorn", HIT, _stock, default=False),
 ]
 ALWAYS = ("direct", "traefik")  # the ratios need them
 
 
-def select(only: str, everything: bool) -> list[Target]:
-    """``--only a,b`` (plus direct and traefik), ``--all``, or the default rows."""
+def select(only: str, variants: bool) -> list[Target]:
+    """``--only a,b`` (plus direct and traefik), the default rows, and with ``--variants`` the
+    variant rows too."""
     if only:
         wanted = {n.strip() for n in only.split(",")}
         unknown = wanted - {t.name for t in TARGETS}
         if unknown:
             raise SystemExit(f"unknown targets: {sorted(unknown)}; known: {names()}")
         return [t for t in TARGETS if t.name in wanted or t.name in ALWAYS]
-    return [t for t in TARGETS if everything or t.default]
+    return [t for t in TARGETS if variants or t.default]
 
 
 def names() -> list[str]:
