@@ -8,7 +8,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
 @dataclass
@@ -61,7 +61,7 @@ def parse_wrk(text: str) -> Sample:
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
     if m is None:
         raise ValueError(f"not wrk --latency output: {text[:200]!r}")
-    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", text, re.M))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", text, re.M))
     errors = 0
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if non2xx:
@@ -69,12 +69,14 @@ def parse_wrk(text: str) -> Sample:
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if sock:
         errors += sum(int(x) for x in sock.groups())
+    if "50" not in lat or "99" not in lat:
+        raise ValueError(f"no latency distribution in wrk output: {text[-400:]!r}")
     return Sample(float(m.group(1)), latency_ms(lat["50"]), latency_ms(lat["99"]), errors)
 
 
 def latency_ms(s: str) -> float:
     """wrk's ``850.00us`` / ``2.50ms`` / ``1.02s`` in milliseconds."""
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", s)
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", s)
     if m is None:
         raise ValueError(f"not a wrk latency: {s!r}")
     return float(m.group(1)) * UNITS[m.group(2)]
