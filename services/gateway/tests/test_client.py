@@ -245,6 +245,33 @@ async def test_stale_connection_is_not_retried_for_post(pool: UpstreamPool) -> N
     assert pool.connections_opened == 1
 
 
+async def test_idle_connection_is_closed_before_the_server_does(pool: UpstreamPool) -> None:
+    """A connection idle past idle_timeout is not reused, so a POST never meets the race."""
+    pool.idle_timeout = 0.1
+    with RawServer(answer_then_drop) as origin:  # a server that drops the 2nd request unanswered
+        assert (await pool.request(origin, "POST", "/", [], b"1")).body == b"ok"
+        await asyncio.sleep(0.2)
+        assert (await pool.request(origin, "POST", "/", [], b"2")).body == b"ok"
+    assert pool.connections_opened == 2
+
+
+async def test_connections_a_burst_opened_are_closed_when_idle(
+    pool: UpstreamPool, upstream_factory: Factory
+) -> None:
+    """Connections idle past idle_timeout are closed, oldest first, even while a newer one stays
+    busy."""
+    up = upstream_factory()
+    up.set("slow", delay=0.05)
+    await asyncio.gather(*(get(pool, up.url) for _ in range(4)))
+    up.set("ok")
+    assert pool.open_connections() == 4
+    pool.idle_timeout = 0.1
+    for _ in range(8):  # steady light load keeps reusing the newest connection only
+        await get(pool, up.url)
+        await asyncio.sleep(0.03)
+    assert pool.open_connections() == 1
+
+
 async def test_reset_mid_answer_is_not_retried(pool: UpstreamPool) -> None:
     """A reset after part of the answer raises, and the request is not sent again."""
     server = RawServer(partial_then_reset)

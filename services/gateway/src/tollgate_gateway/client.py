@@ -7,13 +7,16 @@ request, dominated; 342 req/s in our bench with one shared client); aiohttp's cl
 more per request than this pool. This pool alone drives ~77k req/s against nginx from one core
 (13-14 µs of CPU per request, two thirds of it the kernel's), and inside the gateway it is ~10% of
 a miss (py-spy, bench/profile.py). It does only what a reverse proxy needs: HTTP/1.1, bodies read
-whole (the gateway inspects and caches them), keep-alive reuse, and the failure cases tested in
-tests/test_client.py (Connection: close, chunked, read-until-close, interim answers, caps, stale
-pooled connections, timeouts, resets, cancellation, TLS), on asyncio's loop and on uvloop.
+whole (the gateway inspects and caches them), keep-alive reuse with an idle timeout shorter than
+the usual servers' own, and the failure cases tested in tests/test_client.py (Connection: close,
+chunked, read-until-close, interim answers, caps, stale pooled connections, timeouts, resets,
+cancellation, TLS), on asyncio's loop and on uvloop.
 
 INTERFACE CONTRACT (the rest of the gateway codes against exactly this):
 
-- ``UpstreamPool(max_per_origin=..., connect_timeout=..., max_body_bytes=...)``
+- ``UpstreamPool(max_per_origin=..., connect_timeout=..., max_body_bytes=...)``; optional:
+  ``ssl_context`` (default: the system CAs), ``idle_timeout`` (seconds a pooled connection may
+  sit unused, default 4).
 - ``await pool.request(origin, method, target, headers, body) -> UpstreamResponse``
   ``origin`` is ``"http://host:port"`` (scheme+authority of an endpoint URL, no path);
   ``target`` the request-target (path and query, already built by the caller);
@@ -43,6 +46,9 @@ __all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse"]
 # Safe to send twice (RFC 9110 §9.2.2): only these are retried after a keep-alive race.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 CLOSE_GRACE_SECONDS = 2.0  # aclose waits this long for sockets to close (TLS close_notify)
+# Closed by us before the upstream's own keep-alive timeout closes it (uvicorn, Node and Apache:
+# 5 s), which would race a request we send: a GET is retried then, a POST fails.
+IDLE_TIMEOUT_SECONDS = 4.0
 
 
 class _Origin:
@@ -69,8 +75,10 @@ class UpstreamPool:
         connect_timeout: float = 5.0,
         max_body_bytes: int = 64 << 20,
         ssl_context: ssl.SSLContext | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self.max_per_origin = max_per_origin
+        self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self.max_body_bytes = max_body_bytes
         self._ssl = ssl_context
@@ -117,19 +125,31 @@ class UpstreamPool:
             raise
         conn.used = True
         if conn.keep_alive and not conn.closed and method != "HEAD":
+            conn.idle_since = conn.loop.time()
             o.idle.append(conn)
         else:  # HEAD too: llhttp cannot be told that answer has no body; a new parser is safer
             self._discard(o, conn)
         return resp
 
     def _idle(self, o: _Origin) -> Connection | None:
-        """A pooled connection, most recently used first (least likely to be stale)."""
-        while o.idle:
-            conn = o.idle.pop()
-            if not conn.closed:
+        """A pooled connection, most recently used first (least likely to be stale). Ones idle
+        longer than ``idle_timeout`` are closed: the oldest one per call, so that connections a
+        burst opened do not linger, and any met on the way."""
+        idle = o.idle
+        if not idle:
+            return None
+        now = idle[-1].loop.time()
+        if len(idle) > 1 and self._expired(idle[0], now):
+            self._discard(o, idle.popleft())
+        while idle:
+            conn = idle.pop()
+            if not self._expired(conn, now):
                 return conn
-            o.all.discard(conn)
+            self._discard(o, conn)
         return None
+
+    def _expired(self, conn: Connection, now: float) -> bool:
+        return conn.closed or now - conn.idle_since > self.idle_timeout
 
     async def _connect(self, o: _Origin) -> Connection:
         if self._closed:

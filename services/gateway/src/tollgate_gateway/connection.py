@@ -48,9 +48,12 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.used = False  # served a request before: may be stale when picked from the pool
+        self.idle_since = 0.0  # loop time it went back to the pool
+        # get_running_loop() costs a getpid() syscall on Python 3.11: looked up once here.
+        self.loop = asyncio.get_running_loop()
         self.keep_alive = True
         self.head = False
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = self.loop.create_future()
         self._waiter: asyncio.Future[UpstreamResponse] | None = None
         self._reset_message()
 
@@ -156,7 +159,7 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self._reset_message()
         self.head = head
-        self._waiter = self.lost.get_loop().create_future()
+        self._waiter = self.loop.create_future()
         self.transport.write(data)
         return self._waiter
 
