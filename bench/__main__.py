@@ -94,11 +94,15 @@ def run(
             with alone(env, started[t.name]):
                 with contextlib.suppress(ValueError):  # a warm-up may finish no request at all
                     load.wrk(LOAD_CORE, urls[t.name], args.warmup, args.conns)
+                cpu = started[t.name].cpu_seconds()
                 sample = load.wrk(LOAD_CORE, urls[t.name], args.seconds, args.conns)
+                if sample.requests:
+                    sample.cpu_us = (started[t.name].cpu_seconds() - cpu) / sample.requests * 1e6
             rows[t.name].samples.append(sample)
             print(
                 f"round {rnd + 1}/{args.rounds}  {t.name:24s} {sample.rps:>9,.0f} req/s  "
-                f"p99 {sample.p99_ms:6.2f} ms  errors {sample.errors}",
+                f"p99 {sample.p99_ms:6.2f} ms  CPU {sample.cpu_us or 0:5.1f} us/req  "
+                f"errors {sample.errors}",
                 file=sys.stderr,
                 flush=True,
             )

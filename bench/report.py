@@ -19,6 +19,8 @@ class Sample:
     p50_ms: float
     p99_ms: float
     errors: int = 0
+    requests: int = 0
+    cpu_us: float | None = None  # the server's CPU time per request (all its processes)
 
 
 @dataclass
@@ -52,6 +54,12 @@ class Row:
         return statistics.median(s.p99_ms for s in self.samples) if self.samples else 0.0
 
     @property
+    def cpu_us(self) -> float | None:
+        """Median CPU µs per request: unlike req/s, barely moved by other load on the machine."""
+        values = [s.cpu_us for s in self.samples if s.cpu_us is not None]
+        return statistics.median(values) if values else None
+
+    @property
     def errors(self) -> int:
         return sum(s.errors for s in self.samples) + (self.fixed.errors if self.fixed else 0)
 
@@ -71,7 +79,9 @@ def parse_wrk(text: str) -> Sample:
         errors += sum(int(x) for x in sock.groups())
     if "50" not in lat or "99" not in lat:
         raise ValueError(f"no latency distribution in wrk output: {text[-400:]!r}")
-    return Sample(float(m.group(1)), latency_ms(lat["50"]), latency_ms(lat["99"]), errors)
+    done = re.search(r"^\s+(\d+) requests in", text, re.M)
+    requests = int(done.group(1)) if done else 0
+    return Sample(float(m.group(1)), latency_ms(lat["50"]), latency_ms(lat["99"]), errors, requests)
 
 
 def latency_ms(s: str) -> float:
@@ -118,14 +128,22 @@ def ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
+def cpu_ratio(peer_cpu: float | None, cpu: float | None) -> float | None:
+    """How many times less CPU a request costs here than at the peer (>1: cheaper)."""
+    return None if peer_cpu is None or not cpu else peer_cpu / cpu
+
+
 def table(rows: list[Row], rate: float, direct: str = "direct", peer: str = "traefik") -> str:
     """The one table: throughput, latency, ratios to direct and to the peer, p99 at the fixed
-    rate (with the rate, when a target ran at a lower one), RSS per worker, errors."""
+    rate (with the rate, when a target ran at a lower one), RSS per worker, the server's CPU per
+    request and the peer's CPU per request over it (the same ratio, robust to a busy machine),
+    errors."""
     by = {r.name: r for r in rows}
     base = by[direct].rps if direct in by else 0.0
     ref = by[peer].rps if peer in by else 0.0
     head = ["target", "req/s", "p50 ms", "p99 ms", "x direct", f"x {peer}"]
-    head += [f"p99@{rate:.0f}/s ms", "RSS MB", "errors"]
+    head += [f"p99@{rate:.0f}/s ms", "RSS MB", "CPU us/req", f"CPU x {peer}", "errors"]
+    ref_cpu = by[peer].cpu_us if peer in by else None
     lines = [head]
     for r in rows:
         lines.append(
@@ -138,6 +156,8 @@ def table(rows: list[Row], rate: float, direct: str = "direct", peer: str = "tra
                 _fmt(ratio(r.rps, ref)),
                 _fixed_cell(r.fixed, rate),
                 "-" if r.rss_mb is None else f"{r.rss_mb:.0f}",
+                "-" if r.cpu_us is None else f"{r.cpu_us:.1f}",
+                _fmt(cpu_ratio(ref_cpu, r.cpu_us)),
                 str(r.errors),
             ]
         )
@@ -177,6 +197,7 @@ def as_json(
             "p99_ms": r.p99,
             "x_direct": ratio(r.rps, base),
             "x_" + peer: ratio(r.rps, ref),
+            "cpu_us": r.cpu_us,
             "fixed": None if r.fixed is None else vars(r.fixed),
             "rss_mb": r.rss_mb,
             "errors": r.errors,

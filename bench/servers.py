@@ -43,6 +43,10 @@ class Server:
         """The PIDs of the server's process group (a master and its workers)."""
         return [self.proc.pid, *_group_members(self.proc.pid)]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the group so far, from /proc."""
+        return sum(_cpu_ticks(pid) for pid in self.group()) / os.sysconf("SC_CLK_TCK")
+
     def worker(self) -> int:
         """The largest process of the group: the worker, for servers with a master."""
         return max(self.group(), key=_rss_kb)
@@ -78,6 +82,15 @@ def _group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid:
             found.append(int(d.name))
     return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state); utime is field 14
+    return int(fields[11]) + int(fields[12])
 
 
 def _rss_kb(pid: int) -> int:
@@ -319,6 +332,8 @@ def gateway(
             "warning",
             "tollgate_gateway.app:main_app",
         ]
+    elif server == "lean":  # bench/leanserver.py: a measurement prototype, no ASGI
+        argv = [sys.executable, "-m", "bench.leanserver"]
     elif server.startswith("variant:"):  # bench/variants.py: candidate serving changes
         argv = [sys.executable, "-m", "bench.variants"]
         env["BENCH_VARIANT"] = server.removeprefix("variant:")

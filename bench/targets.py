@@ -99,6 +99,10 @@ def _granian(e: Env) -> Server:
     return tollgate(e, "tollgate-granian", server="granian")
 
 
+def _lean(e: Env) -> Server:
+    return tollgate(e, "tollgate-lean", server="lean")
+
+
 def _stock(e: Env) -> Server:
     return tollgate(e, "tollgate-stock", server="variant:stock")
 
@@ -138,6 +142,9 @@ TARGETS = [
     # The same app under stock uvicorn (two write() per response; bench/variants.py).
     Target("tollgate miss stock uvicorn", MISS, _stock, default=False),
     Target("tollgate hit stock uvicorn", HIT, _stock, default=False),
+    # The proxy path with no ASGI server at all (bench/leanserver.py, a measurement prototype).
+    Target("tollgate miss lean", MISS, _lean, default=False),
+    Target("tollgate hit lean", HIT, _lean, default=False),
 ]
 ALWAYS = ("direct", "traefik")  # the ratios need them
 

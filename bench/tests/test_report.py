@@ -11,6 +11,7 @@ from bench.report import (
     Row,
     Sample,
     as_json,
+    cpu_ratio,
     fixed_rate_for,
     latency_ms,
     parse_fixedrate,
@@ -49,7 +50,7 @@ OHA = {
 def test_parse_wrk() -> None:
     """Requests/sec, p50, p99 (unit-converted) and every kind of error come out of wrk's text."""
     s = parse_wrk(WRK)
-    assert (s.rps, s.p50_ms, s.p99_ms, s.errors) == (24000.50, 2.5, 0.85, 7)
+    assert (s.rps, s.p50_ms, s.p99_ms, s.errors, s.requests) == (24000.50, 2.5, 0.85, 7, 120000)
 
 
 def test_parse_wrk_without_errors() -> None:
@@ -100,19 +101,36 @@ def test_ratio() -> None:
     assert ratio(75, 0) is None
 
 
+def test_cpu_ratio() -> None:
+    """The CPU ratio is the peer's cost over ours: above 1 means cheaper than the peer."""
+    assert cpu_ratio(60.0, 40.0) == 1.5
+    assert cpu_ratio(None, 40.0) is None
+    assert cpu_ratio(60.0, None) is None
+
+
+def test_row_cpu_is_the_median_of_measured_rounds() -> None:
+    """Rounds without a CPU reading are left out of the median."""
+    r = Row("x", [Sample(1, 1, 1, cpu_us=30.0), Sample(1, 1, 1), Sample(1, 1, 1, cpu_us=50.0)])
+    assert r.cpu_us == 40.0
+    assert Row("y", [Sample(1, 1, 1)]).cpu_us is None
+
+
 def rows() -> list[Row]:
     return [
         Row("direct", [Sample(100, 1, 1)]),
-        Row("traefik", [Sample(50, 1, 1)], Fixed(2000, 0.5, 2.0, 2000)),
-        Row("tollgate", [Sample(75, 1, 1)], Fixed(2000, 0.4, 1.5, 2000), 60.4),
+        Row("traefik", [Sample(50, 1, 1, cpu_us=60.0)], Fixed(2000, 0.5, 2.0, 2000)),
+        Row("tollgate", [Sample(75, 1, 1, cpu_us=40.0)], Fixed(2000, 0.4, 1.5, 2000), 60.4),
         Row("seed", [Sample(2, 1, 1)], Fixed(1, 3, 12.5, 1)),
     ]
 
 
 def test_table_ratios_and_cells() -> None:
-    """Ratios are to direct and to traefik; p99 at the fixed rate, RSS in MB."""
+    """Ratios are to direct and to traefik; p99 at the fixed rate, RSS in MB, CPU per request
+    and traefik's CPU per request over it."""
     line = table(rows(), 2000).splitlines()[4].split()
-    assert line == ["tollgate", "75", "1.00", "1.00", "0.75", "1.50", "1.50", "60", "0"]
+    assert line == [
+        "tollgate", "75", "1.00", "1.00", "0.75", "1.50", "1.50", "60", "40.0", "1.50", "0"
+    ]  # fmt: skip
 
 
 def test_table_names_a_lower_fixed_rate() -> None:
@@ -131,7 +149,10 @@ def test_json_has_ratios_and_rounds() -> None:
     data = json.loads(as_json(rows(), {"fixed_loader": "oha"}))
     tg = data["rows"][2]
     assert (tg["x_direct"], tg["x_traefik"], tg["fixed"]["p99_ms"]) == (0.75, 1.5, 1.5)
-    assert tg["rounds"] == [{"rps": 75, "p50_ms": 1, "p99_ms": 1, "errors": 0}]
+    assert tg["cpu_us"] == 40.0
+    assert tg["rounds"] == [
+        {"rps": 75, "p50_ms": 1, "p99_ms": 1, "errors": 0, "requests": 0, "cpu_us": 40.0}
+    ]
     assert data["meta"] == {"fixed_loader": "oha"}
 
 
