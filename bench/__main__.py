@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=5.0, help="one measured run (default 5)")
     ap.add_argument("--warmup", type=float, default=1.0, help="before each run (default 1)")
     ap.add_argument("--conns", type=int, default=64, help="wrk connections (default 64)")
-    ap.add_argument("--rate", type=float, default=2000.0, help="fixed-rate pass, req/s")
+    ap.add_argument(
+        "--rate", type=float, default=2000.0, help="fixed-rate pass, req/s (0 skips it)"
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     ap.add_argument("--only", default="", help=f"comma-separated rows of: {', '.join(names())}")
     ap.add_argument(
@@ -110,8 +112,11 @@ def run(
         row, server = rows[t.name], started[t.name]
         rate = fixed_rate_for(row.rps, args.rate)
         with alone(env, server):
-            row.fixed = load.fixed(LOAD_CORE, urls[t.name], rate, args.seconds)
+            if rate > 0:
+                row.fixed = load.fixed(LOAD_CORE, urls[t.name], rate, args.seconds)
             row.rss_mb = server.rss_mb()
+        if row.fixed is None:
+            continue
         print(
             f"fixed rate    {t.name:24s} p99 {row.fixed.p99_ms:6.2f} ms at {rate:.0f} req/s",
             file=sys.stderr,

@@ -120,7 +120,10 @@ def parse_fixedrate(text: str, rate: float, seconds: float) -> Fixed:
 
 def fixed_rate_for(rps: float, rate: float) -> float:
     """The fixed-rate pass runs at ``rate``, or at half of what a target can do at all (the seed
-    design cannot hold 2,000 req/s; its p99 at an overload would measure only the queue)."""
+    design cannot hold 2,000 req/s; its p99 at an overload would measure only the queue). A rate
+    of 0 skips the pass."""
+    if rate <= 0:
+        return 0.0
     return rate if rps >= 1.25 * rate else max(1.0, round(rps / 2))
 
 

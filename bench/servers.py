@@ -292,11 +292,11 @@ def gateway(
     name: str,
     up: int,
     redis_url: str,
-    server: str = "uvicorn",
+    server: str = "tollgate",
     **extra: str,
 ) -> Server:
-    """``python -m tollgate_gateway`` (uvicorn, one worker), the same app under granian, or
-    under a variant of bench/variants.py (``server="variant:stock"``).
+    """``python -m tollgate_gateway`` (its own server, one worker), the same app under granian,
+    or under a variant of bench/variants.py (``server="variant:stock"``).
 
     ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...``.
     """
@@ -309,7 +309,7 @@ def gateway(
         "TOLLGATE_GATEWAY_LOG_LEVEL": "WARNING",
         **{f"TOLLGATE_GATEWAY_{k}": v for k, v in extra.items()},
     }
-    if server == "uvicorn":
+    if server == "tollgate":
         argv = [sys.executable, "-m", "tollgate_gateway"]
     elif server == "granian":
         argv = [
@@ -332,8 +332,6 @@ def gateway(
             "warning",
             "tollgate_gateway.app:main_app",
         ]
-    elif server == "lean":  # bench/leanserver.py: a measurement prototype, no ASGI
-        argv = [sys.executable, "-m", "bench.leanserver"]
     elif server.startswith("variant:"):  # bench/variants.py: candidate serving changes
         argv = [sys.executable, "-m", "bench.variants"]
         env["BENCH_VARIANT"] = server.removeprefix("variant:")

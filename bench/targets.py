@@ -75,7 +75,7 @@ class Target:
         return f"http://127.0.0.1:{server.port}{path}"
 
 
-def tollgate(env: Env, name: str = "tollgate", server: str = "uvicorn", **extra: str) -> Server:
+def tollgate(env: Env, name: str = "tollgate", server: str = "tollgate", **extra: str) -> Server:
     """A gateway process with one worker, shared by the rows that name it."""
     return env.once(
         name,
@@ -99,8 +99,8 @@ def _granian(e: Env) -> Server:
     return tollgate(e, "tollgate-granian", server="granian")
 
 
-def _lean(e: Env) -> Server:
-    return tollgate(e, "tollgate-lean", server="lean")
+def _uvicorn(e: Env) -> Server:
+    return tollgate(e, "tollgate-uvicorn", server="variant:uvicorn")
 
 
 def _stock(e: Env) -> Server:
@@ -136,15 +136,13 @@ TARGETS = [
     Target("tollgate+auth hit", HIT + KEY, _auth_http),
     Target("tollgate+ledger miss", MISS + KEY, _auth_ledger),
     Target("tollgate+ledger hit", HIT + KEY, _auth_ledger),
-    # Variants: the same gateway app under granian (ASGI), against uvicorn's rows above.
-    Target("tollgate miss granian", MISS, _granian, default=False),
-    Target("tollgate hit granian", HIT, _granian, default=False),
-    # The same app under stock uvicorn (two write() per response; bench/variants.py).
+    # Variants: the same gateway as an ASGI app under other servers (bench/variants.py).
+    Target("tollgate miss uvicorn", MISS, _uvicorn, default=False),
+    Target("tollgate hit uvicorn", HIT, _uvicorn, default=False),
     Target("tollgate miss stock uvicorn", MISS, _stock, default=False),
     Target("tollgate hit stock uvicorn", HIT, _stock, default=False),
-    # The proxy path with no ASGI server at all (bench/leanserver.py, a measurement prototype).
-    Target("tollgate miss lean", MISS, _lean, default=False),
-    Target("tollgate hit lean", HIT, _lean, default=False),
+    Target("tollgate miss granian", MISS, _granian, default=False),
+    Target("tollgate hit granian", HIT, _granian, default=False),
 ]
 ALWAYS = ("direct", "traefik")  # the ratios need them
 

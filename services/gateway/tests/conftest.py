@@ -1,4 +1,5 @@
-"""A real gateway (uvicorn on a loopback port, in a thread with its own event loop) per test."""
+"""A real gateway (its own server on a loopback port, in a thread with its own event loop) per
+test."""
 
 from __future__ import annotations
 
@@ -10,52 +11,60 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import uvloop
 
-from tollgate_gateway.app import create_app
-from tollgate_gateway.serving import OneWriteProtocol
+from tollgate_gateway.app import Gateway, serve
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_testkit.ports import free_port
 
 
 class RunningGateway:
     def __init__(self, settings: GatewaySettings) -> None:
-        self.app = create_app(settings)
         self.port = settings.port
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            loop="uvloop",
-            http=OneWriteProtocol,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
+        self.settings = settings
+        self._gateway: Gateway | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 15
-        while not self.server.started:
+        while self._gateway is None:
+            if self._error is not None:
+                raise RuntimeError("gateway did not start") from self._error
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("gateway did not start")
             time.sleep(0.01)
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = self._loop.create_future()
+
+            def listening(gw: Gateway, _port: int) -> None:
+                self._gateway = gw
+
+            await serve(self.settings, self._stop, on_listen=listening)
+
+        try:
+            uvloop.run(main())
+        except BaseException as exc:  # surfaced by the constructor
+            self._error = exc
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def gateway(self) -> Any:
-        return self.app.gateway
+    def gateway(self) -> Gateway:
+        assert self._gateway is not None
+        return self._gateway
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+        if self._loop is not None and self._stop is not None and self.thread.is_alive():
+            stop = self._stop
+            self._loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+        self.thread.join(30)
 
 
 def route_doc(name: str, prefix: str, urls: list[str], **spec: Any) -> str:
@@ -82,6 +91,8 @@ def gateway_factory(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Ru
             "port": free_port(),
             "redis_url": redis_url,
             "table_poll_seconds": 0.2,
+            "host": "127.0.0.1",
+            "shutdown_grace_seconds": 2.0,
         }
         if routes is not None:
             path = tmp_path / f"routes-{len(started)}.yaml"

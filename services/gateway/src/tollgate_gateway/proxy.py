@@ -43,6 +43,7 @@ from tollgate_gateway.outcome import Verdict, classify
 from tollgate_gateway.request import (
     ClientGone,
     Incoming,
+    Reply,
     client_ip,
     read_body,
     request_id,
@@ -60,13 +61,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 JSON = (b"content-type", b"application/json")
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    headers: Headers
-    body: bytes
 
 
 @dataclass(slots=True)

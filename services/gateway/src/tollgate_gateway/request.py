@@ -18,6 +18,16 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 T = TypeVar("T")
 
 
+@dataclass(slots=True)
+class Reply:
+    """The answer to one request: what a server writes (its length and framing are the
+    server's business)."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
 class ClientGone(Exception):
     """The client disconnected; there is nobody to answer."""
 

@@ -51,4 +51,18 @@ class GatewaySettings(ServiceSettings):
     trust_forwarded_for: bool = Field(
         False, description="Append to an incoming X-Forwarded-For instead of replacing it."
     )
-    access_log: bool = Field(False, description="uvicorn access log (costs throughput).")
+    access_log: bool = Field(
+        False, description="One log line per request, path without query (costs throughput)."
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0, description="An idle client connection is closed after this long."
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request head must arrive whole within this (slow clients)."
+    )
+    max_header_bytes: int = Field(
+        64 << 10, ge=1024, description="Request line plus headers; larger gets 431."
+    )
+    shutdown_grace_seconds: float = Field(
+        25.0, ge=0, description="On SIGTERM, requests in progress get this long to finish."
+    )

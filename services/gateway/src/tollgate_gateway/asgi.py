@@ -1,0 +1,74 @@
+"""The admin endpoints (FastAPI: /healthz, /readyz, /metrics, /routes, /docs) served by the
+gateway's own server (server.py): one request in, one ``Reply`` out, through ASGI.
+
+Only what those endpoints use: the request body is already read whole, and the response is
+collected whole before it is written (none of them streams). The proxy path never comes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from typing import Any
+
+from tollgate_gateway.request import Incoming, Reply
+
+Message = MutableMapping[str, Any]
+
+
+async def call(app: Any, req: Incoming, server: tuple[str, int]) -> Reply | None:
+    """Run ``app`` for ``req``; None when the client left before the answer."""
+    body = await req.read_body(1 << 20)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": req.method,
+        "scheme": req.scheme,
+        "path": req.path,
+        "raw_path": req.raw_path,
+        "query_string": req.query_string,
+        "root_path": "",
+        "headers": req.headers,
+        "client": (req.client, 0) if req.client else None,
+        "server": server,
+        "state": {},
+    }
+    sent_body = False
+    status = 0
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+    done = False
+
+    async def receive() -> Message:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await req.disconnected()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers, done
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            chunks.append(bytes(message.get("body", b"")))
+            done = not message.get("more_body", False)
+
+    task = asyncio.ensure_future(app(scope, receive, send))
+    gone = asyncio.ensure_future(req.disconnected())
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        return None
+    task.result()  # an error in the app: the server answers 500 and logs it
+    if not status or not done:
+        raise RuntimeError("the admin app returned without a complete response")
+    # Framing is the server's: it sets Content-Length from the body (or keeps a HEAD's).
+    keep = [(n, v) for n, v in headers if n not in (b"transfer-encoding", b"connection")]
+    return Reply(status, keep, b"".join(chunks))
