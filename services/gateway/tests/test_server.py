@@ -1,0 +1,295 @@
+"""The gateway's HTTP/1.1 server (server.py) against raw sockets: what a front server owes its
+clients, one behaviour per test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import orjson
+import pytest
+
+from tollgate_gateway.request import Incoming, Reply
+from tollgate_gateway.server import HttpServer, Limits, render
+
+Handler = Callable[[Incoming], Awaitable[Reply | None]]
+
+
+async def echo(req: Incoming) -> Reply:
+    if req.path == "/slow":
+        await asyncio.sleep(0.2)
+    if req.path == "/boom":
+        raise ValueError("a bug")
+    body = await req.read_body(1 << 20)
+    doc = {"method": req.method, "path": req.path, "query": req.query_string.decode()}
+    doc["body"] = body.decode()
+    return Reply(200, [(b"content-type", b"application/json")], orjson.dumps(doc))
+
+
+@asynccontextmanager
+async def running(handler: Handler = echo, **limits: float) -> AsyncIterator[HttpServer]:
+    server = HttpServer(handler, Limits(**limits), access_log=True)  # type: ignore[arg-type]
+    await server.listen("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        for w in _clients:
+            w.close()
+            with contextlib.suppress(OSError):
+                await w.wait_closed()
+        _clients.clear()
+        await server.shutdown(1.0)
+
+
+_clients: list[asyncio.StreamWriter] = []
+
+
+async def connect(server: HttpServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    r, w = await asyncio.open_connection("127.0.0.1", server.port)
+    _clients.append(w)  # closed when the server stops
+    return r, w
+
+
+async def read_response(r: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, value = line.split(":", 1)
+            headers[name.lower()] = value.strip()
+    body = await r.readexactly(int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+async def closed(r: asyncio.StreamReader, within: float = 5.0) -> bool:
+    try:
+        return await asyncio.wait_for(r.read(), within) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        for i in range(3):
+            w.write(f"GET /a/{i}?x=1 HTTP/1.1\r\nhost: t\r\n\r\n".encode())
+            status, headers, body = await read_response(r)
+            assert status == 200
+            assert orjson.loads(body)["path"] == f"/a/{i}"
+            assert "date" in headers
+            assert "connection" not in headers
+        w.close()
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(
+            b"GET /slow HTTP/1.1\r\nhost: t\r\n\r\n"
+            b"GET /two HTTP/1.1\r\nhost: t\r\n\r\n"
+            b"GET /three HTTP/1.1\r\nhost: t\r\n\r\n"
+        )
+        paths = [orjson.loads((await read_response(r))[2])["path"] for _ in range(3)]
+        assert paths == ["/slow", "/two", "/three"]
+        w.close()
+
+
+async def test_connection_close_is_honoured() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        status, headers, _ = await read_response(r)
+        assert status == 200
+        assert headers["connection"] == "close"
+        assert await closed(r)
+
+
+async def test_http10_gets_one_answer_per_connection() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.0\r\n\r\n")
+        status, headers, _ = await read_response(r)
+        assert status == 200
+        assert headers["connection"] == "close"
+        assert await closed(r)
+
+
+async def test_chunked_request_body_arrives_whole() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(
+            b"POST /b HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        status, _, body = await read_response(r)
+        assert status == 200
+        assert orjson.loads(body)["body"] == "hello world"
+        w.close()
+
+
+async def test_expect_100_continue_is_answered_before_the_body() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"POST /b HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n")
+        interim = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        w.write(b"ok")
+        status, _, body = await read_response(r)
+        assert status == 200
+        assert orjson.loads(body)["body"] == "ok"
+        w.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_body_over_the_limit_is_413_json(chunked: bool) -> None:
+    async with running(max_body_bytes=10) as server:
+        r, w = await connect(server)
+        if chunked:
+            w.write(b"POST /b HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
+            w.write(b"20\r\n" + b"x" * 32 + b"\r\n")
+        else:
+            w.write(b"POST /b HTTP/1.1\r\nhost: t\r\ncontent-length: 32\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert status == 413
+        assert headers["connection"] == "close"
+        doc = orjson.loads(body)
+        assert doc["status"] is False
+        assert "10 bytes" in doc["message"]
+        assert await closed(r)
+
+
+async def test_oversized_request_head_is_431() -> None:
+    async with running(max_header_bytes=2048) as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * 4096 + b"\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 431
+        assert orjson.loads(body)["status"] is False
+        assert await closed(r)
+
+
+async def test_malformed_request_is_400_json() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"NOT HTTP AT ALL\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 400
+        assert "malformed" in orjson.loads(body)["message"]
+        assert await closed(r)
+
+
+async def test_a_handler_error_is_one_500_and_the_connection_goes_on() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET /boom HTTP/1.1\r\nhost: t\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 500
+        assert orjson.loads(body) == {
+            "status": False,
+            "message": "internal error",
+        }
+        w.write(b"GET /fine HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert (await read_response(r))[0] == 200
+        w.close()
+
+
+async def test_head_has_no_body_but_keeps_the_length() -> None:
+    async def length(req: Incoming) -> Reply:
+        return Reply(200, [(b"content-length", b"42")], b"")
+
+    async with running(length) as server:
+        r, w = await connect(server)
+        w.write(b"HEAD /x HTTP/1.1\r\nhost: t\r\n\r\nGET /y HTTP/1.1\r\nhost: t\r\n\r\n")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert b"content-length: 42" in head
+        # The next answer follows at once: no body bytes were sent for the HEAD.
+        nxt = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert nxt.startswith(b"HTTP/1.1 200")
+        assert b"content-length: 0" in nxt
+        w.close()
+
+
+async def test_unsupported_upgrade_is_answered_then_closed() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(
+            b"GET /x HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: h2c\r\n"
+            b"http2-settings: AAMAAABkAAQAAP__\r\n\r\n"
+        )
+        status, headers, _ = await read_response(r)
+        assert status == 200
+        assert headers["connection"] == "close"
+        assert await closed(r)
+
+
+async def test_idle_connections_are_closed_after_the_keep_alive_timeout() -> None:
+    async with running(keep_alive_seconds=0.2) as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+        await read_response(r)
+        assert await closed(r, within=3.0)
+        assert not server.connections
+
+
+async def test_a_request_head_that_never_completes_is_dropped() -> None:
+    async with running(header_timeout_seconds=0.2) as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\nx-slow: ")
+        assert await closed(r, within=3.0)
+
+
+async def test_a_client_that_leaves_is_noticed_by_its_request() -> None:
+    noticed = asyncio.Event()
+
+    async def wait_for_leave(req: Incoming) -> Reply | None:
+        await req.disconnected()
+        noticed.set()
+        return None
+
+    async with running(wait_for_leave) as server:
+        _, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+        await asyncio.sleep(0.05)
+        w.close()
+        await asyncio.wait_for(noticed.wait(), 5)
+
+
+async def test_shutdown_lets_a_request_in_progress_finish_and_refuses_new_ones() -> None:
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET /slow HTTP/1.1\r\nhost: t\r\n\r\n")
+        await asyncio.sleep(0.05)
+        port = server.port
+        stopping = asyncio.ensure_future(server.shutdown(5.0))
+        status, headers, _ = await read_response(r)
+        assert status == 200
+        assert headers["connection"] == "close"
+        await stopping
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_the_access_log_never_shows_the_query(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tollgate_gateway.access")
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET /eod/AAPL?api_key=secret-key HTTP/1.1\r\nhost: t\r\n\r\n")
+        await read_response(r)
+        w.close()
+    lines = [rec.getMessage() for rec in caplog.records if rec.name.endswith("access")]
+    assert any("/eod/AAPL" in line and " 200 " in line for line in lines)
+    assert not any("secret-key" in line for line in lines)
+
+
+def test_render_frames_a_reply() -> None:
+    reply = Reply(404, [(b"content-type", b"application/json")], b"{}")
+    out = render(reply, b"date: D\r\n", keep_alive=False, head=False)
+    assert out == (
+        b"HTTP/1.1 404 Not Found\r\ndate: D\r\ncontent-type: application/json\r\n"
+        b"content-length: 2\r\nconnection: close\r\n\r\n{}"
+    )
