@@ -243,20 +243,27 @@ async def test_a_request_head_that_never_completes_is_dropped() -> None:
         assert await closed(r, within=3.0)
 
 
-async def test_a_client_that_leaves_is_noticed_by_its_request() -> None:
-    noticed = asyncio.Event()
+async def test_a_client_that_leaves_cancels_its_request() -> None:
+    cancelled = asyncio.Event()
+    seen: list[bool] = []
 
-    async def wait_for_leave(req: Incoming) -> Reply | None:
-        await req.disconnected()
-        noticed.set()
+    async def wait_forever(req: Incoming) -> Reply | None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            assert req.gone is not None
+            seen.append(req.gone())  # the proxy tells this cancellation from others by it
+            cancelled.set()
+            raise
         return None
 
-    async with running(wait_for_leave) as server:
+    async with running(wait_forever) as server:
         _, w = await connect(server)
         w.write(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
         await asyncio.sleep(0.05)
         w.close()
-        await asyncio.wait_for(noticed.wait(), 5)
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert seen == [True]
 
 
 async def test_shutdown_lets_a_request_in_progress_finish_and_refuses_new_ones() -> None:

@@ -7,7 +7,6 @@ collected whole before it is written (none of them streams). The proxy path neve
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -17,7 +16,7 @@ Message = MutableMapping[str, Any]
 
 
 async def call(app: Any, req: Incoming, server: tuple[str, int]) -> Reply | None:
-    """Run ``app`` for ``req``; None when the client left before the answer."""
+    """Run ``app`` for ``req``."""
     body = await req.read_body(1 << 20)
     scope = {
         "type": "http",
@@ -57,16 +56,9 @@ async def call(app: Any, req: Incoming, server: tuple[str, int]) -> Reply | None
             chunks.append(bytes(message.get("body", b"")))
             done = not message.get("more_body", False)
 
-    task = asyncio.ensure_future(app(scope, receive, send))
-    gone = asyncio.ensure_future(req.disconnected())
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not task.done():
-        task.cancel()
-        return None
-    task.result()  # an error in the app: the server answers 500 and logs it
+    # A client that leaves cancels this task (the server does), and the app with it. An error
+    # in the app propagates: the server answers 500 and logs it.
+    await app(scope, receive, send)
     if not status or not done:
         raise RuntimeError("the admin app returned without a complete response")
     # Framing is the server's: it sets Content-Length from the body (or keeps a HEAD's).

@@ -197,7 +197,7 @@ class Proxy:
                 work: Coroutine[Any, Any, Attempt] = self.coalescer.run(ckey, fetch)
             else:
                 work = fetch()
-            won = await until_disconnect(self._loop(), req.disconnected, work)
+            won = await until_disconnect(self._loop(), req, work)
         except (UpstreamFailed, DeadlineExceeded) as exc:
             self._failed(compiled, exc, decision)
             raise

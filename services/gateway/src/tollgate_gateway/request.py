@@ -45,6 +45,10 @@ class Incoming:
     scheme: str
     read_body: Callable[[int], Awaitable[bytes]]  # raises PayloadTooLarge, ClientGone
     disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
+    # Set by a server that cancels the request's task itself when the client leaves (server.py):
+    # then nothing needs to watch, and this tells that cancellation from the others. None: the
+    # proxy watches ``disconnected`` (ASGI servers).
+    gone: Callable[[], bool] | None = None
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -68,12 +72,13 @@ WATCH_AFTER = 0.05  # seconds; a request answered sooner never pays for a watche
 
 
 async def until_disconnect(
-    loop: asyncio.AbstractEventLoop,
-    disconnected: Callable[[], Awaitable[None]],
-    work: Coroutine[Any, Any, T],
+    loop: asyncio.AbstractEventLoop, req: Incoming, work: Coroutine[Any, Any, T]
 ) -> T:
     """Run ``work`` in this task; if the client disconnects first, cancel it (its upstream
     requests and connections go with it) and raise ClientGone.
+
+    The gateway's own server cancels the task when the client leaves (``req.gone`` is set):
+    only that cancellation is told apart here.
 
     Watching needs a task blocked on ``receive()``. Most requests finish in well under
     WATCH_AFTER, so the watcher is only started by a timer for the slow ones: a timer handle costs
@@ -81,6 +86,15 @@ async def until_disconnect(
     """
     me = asyncio.current_task(loop)  # with the loop given: no get_running_loop() (see Proxy.loop)
     assert me is not None
+    if req.gone is not None:
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if req.gone():
+                me.uncancel()
+                raise ClientGone() from None
+            raise
+    disconnected = req.disconnected
     gone = False
     watcher: asyncio.Task[None] | None = None
 

@@ -116,6 +116,7 @@ class HttpConnection(asyncio.Protocol):
         self.client = ""
         self.pending: deque[Parsed] = deque()
         self.busy = False  # a task is answering
+        self._task: asyncio.Task[None] | None = None
         self.closing = False  # answer what is in progress, then close
         self.gone: asyncio.Future[None] = self.loop.create_future()
         self.last_active = self.loop.time()
@@ -144,6 +145,10 @@ class HttpConnection(asyncio.Protocol):
         self.pending.clear()
         if not self.gone.done():
             self.gone.set_result(None)
+        if self._task is not None and not self._task.done():
+            # The request in progress has nobody to answer: its upstream work stops now
+            # (Incoming.gone tells the proxy why it was cancelled).
+            self._task.cancel()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
@@ -219,7 +224,7 @@ class HttpConnection(asyncio.Protocol):
             self._pause_reading()
         if not self.busy:
             self.busy = True
-            self.loop.create_task(self._answer())
+            self._task = self.loop.create_task(self._answer())
 
     # answering
     async def _answer(self) -> None:
@@ -294,6 +299,7 @@ class HttpConnection(asyncio.Protocol):
             "http",
             read_body,
             self._disconnected,
+            self.gone.done,
         )
 
     async def _disconnected(self) -> None:
