@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from tollgate_common.credits import Ledger, events_for
 from tollgate_common.events import Event
 from tollgate_gateway.client import UpstreamError, UpstreamPool
+from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,15 @@ class HttpAuthorizer:
         self.base = parts.path.rstrip("/")
         self.pool = pool
         self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _post(self, path: str, payload: dict[str, object]) -> dict[str, object] | None:
         body = orjson.dumps(payload)
         headers = [(b"content-type", b"application/json")]
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with Deadline(self._loop, self.timeout):
                 r = await self.pool.request(self.origin, "POST", self.base + path, headers, body)
             data = orjson.loads(r.body)
         except (UpstreamError, TimeoutError, orjson.JSONDecodeError) as exc:
@@ -137,11 +141,14 @@ class LedgerAuthorizer:
         self.ledger = Ledger(redis, settings.key_pepper)
         self.s = settings
         self.emit = emit
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def authorize(self, key: str, route: str, path: str, cost: int, client: str) -> Decision:
         s = self.s
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(s.auth_timeout_seconds):
+            async with Deadline(self._loop, s.auth_timeout_seconds):
                 o = await self.ledger.authorize(
                     key,
                     path,

@@ -17,6 +17,7 @@ from typing import Any
 from tollgate_gateway.auth import Authorizer, Decision
 from tollgate_gateway.cache import Cached, Coalescer, ResponseCache, cache_key
 from tollgate_gateway.client import UpstreamError, UpstreamPool
+from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.errors import (
     AccessDenied,
     AuthUnavailable,
@@ -246,30 +247,13 @@ class Proxy:
         def send(up: Upstream) -> Awaitable[Attempt]:
             return self._attempt(compiled, up, method, target, headers, body)
 
-        # The route's deadline, as a bare timer: asyncio.timeout() does the same with several
-        # Python-level objects per request, which the proxy path measurably pays for.
-        loop = self._loop()
-        me = asyncio.current_task(loop)
-        assert me is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            me.cancel()
-
-        timer = loop.call_later(spec.timeout_seconds, expire)
         try:
-            won, attempts = await staggered(candidates, send, delay)
-        except asyncio.CancelledError:
-            if not expired:
-                raise
-            me.uncancel()
+            async with Deadline(self._loop(), spec.timeout_seconds):
+                won, attempts = await staggered(candidates, send, delay)
+        except TimeoutError:
             raise DeadlineExceeded(
                 f"no upstream answered within {spec.timeout_seconds:g}s"
             ) from None
-        finally:
-            timer.cancel()
         if won is not None:
             return won
         if any(a.verdict is Verdict.NODATA for a in attempts):

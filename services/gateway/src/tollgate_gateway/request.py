@@ -135,9 +135,18 @@ def request_id(headers: Headers) -> bytes:
 
 
 # Request ids: a random per-process prefix and a counter (unique without a getrandom syscall
-# per request, which uuid4 makes).
+# per request, which uuid4 makes); forked workers draw their own prefix.
 _ID_PREFIX = os.urandom(6).hex().encode()
 _ID_COUNTER = itertools.count()
+
+
+def _reseed() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(6).hex().encode()
+    _ID_COUNTER = itertools.count()
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def client_ip(scope: Scope) -> str:
