@@ -26,6 +26,9 @@ def main() -> None:
         access_log=False,
         log_level=s.log_level.lower(),
         timeout_graceful_shutdown=30,
+        # Its clients are gateways; X-Forwarded-For handling would only add work per request.
+        proxy_headers=False,
+        server_header=False,
     )
 
 
