@@ -1,7 +1,7 @@
 """Other ways to serve the same gateway, measured as optional bench rows
 (``python -m bench --variants``) against the production entry point, ``python -m tollgate_gateway``
-(the gateway's own server, tollgate_gateway/server.py). Run as ``python -m bench.variants`` with
-the gateway's usual environment plus ``BENCH_VARIANT``:
+(the gateway on its own server, tollgate_common/httpserver.py). Run as
+``python -m bench.variants`` with the gateway's usual environment plus ``BENCH_VARIANT``:
 
 - ``uvicorn``: the gateway as an ASGI app under uvicorn (uvloop + httptools), with a transport
   that joins a response's head and body into one ``write()`` (what production used before its

@@ -52,6 +52,9 @@ spec:
 """
 
 
+PEPPER = "integration-pepper"
+
+
 @dataclass
 class Stack:
     redis: RedisServer
@@ -90,10 +93,12 @@ def stack(
     routes.write_text(routes_yaml(up.url))
     started: list[Service] = []
     try:
-        auths = [start_auth(work, redis.url) for _ in range(2)]
+        auths = [start_auth(work, redis.url, KEY_PEPPER=PEPPER) for _ in range(2)]
         started += auths
+        mode = {"AUTH_MODE": request.param, "KEY_PEPPER": PEPPER}
         gateways = [
-            start_gateway(work, redis.url, ROUTES_FILE=str(routes), AUTH_URL=a.url) for a in auths
+            start_gateway(work, redis.url, ROUTES_FILE=str(routes), AUTH_URL=a.url, **mode)
+            for a in auths
         ]
         started += gateways
         yield Stack(redis, up, auths, gateways)

@@ -1,13 +1,17 @@
-"""``python -m tollgate_auth``: serve with uvicorn."""
+"""``python -m tollgate_auth``: the auth service on the services' own HTTP server
+(tollgate_common/httpserver.py) over uvloop; workers and signals: tollgate_common/workers.py."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
-import uvicorn
 from pydantic import ValidationError
 
+from tollgate_auth.app import serve
 from tollgate_auth.settings import AuthSettings
+from tollgate_common import workers
+from tollgate_common.logging import configure_logging
 
 
 def main() -> None:
@@ -15,21 +19,12 @@ def main() -> None:
         s = AuthSettings()
     except ValidationError as exc:  # a clear line instead of a traceback
         sys.exit(f"tollgate-auth: invalid settings: {exc.errors()[0]['msg']}")
-    uvicorn.run(
-        "tollgate_auth.app:main_app",
-        factory=True,
-        host=s.host,
-        port=s.port,
-        workers=s.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=s.log_level.lower(),
-        timeout_graceful_shutdown=30,
-        # Its clients are gateways; X-Forwarded-For handling would only add work per request.
-        proxy_headers=False,
-        server_header=False,
-    )
+    configure_logging(s.log_level, s.log_json)
+
+    async def run(stop: asyncio.Future[None], reuse_port: bool) -> None:
+        await serve(s, stop, reuse_port=reuse_port)
+
+    sys.exit(workers.run(run, s.workers))
 
 
 if __name__ == "__main__":

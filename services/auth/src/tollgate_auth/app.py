@@ -1,5 +1,6 @@
-"""The auth service: the authorize RPC on a lean raw ASGI path (called on every gateway request),
-the admin API and health on FastAPI (with OpenAPI docs at /docs).
+"""The auth service: the authorize RPC straight from the services' HTTP server (it runs on every
+gateway request), the admin API and health on FastAPI (with OpenAPI docs at /docs) through the
+ASGI bridge. ``serve(settings, stop)`` runs it.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from tollgate_auth.models import (
 )
 from tollgate_auth.settings import AuthSettings
 from tollgate_auth.store import Store
+from tollgate_common import asgibridge
 from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
-from tollgate_common.logging import configure_logging
+from tollgate_common.httpserver import HttpServer, Incoming, Limits, Reply
 from tollgate_common.redis import create_redis
 from tollgate_common.resp import LeanRedis
 
@@ -258,70 +260,64 @@ def create_admin(svc: Service) -> FastAPI:
     return admin
 
 
-async def _json(receive: Receive, limit: int = 65536) -> Any:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if len(body) > limit:
-            raise ValueError("body too large")
-        if not message.get("more_body"):
-            return orjson.loads(body)
+JSON = [(b"content-type", b"application/json")]
+RPC_PATHS = ("/v1/authorize", "/v1/refund")
+MAX_RPC_BODY = 65536
 
 
-async def _reply(send: Send, status: int, payload: Any) -> None:
-    body = orjson.dumps(payload)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+class Handler:
+    """The server's handler: the two RPCs straight to the service (they run on every gateway
+    request), everything else through the ASGI bridge to the FastAPI admin app."""
+
+    def __init__(self, svc: Service, admin: FastAPI, address: tuple[str, int]) -> None:
+        self.svc = svc
+        self.admin = admin
+        self.address = address
+
+    async def __call__(self, req: Incoming) -> Reply | None:
+        if req.method == "POST" and req.path in RPC_PATHS and self.svc.store is not None:
+            return await self.rpc(req)
+        return await asgibridge.call(self.admin, req, self.address)
+
+    async def rpc(self, req: Incoming) -> Reply:
+        try:
+            data = orjson.loads(await req.read_body(MAX_RPC_BODY))
+            if req.path == "/v1/authorize":
+                d = await self.svc.authorize(AuthorizeRequest.model_validate(data))
+                status = 503 if d.reason == "unavailable" else 200
+                return Reply(status, list(JSON), orjson.dumps(d.model_dump(exclude_none=True)))
+            refunded = await self.svc.refund(RefundRequest.model_validate(data).charge_id)
+            return Reply(200, list(JSON), orjson.dumps({"status": True, "refunded": refunded}))
+        except (ValueError, ValidationError) as exc:  # orjson, pydantic, body size
+            return _error(400, f"bad request: {exc}"[:500])
+        except StoreDown as exc:
+            return _error(503, exc.message)
 
 
-def create_app(settings: AuthSettings) -> Any:
-    """The ASGI app: POST /v1/authorize and /v1/refund raw; the rest FastAPI."""
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, list(JSON), orjson.dumps({"status": False, "message": message}))
+
+
+async def serve(
+    settings: AuthSettings,
+    stop: Awaitable[None],
+    *,
+    reuse_port: bool = False,
+    on_listen: Callable[[Service, int], None] | None = None,
+) -> None:
+    """Run the auth service until ``stop`` resolves, then drain (requests in progress finish)."""
     svc = Service(settings)
     admin = create_admin(svc)
-
-    async def rpc(scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
+    async with svc.lifespan(admin):
+        limits = Limits(max_body_bytes=1 << 20)
+        handler = Handler(svc, admin, (settings.host, settings.port))
+        server = HttpServer(handler, limits)
+        await server.listen(settings.host, settings.port, reuse_port=reuse_port)
+        handler.address = (settings.host, server.port)
+        log.info("auth listening on %s:%d", settings.host, server.port)
+        if on_listen is not None:
+            on_listen(svc, server.port)
         try:
-            data = await _json(receive)
-            if path == "/v1/authorize":
-                d = await svc.authorize(AuthorizeRequest.model_validate(data))
-                await _reply(
-                    send, 503 if d.reason == "unavailable" else 200, d.model_dump(exclude_none=True)
-                )
-            else:
-                refunded = await svc.refund(RefundRequest.model_validate(data).charge_id)
-                await _reply(send, 200, {"status": True, "refunded": refunded})
-        except (ValueError, ValidationError) as exc:  # orjson and pydantic errors
-            await _reply(send, 400, {"status": False, "message": f"bad request: {exc}"[:500]})
-        except StoreDown as exc:
-            await _reply(send, 503, {"status": False, "message": exc.message})
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] in ("/v1/authorize", "/v1/refund")
-            and svc.store is not None
-        ):
-            await rpc(scope, receive, send)
-        else:
-            await admin(scope, receive, send)
-
-    app.service = svc  # type: ignore[attr-defined]
-    return app
-
-
-def main_app() -> Any:
-    settings = AuthSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    return create_app(settings)
+            await stop
+        finally:
+            await server.shutdown(25.0)

@@ -20,10 +20,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
+from tollgate_common import asgibridge
+from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
 from tollgate_common.resp import LeanRedis
-from tollgate_gateway import asgi
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
 from tollgate_gateway.client import UpstreamPool
@@ -31,7 +32,6 @@ from tollgate_gateway.events import EventSink
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.proxy import PREFIX, Parts, Proxy, Receive, Scope, Send
 from tollgate_gateway.request import Incoming, Reply
-from tollgate_gateway.server import HttpServer, Limits
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.table import RedisFollower, RouteState, load_file
 
@@ -55,7 +55,7 @@ class Gateway:
         """One request from the gateway's server: the proxy path, or the admin app."""
         if self.proxy is not None and req.path.startswith(self._prefix):
             return await self.proxy.handle(req)
-        return await asgi.call(self.admin, req, self.address)
+        return await asgibridge.call(self.admin, req, self.address)
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI | None = None) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from tollgate_common.httpserver import BodyTooLarge
 from tollgate_gateway.auth import Authorizer, Decision
 from tollgate_gateway.cache import Cached, Coalescer, ResponseCache, cache_key
 from tollgate_gateway.client import UpstreamError, UpstreamPool
@@ -25,6 +26,7 @@ from tollgate_gateway.errors import (
     DeadlineExceeded,
     GatewayError,
     NoData,
+    PayloadTooLarge,
     RouteNotFound,
     UpstreamFailed,
     decision_headers,
@@ -161,7 +163,10 @@ class Proxy:
         if key is None:
             key = key_from_headers(headers)
         method = req.method
-        body = await req.read_body(self.p.settings.max_request_body_bytes)
+        try:
+            body = await req.read_body(self.p.settings.max_request_body_bytes)
+        except BodyTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
 
         ckey = b""
         hit: Cached | None = None

@@ -7,10 +7,12 @@ import asyncio
 import itertools
 import os
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from tollgate_common.httpserver import Incoming, Reply
 from tollgate_gateway.errors import PayloadTooLarge
+
+__all__ = ["ClientGone", "Incoming", "Reply", "request_id", "until_disconnect"]
 
 Headers = list[tuple[bytes, bytes]]
 Scope = MutableMapping[str, Any]
@@ -18,37 +20,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class Reply:
-    """The answer to one request: what a server writes (its length and framing are the
-    server's business)."""
-
-    status: int
-    headers: Headers
-    body: bytes
-
-
 class ClientGone(Exception):
     """The client disconnected; there is nobody to answer."""
-
-
-@dataclass(slots=True)
-class Incoming:
-    """One request, whatever server interface carried it (ASGI or RSGI)."""
-
-    method: str
-    path: str  # percent-decoded
-    raw_path: bytes  # as sent, for the upstream request-target
-    query_string: bytes
-    headers: Headers  # names lower-case
-    client: str
-    scheme: str
-    read_body: Callable[[int], Awaitable[bytes]]  # raises PayloadTooLarge, ClientGone
-    disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
-    # Set by a server that cancels the request's task itself when the client leaves (server.py):
-    # then nothing needs to watch, and this tells that cancellation from the others. None: the
-    # proxy watches ``disconnected`` (ASGI servers).
-    gone: Callable[[], bool] | None = None
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

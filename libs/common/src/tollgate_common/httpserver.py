@@ -1,17 +1,18 @@
-"""The gateway's HTTP/1.1 server: asyncio protocols over httptools' request parser (llhttp, the
-parser uvicorn uses), handing each request to the gateway as an ``Incoming`` and writing its
-``Reply`` with one ``write()``.
+"""The HTTP/1.1 server of the per-request services (gateway, auth): asyncio protocols over
+httptools' request parser (llhttp, the parser uvicorn uses), handing each request to a handler as
+an ``Incoming`` and writing its ``Reply`` with one ``write()``.
 
 Why a server of our own rather than uvicorn: ASGI's per-request dicts, the receive/send
 round trips and uvicorn's response-cycle object cost ~12 µs of a ~80 µs cache miss and a third of
 a cache hit (py-spy; ``python -m bench --variants`` keeps "stock uvicorn" and "uvicorn" rows next
 to this server: +15% req/s on a miss, +45% on a hit on the 2-core VM we measure on). Everything
-the gateway needs from a front server is here and tested in tests/test_server.py: keep-alive,
+a front server owes its clients is here and tested in tests/test_httpserver.py: keep-alive,
 pipelined requests answered in order, ``Connection: close`` and HTTP/1.0, chunked request
 bodies, ``Expect: 100-continue``, limits on the request head (431) and body (413), malformed
 requests (400), an idle keep-alive timeout and a slow-header timeout, write back-pressure, a
 client disconnect cancelling its request's upstream work, a Date header, and a graceful drain
-on SIGTERM. The admin endpoints (FastAPI) are reached through a small ASGI bridge (asgi.py).
+on SIGTERM. The admin endpoints (FastAPI) are reached through a small ASGI bridge
+(asgibridge.py).
 """
 
 from __future__ import annotations
@@ -22,18 +23,56 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 import httptools
-
-from tollgate_gateway.errors import PayloadTooLarge, error_body
-from tollgate_gateway.request import Incoming, Reply
+import orjson
 
 log = logging.getLogger(__name__)
-access = logging.getLogger("tollgate_gateway.access")
+access = logging.getLogger("tollgate.access")
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One request, whatever server carried it (this one, or an ASGI server through an adapter)."""
+
+    method: str
+    path: str  # percent-decoded
+    raw_path: bytes  # as sent, for an upstream request-target
+    query_string: bytes
+    headers: Headers  # names lower-case
+    client: str
+    scheme: str
+    read_body: Callable[[int], Awaitable[bytes]]  # raises BodyTooLarge (and the adapter's own)
+    disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
+    # Set by a server that cancels the request's task itself when the client leaves (this one):
+    # then nothing needs to watch, and this tells that cancellation from the others. None: the
+    # handler watches ``disconnected`` (ASGI servers).
+    gone: Callable[[], bool] | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """The answer to one request: what a server writes (its length and framing are the
+    server's business)."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+class BodyTooLarge(ValueError):
+    """A request body over the limit a handler asked for."""
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"status": False, "message": message})
+
 
 Handler = Callable[[Incoming], Awaitable[Reply | None]]
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
@@ -79,7 +118,8 @@ def render(reply: Reply, date: bytes, keep_alive: bool, head: bool) -> bytes:
         lines += [name, b": ", value, b"\r\n"]
     if length < 0 or not head:
         length = len(reply.body)
-    lines.append(b"content-length: %d\r\n" % length)
+    if reply.status != 204:  # a 204 has no body and no Content-Length (RFC 9110 §8.6)
+        lines.append(b"content-length: %d\r\n" % length)
     if not keep_alive:
         lines.append(b"connection: close\r\n")
     lines.append(b"\r\n")
@@ -286,7 +326,7 @@ class HttpConnection(asyncio.Protocol):
 
         async def read_body(limit: int) -> bytes:
             if len(body) > limit:
-                raise PayloadTooLarge(f"request body over {limit} bytes")
+                raise BodyTooLarge(f"request body over {limit} bytes")
             return body
 
         return Incoming(

@@ -1,8 +1,8 @@
-"""The admin endpoints (FastAPI: /healthz, /readyz, /metrics, /routes, /docs) served by the
-gateway's own server (server.py): one request in, one ``Reply`` out, through ASGI.
+"""Admin endpoints (FastAPI apps: health, metrics, docs, the auth admin API) served by the
+services' own server (httpserver.py): one request in, one ``Reply`` out, through ASGI.
 
 Only what those endpoints use: the request body is already read whole, and the response is
-collected whole before it is written (none of them streams). The proxy path never comes here.
+collected whole before it is written (none of them streams). Hot paths never come here.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from tollgate_gateway.request import Incoming, Reply
+from tollgate_common.httpserver import Incoming, Reply
 
 Message = MutableMapping[str, Any]
 
 
 async def call(app: Any, req: Incoming, server: tuple[str, int]) -> Reply | None:
     """Run ``app`` for ``req``."""
-    body = await req.read_body(1 << 20)
+    body = await req.read_body(1 << 30)  # the server already holds it within its own limit
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},

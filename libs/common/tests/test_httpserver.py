@@ -1,4 +1,4 @@
-"""The gateway's HTTP/1.1 server (server.py) against raw sockets: what a front server owes its
+"""The services' HTTP/1.1 server (httpserver.py) against raw sockets: what a front server owes its
 clients, one behaviour per test."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from contextlib import asynccontextmanager
 import orjson
 import pytest
 
-from tollgate_gateway.request import Incoming, Reply
-from tollgate_gateway.server import HttpServer, Limits, render
+from tollgate_common.httpserver import HttpServer, Incoming, Limits, Reply, render
 
 Handler = Callable[[Incoming], Awaitable[Reply | None]]
 
@@ -282,7 +281,7 @@ async def test_shutdown_lets_a_request_in_progress_finish_and_refuses_new_ones()
 
 
 async def test_the_access_log_never_shows_the_query(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="tollgate_gateway.access")
+    caplog.set_level(logging.INFO, logger="tollgate.access")
     async with running() as server:
         r, w = await connect(server)
         w.write(b"GET /eod/AAPL?api_key=secret-key HTTP/1.1\r\nhost: t\r\n\r\n")
