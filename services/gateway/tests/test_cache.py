@@ -70,7 +70,8 @@ async def test_coalescer_runs_one_fetch_for_concurrent_callers() -> None:
         return "answer"
 
     c = Coalescer()
-    tasks = [asyncio.ensure_future(c.run(b"k", fetch)) for _ in range(10)]
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.ensure_future(c.run(loop, b"k", fetch)) for _ in range(10)]
     await asyncio.sleep(0.01)
     gate.set()
     assert await asyncio.gather(*tasks) == ["answer"] * 10
@@ -90,9 +91,10 @@ async def test_coalescer_followers_fetch_when_leader_is_cancelled() -> None:
         return "answer"
 
     c = Coalescer()
-    leader = asyncio.ensure_future(c.run(b"k", fetch))
+    loop = asyncio.get_running_loop()
+    leader = asyncio.ensure_future(c.run(loop, b"k", fetch))
     await asyncio.sleep(0)
-    follower = asyncio.ensure_future(c.run(b"k", fetch))
+    follower = asyncio.ensure_future(c.run(loop, b"k", fetch))
     await asyncio.sleep(0.01)
     leader.cancel()
     await asyncio.sleep(0.01)
@@ -111,5 +113,8 @@ async def test_coalescer_shares_failures() -> None:
         raise ValueError("upstream down")
 
     c = Coalescer()
-    results = await asyncio.gather(*(c.run(b"k", fetch) for _ in range(3)), return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    results = await asyncio.gather(
+        *(c.run(loop, b"k", fetch) for _ in range(3)), return_exceptions=True
+    )
     assert all(isinstance(r, ValueError) for r in results)

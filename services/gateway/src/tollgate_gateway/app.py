@@ -51,11 +51,12 @@ class Gateway:
         self.address = (settings.host, settings.port)
         self._prefix = PREFIX + "/"
 
-    async def handle(self, req: Incoming) -> Reply | None:
-        """One request from the gateway's server: the proxy path, or the admin app."""
+    def handle(self, req: Incoming) -> Awaitable[Reply | None]:
+        """One request from the gateway's server: the proxy path, or the admin app (the
+        awaitable itself, not one more coroutine around it)."""
         if self.proxy is not None and req.path.startswith(self._prefix):
-            return await self.proxy.handle(req)
-        return await asgibridge.call(self.admin, req, self.address)
+            return self.proxy.handle(req)
+        return asgibridge.call(self.admin, req, self.address)
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI | None = None) -> AsyncIterator[None]:

@@ -173,14 +173,16 @@ class Coalescer:
     def __init__(self) -> None:
         self._inflight: dict[bytes, asyncio.Future[Any]] = {}
 
-    async def run(self, key: bytes, fetch: Callable[[], Awaitable[Any]]) -> Any:
+    async def run(
+        self, loop: asyncio.AbstractEventLoop, key: bytes, fetch: Callable[[], Awaitable[Any]]
+    ) -> Any:
         pending = self._inflight.get(key)
         if pending is not None:
             try:
                 return await asyncio.shield(pending)
             except _LeaderGone:
                 return await fetch()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = loop.create_future()  # loop given: no getpid() per call
         self._inflight[key] = fut
         try:
             result = await fetch()

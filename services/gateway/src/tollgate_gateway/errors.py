@@ -40,7 +40,6 @@ DENIAL_MESSAGE = {
 class GatewayError(Exception):
     status = 500
     default_message = "internal error"
-    route = "-"  # the route it happened on, for metrics; set where it is known
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.default_message)

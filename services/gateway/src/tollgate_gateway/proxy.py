@@ -125,9 +125,10 @@ class Proxy:
         m.inflight.inc()
         route = "-"
         try:
-            route, reply = await self._serve(req, rid)
+            compiled, path = self._route(req)
+            route = compiled.route.name
+            reply = await self._serve_route(req, rid, compiled, path)
         except GatewayError as exc:
-            route = exc.route
             status, headers, body = to_response(exc)
             reply = Reply(status, [JSON, *headers], body)
         except ClientGone:
@@ -140,19 +141,16 @@ class Proxy:
         m.child(m.latency, route).observe(time.perf_counter() - started)
         return reply
 
-    async def _serve(self, req: Incoming, request_id: bytes) -> tuple[str, Reply]:
+    def _route(self, req: Incoming) -> tuple[CompiledRoute, str]:
+        """The route of a request and its path after /api/v1 (not a coroutine: every await
+        level is paid for twice per upstream answer, once down and once back up)."""
         path = req.path[len(PREFIX) :] or "/"
         if "/../" in path + "/" or "/./" in path + "/":
             raise BadRequest("path segments '.' and '..' are not allowed")
         compiled = self.p.state.router.match(path)
         if compiled is None:
             raise RouteNotFound(f"no such route: {path}")
-        name = compiled.route.name
-        try:
-            return name, await self._serve_route(req, request_id, compiled, path)
-        except GatewayError as exc:
-            exc.route = name
-            raise
+        return compiled, path
 
     async def _serve_route(
         self, req: Incoming, request_id: bytes, compiled: CompiledRoute, path: str
@@ -195,15 +193,26 @@ class Proxy:
             trust_forwarded_for=self.p.settings.trust_forwarded_for,
         )
 
-        async def fetch() -> Attempt:
-            return await self._fetch(compiled, method, target, up_headers, body)
-
+        work: Coroutine[Any, Any, Attempt]
+        if cacheable:
+            work = self.coalescer.run(
+                self._loop(), ckey, lambda: self._fetch(compiled, method, target, up_headers, body)
+            )
+        else:
+            work = self._fetch(compiled, method, target, up_headers, body)
         try:
-            if cacheable:
-                work: Coroutine[Any, Any, Attempt] = self.coalescer.run(ckey, fetch)
-            else:
-                work = fetch()
-            won = await until_disconnect(self._loop(), req, work)
+            if req.gone is None:  # an ASGI server: watch for the client leaving
+                won = await until_disconnect(self._loop(), req, work)
+            else:  # our server cancels this task when the client leaves
+                try:
+                    won = await work
+                except asyncio.CancelledError:
+                    if not req.gone():
+                        raise
+                    me = asyncio.current_task(self._loop())
+                    assert me is not None
+                    me.uncancel()
+                    raise ClientGone() from None
         except (UpstreamFailed, DeadlineExceeded) as exc:
             self._failed(compiled, exc, decision)
             raise
@@ -254,7 +263,11 @@ class Proxy:
 
         try:
             async with Deadline(self._loop(), spec.timeout_seconds):
-                won, attempts = await staggered(candidates, send, delay)
+                if len(candidates) == 1:  # the common case, without staggered()'s await level
+                    a = await send(candidates[0])
+                    won, attempts = (a if a.verdict is Verdict.GOOD else None), [a]
+                else:
+                    won, attempts = await staggered(candidates, send, delay)
         except TimeoutError:
             raise DeadlineExceeded(
                 f"no upstream answered within {spec.timeout_seconds:g}s"

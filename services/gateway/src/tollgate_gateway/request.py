@@ -50,8 +50,8 @@ async def until_disconnect(
     """Run ``work`` in this task; if the client disconnects first, cancel it (its upstream
     requests and connections go with it) and raise ClientGone.
 
-    The gateway's own server cancels the task when the client leaves (``req.gone`` is set):
-    only that cancellation is told apart here.
+    For ASGI servers; the gateway's own server cancels the task itself when the client leaves
+    (``req.gone`` is set), and the proxy only tells that cancellation apart.
 
     Watching needs a task blocked on ``receive()``. Most requests finish in well under
     WATCH_AFTER, so the watcher is only started by a timer for the slow ones: a timer handle costs
@@ -59,14 +59,6 @@ async def until_disconnect(
     """
     me = asyncio.current_task(loop)  # with the loop given: no get_running_loop() (see Proxy.loop)
     assert me is not None
-    if req.gone is not None:
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if req.gone():
-                me.uncancel()
-                raise ClientGone() from None
-            raise
     disconnected = req.disconnected
     gone = False
     watcher: asyncio.Task[None] | None = None
