@@ -41,6 +41,10 @@ fmt: ## Format and auto-fix.
 
 bench: ## Side-by-side benchmark: direct, nginx, Traefik, seed-style proxy, Tollgate.
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || TOLLGATE_SKIP_K8S_TOOLS=1 bash hack/install.sh
+	@# oha (crates.io) for the fixed-rate p99: an open-loop loader in Rust; without it the bench
+	@# falls back to bench/fixedrate.py, whose own jitter sets a ~1.4 ms p99 floor.
+	@command -v oha >/dev/null || test -x $(HOME)/.cargo/bin/oha || ! command -v cargo >/dev/null \
+		|| { echo "building oha with cargo (once, ~5 min)"; cargo install oha --locked -q; }
 	$(UV) sync --frozen --all-packages --group bench -q
 	$(UV) run --frozen --group bench python -m bench $(BENCH_ARGS)
 
