@@ -416,6 +416,27 @@ class HttpServer:
             lambda: HttpConnection(self), host, port, backlog=2048, reuse_port=reuse_port
         )
 
+    async def run(
+        self,
+        host: str,
+        port: int,
+        stop: Awaitable[None],
+        *,
+        grace_seconds: float,
+        reuse_port: bool = False,
+        on_listen: Callable[[int], None] | None = None,
+    ) -> None:
+        """Listen, serve until ``stop`` resolves, then drain (``shutdown``). ``on_listen`` gets
+        the bound port (port 0 picks one)."""
+        await self.listen(host, port, reuse_port=reuse_port)
+        log.info("listening on %s:%d", host, self.port)
+        if on_listen is not None:
+            on_listen(self.port)
+        try:
+            await stop
+        finally:
+            await self.shutdown(grace_seconds)
+
     @property
     def port(self) -> int:
         assert self._server is not None

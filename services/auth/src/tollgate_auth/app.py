@@ -309,15 +309,19 @@ async def serve(
     svc = Service(settings)
     admin = create_admin(svc)
     async with svc.lifespan(admin):
-        limits = Limits(max_body_bytes=1 << 20)
         handler = Handler(svc, admin, (settings.host, settings.port))
-        server = HttpServer(handler, limits)
-        await server.listen(settings.host, settings.port, reuse_port=reuse_port)
-        handler.address = (settings.host, server.port)
-        log.info("auth listening on %s:%d", settings.host, server.port)
-        if on_listen is not None:
-            on_listen(svc, server.port)
-        try:
-            await stop
-        finally:
-            await server.shutdown(25.0)
+
+        def listening(port: int) -> None:
+            handler.address = (settings.host, port)
+            if on_listen is not None:
+                on_listen(svc, port)
+
+        server = HttpServer(handler, Limits(max_body_bytes=1 << 20))
+        await server.run(
+            settings.host,
+            settings.port,
+            stop,
+            grace_seconds=25.0,
+            reuse_port=reuse_port,
+            on_listen=listening,
+        )

@@ -141,16 +141,21 @@ async def serve(
             keep_alive_seconds=settings.keep_alive_seconds,
             header_timeout_seconds=settings.header_timeout_seconds,
         )
+
+        def listening(port: int) -> None:
+            gw.address = (settings.host, port)
+            if on_listen is not None:
+                on_listen(gw, port)
+
         server = HttpServer(gw.handle, limits, access_log=settings.access_log)
-        await server.listen(settings.host, settings.port, reuse_port=reuse_port)
-        gw.address = (settings.host, server.port)
-        log.info("listening on %s:%d", settings.host, server.port)
-        if on_listen is not None:
-            on_listen(gw, server.port)
-        try:
-            await stop
-        finally:
-            await server.shutdown(settings.shutdown_grace_seconds)
+        await server.run(
+            settings.host,
+            settings.port,
+            stop,
+            grace_seconds=settings.shutdown_grace_seconds,
+            reuse_port=reuse_port,
+            on_listen=listening,
+        )
 
 
 def auth_enabled(s: GatewaySettings) -> bool:
