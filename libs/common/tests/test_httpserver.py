@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 import orjson
 import pytest
 
-from tollgate_common.httpserver import HttpServer, Incoming, Limits, Reply, render
+from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.httpconnection import render
+from tollgate_common.httpserver import HttpServer, Limits
 
 Handler = Callable[[Incoming], Awaitable[Reply | None]]
 

@@ -42,7 +42,8 @@ from tollgate_auth.store import Store
 from tollgate_common import asgibridge
 from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
-from tollgate_common.httpserver import HttpServer, Incoming, Limits, Reply
+from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.redis import create_redis
 from tollgate_common.resp import LeanRedis
 

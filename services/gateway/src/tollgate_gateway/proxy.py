@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from tollgate_common.httpserver import BodyTooLarge
+from tollgate_common.exchange import BodyTooLarge
 from tollgate_gateway.auth import Authorizer, Decision
 from tollgate_gateway.cache import Cached, Coalescer, ResponseCache, cache_key
 from tollgate_gateway.client import UpstreamError, UpstreamPool

@@ -9,7 +9,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
-from tollgate_common.httpserver import Incoming, Reply
+from tollgate_common.exchange import Incoming, Reply
 from tollgate_gateway.errors import PayloadTooLarge
 
 __all__ = ["ClientGone", "Incoming", "Reply", "request_id", "until_disconnect"]

@@ -1,0 +1,51 @@
+"""One request and its answer as the services' handlers see them, whatever server carried
+the request (httpserver.py, or an ASGI server through an adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One request, whatever server carried it (this one, or an ASGI server through an adapter)."""
+
+    method: str
+    path: str  # percent-decoded
+    raw_path: bytes  # as sent, for an upstream request-target
+    query_string: bytes
+    headers: Headers  # names lower-case
+    client: str
+    scheme: str
+    read_body: Callable[[int], Awaitable[bytes]]  # raises BodyTooLarge (and the adapter's own)
+    disconnected: Callable[[], Awaitable[None]]  # returns once the client has gone
+    # Set by a server that cancels the request's task itself when the client leaves (this one):
+    # then nothing needs to watch, and this tells that cancellation from the others. None: the
+    # handler watches ``disconnected`` (ASGI servers).
+    gone: Callable[[], bool] | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """The answer to one request: what a server writes (its length and framing are the
+    server's business)."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+class BodyTooLarge(ValueError):
+    """A request body over the limit a handler asked for."""
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"status": False, "message": message})
+
+
+Handler = Callable[[Incoming], Awaitable[Reply | None]]

@@ -1,0 +1,342 @@
+"""One client connection of the services' HTTP/1.1 server (httpserver.py): parsing with
+httptools, answering in order, limits, flow control; and the pure framing of a reply."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import httptools
+
+from tollgate_common.exchange import BodyTooLarge, Incoming, Reply, error_body
+
+if TYPE_CHECKING:
+    from tollgate_common.httpserver import HttpServer
+
+log = logging.getLogger(__name__)
+access = logging.getLogger("tollgate.access")
+
+
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+MAX_PIPELINED = 16  # requests parsed ahead of their answers before reading pauses
+
+
+class Limits:
+    """What one connection may do; the service's settings fill it."""
+
+    def __init__(
+        self,
+        *,
+        max_header_bytes: int = 64 << 10,
+        max_body_bytes: int = 1 << 20,
+        keep_alive_seconds: float = 5.0,
+        header_timeout_seconds: float = 10.0,
+    ) -> None:
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+        self.keep_alive_seconds = keep_alive_seconds
+        self.header_timeout_seconds = header_timeout_seconds
+
+
+def error_reply(status: int, message: str) -> bytes:
+    """A complete response that ends the connection: the server's own 4xx answers."""
+    body = error_body(message)
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, REASONS.get(status, b""), len(body), body)
+    )
+
+
+def render(reply: Reply, date: bytes, keep_alive: bool, head: bool) -> bytes:
+    """Pure: a reply as HTTP/1.1 bytes. Content-Length comes from the body (a HEAD answer keeps
+    the length of what a GET would send when the handler gave one)."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (reply.status, REASONS.get(reply.status, b"")), date]
+    length = -1
+    for name, value in reply.headers:
+        if name == b"content-length":
+            length = int(value)
+            continue
+        lines += [name, b": ", value, b"\r\n"]
+    if length < 0 or not head:
+        length = len(reply.body)
+    if reply.status != 204:  # a 204 has no body and no Content-Length (RFC 9110 §8.6)
+        lines.append(b"content-length: %d\r\n" % length)
+    if not keep_alive:
+        lines.append(b"connection: close\r\n")
+    lines.append(b"\r\n")
+    if not head:
+        lines.append(reply.body)
+    return b"".join(lines)
+
+
+class Parsed:
+    """One request as parsed, waiting for its turn."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "url")
+
+    def __init__(
+        self, method: str, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep: bool
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection. Requests are parsed as bytes arrive and answered one at a time, in
+    order, by a task that lives while there is work."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.limits = server.limits
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: Any = None
+        self.client = ""
+        self.pending: deque[Parsed] = deque()
+        self.busy = False  # a task is answering
+        self._task: asyncio.Task[None] | None = None
+        self.closing = False  # answer what is in progress, then close
+        self.gone: asyncio.Future[None] = self.loop.create_future()
+        self.last_active = self.loop.time()
+        self.in_head = False  # bytes of a request head arrived and it is not complete yet
+        self.read_paused = False
+        self.refusal = b""
+        self._writable: asyncio.Future[None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._body: list[bytes] = []
+        self._body_bytes = 0
+
+    # asyncio callbacks
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if peer else ""
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.forget(self)
+        self.pending.clear()
+        if not self.gone.done():
+            self.gone.set_result(None)
+        if self._task is not None and not self._task.done():
+            # The request in progress has nobody to answer: its upstream work stops now
+            # (Incoming.gone tells the proxy why it was cancelled).
+            self._task.cancel()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # An Upgrade (websocket, h2c) we do not speak: the request itself is answered as
+            # plain HTTP/1.1 (on_message_complete queued it), and the connection ends after it.
+            if self.pending:
+                self.pending[-1].keep_alive = False
+            self._pause_reading()
+            if not self.busy:
+                self.transport.close()
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"malformed HTTP request: {exc}")
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._reset()
+        self.in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+        self._count_head(len(name) + len(value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        if self.closing:
+            return
+        expect = False
+        for name, value in self._headers:
+            if name == b"content-length" and value.isdigit():
+                if int(value) > self.limits.max_body_bytes:  # refused before it is sent
+                    self._refuse(413, f"request body over {self.limits.max_body_bytes} bytes")
+                    return
+            elif name == b"expect" and value.lower() == b"100-continue":
+                expect = True
+        if expect:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.limits.max_body_bytes:
+            self._refuse(413, f"request body over {self.limits.max_body_bytes} bytes")
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.closing:
+            return
+        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        method = self.parser.get_method().decode("ascii")
+        # HTTP/1.0 clients get one answer per connection (as uvicorn does): keep-alive there
+        # needs headers of its own, and no client we serve relies on it.
+        keep = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
+        self.pending.append(Parsed(method, self._url, self._headers, body, keep))
+        self._reset()
+        if len(self.pending) > MAX_PIPELINED:
+            self._pause_reading()
+        if not self.busy:
+            self.busy = True
+            self._task = self.loop.create_task(self._answer())
+
+    # answering
+    async def _answer(self) -> None:
+        try:
+            while self.pending and not self.gone.done():
+                p = self.pending.popleft()
+                out = await self._one(p)
+                if self.gone.done():
+                    return
+                if out:
+                    self.transport.write(out)
+                if not p.keep_alive or self.closing:
+                    if self.refusal:
+                        self.transport.write(self.refusal)
+                    self.transport.close()
+                    return
+                if self._writable is not None and not self._writable.done():
+                    await self._writable  # a client reading slowly: stop producing for it
+                if self.read_paused and len(self.pending) <= MAX_PIPELINED // 2:
+                    self._resume_reading()
+        finally:
+            self.busy = False
+            self.last_active = self.loop.time()
+
+    async def _one(self, p: Parsed) -> bytes:
+        started = time.perf_counter()
+        status = 0
+        try:
+            req = self._incoming(p)
+            reply = await self.server.handler(req)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must cost one 500, never the connection's other requests
+            log.exception("unhandled error answering %s %s", p.method, _path_only(p.url))
+            reply = Reply(
+                500, [(b"content-type", b"application/json")], error_body("internal error")
+            )
+        if reply is None:  # the client went away; nobody to answer
+            return b""
+        status = reply.status
+        if self.server.access_log:
+            access.info(
+                "%s %s %s %d %.1fms",
+                self.client,
+                p.method,
+                _path_only(p.url),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+        # A refusal of a later pipelined request is written after this reply, so this one
+        # does not announce the close.
+        keep = p.keep_alive and (not self.closing or bool(self.refusal))
+        return render(reply, self.server.date_header, keep, p.method == "HEAD")
+
+    def _incoming(self, p: Parsed) -> Incoming:
+        url = httptools.parse_url(p.url)
+        raw_path = url.path
+        body = p.body
+
+        async def read_body(limit: int) -> bytes:
+            if len(body) > limit:
+                raise BodyTooLarge(f"request body over {limit} bytes")
+            return body
+
+        return Incoming(
+            p.method,
+            unquote(raw_path.decode("latin-1")),
+            raw_path,
+            url.query or b"",
+            p.headers,
+            self.client,
+            "http",
+            read_body,
+            self._disconnected,
+            self.gone.done,
+        )
+
+    async def _disconnected(self) -> None:
+        await asyncio.shield(self.gone)
+
+    # limits and flow control
+    def _count_head(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(431, f"request head over {self.limits.max_header_bytes} bytes")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """The server's own answer to a request it cannot take; the connection ends with it,
+        after the answer to a request in progress. Requests parsed after that one are dropped."""
+        if self.closing:
+            return
+        self.closing = True
+        self.pending.clear()
+        self._pause_reading()
+        if self.busy:
+            self.refusal = error_reply(status, message)  # written by _answer after its reply
+            return
+        self.transport.write(error_reply(status, message))
+        self.transport.close()
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # the server's sweeps
+    def expired(self, now: float) -> bool:
+        """Idle past the keep-alive timeout, or a request head that is taking too long."""
+        if self.busy or self.pending:
+            return False
+        lim = self.limits
+        limit = lim.header_timeout_seconds if self.in_head else lim.keep_alive_seconds
+        return now - self.last_active > limit
+
+    def drain(self) -> None:
+        """Shutdown: close now if idle, or after the request in progress."""
+        self.closing = True
+        if not self.busy:
+            self.transport.close()
+
+
+def _path_only(url: bytes) -> str:
+    # Never the query: it may carry an API key.
+    return url.split(b"?", 1)[0].decode("latin-1")
