@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -22,28 +20,20 @@ from importlib.resources import files
 from typing import Any
 
 from tollgate_common.events import Event, EventType, Severity
+from tollgate_common.ids import UniqueIds
 from tollgate_common.redis import LuaScript
 
 P = "tollgate:auth:"
 KEY_RE = re.compile(r"^tg_([a-z2-7]{8})_([A-Za-z0-9_-]{32,64})$")
 
 
+_charge_ids = UniqueIds(10)
+
+
 def new_charge_id() -> str:
-    """Unique across processes without a getrandom() syscall per request (uuid4 makes one; py-spy
-    put it at ~4% of an authorized request): a random per-process prefix and a counter."""
-    return f"{_charge_prefix}{next(_charge_seq):x}"
-
-
-def _reseed() -> None:
-    global _charge_prefix, _charge_seq
-    _charge_prefix = os.urandom(10).hex()
-    _charge_seq = itertools.count()
-
-
-_charge_prefix = ""
-_charge_seq = itertools.count()
-_reseed()
-os.register_at_fork(after_in_child=_reseed)  # forked workers must not share the sequence
+    """Unique across processes and workers (uuid4's getrandom() was ~4% of an authorized
+    request)."""
+    return _charge_ids.text()
 
 
 def key_id_of(raw: str) -> str | None:

@@ -4,12 +4,11 @@ reading the body within a limit, noticing a disconnect, the request id."""
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
 from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.ids import UniqueIds
 from tollgate_gateway.errors import PayloadTooLarge
 
 __all__ = ["ClientGone", "Incoming", "Reply", "request_id", "until_disconnect"]
@@ -96,22 +95,10 @@ def request_id(headers: Headers) -> bytes:
     for name, value in headers:
         if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
             return value
-    return _ID_PREFIX + b"%010x" % next(_ID_COUNTER)
+    return _request_ids.fixed_bytes()
 
 
-# Request ids: a random per-process prefix and a counter (unique without a getrandom syscall
-# per request, which uuid4 makes); forked workers draw their own prefix.
-_ID_PREFIX = os.urandom(6).hex().encode()
-_ID_COUNTER = itertools.count()
-
-
-def _reseed() -> None:
-    global _ID_PREFIX, _ID_COUNTER
-    _ID_PREFIX = os.urandom(6).hex().encode()
-    _ID_COUNTER = itertools.count()
-
-
-os.register_at_fork(after_in_child=_reseed)
+_request_ids = UniqueIds(6)
 
 
 def client_ip(scope: Scope) -> str:
