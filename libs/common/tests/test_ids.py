@@ -15,8 +15,7 @@ def test_ids_do_not_repeat() -> None:
 
 
 CHILD = """
-import subprocess
-import sys
+import os
 from tollgate_common.ids import UniqueIds
 ids = UniqueIds(6)
 read, write = os.pipe()
