@@ -237,12 +237,8 @@ class HttpConnection(asyncio.Protocol):
 
     async def _one(self, p: Parsed) -> bytes:
         started = time.perf_counter()
-        status = 0
         try:
-            req = self._incoming(p)
-            reply = await self.server.handler(req)
-        except asyncio.CancelledError:
-            raise
+            reply = await self.server.handler(self._incoming(p))
         except Exception:  # a bug must cost one 500, never the connection's other requests
             log.exception("unhandled error answering %s %s", p.method, _path_only(p.url))
             reply = Reply(
@@ -250,14 +246,13 @@ class HttpConnection(asyncio.Protocol):
             )
         if reply is None:  # the client went away; nobody to answer
             return b""
-        status = reply.status
         if self.server.access_log:
             access.info(
                 "%s %s %s %d %.1fms",
                 self.client,
                 p.method,
                 _path_only(p.url),
-                status,
+                reply.status,
                 (time.perf_counter() - started) * 1000,
             )
         # A refusal of a later pipelined request is written after this reply, so this one

@@ -317,7 +317,7 @@ async def serve(
             if on_listen is not None:
                 on_listen(svc, port)
 
-        server = HttpServer(handler, Limits(max_body_bytes=1 << 20))
+        server = HttpServer(handler, Limits())
         await server.run(
             settings.host,
             settings.port,

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from tollgate_common.metrics import Family
+from tollgate_common.metrics import Families, Family
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -59,14 +59,14 @@ class Metrics:
             "tollgate_gateway_auth_decisions", "Authorization decisions by reason.", ("reason",)
         )
         self.inflight = Inflight()
-        self._families = [
+        self._families = Families(
             self.requests,
             self.latency,
             self.upstream_latency,
             self.cache,
             self.ejections,
             self.auth,
-        ]
+        )
         r.register(self)  # collect() below
         # Set rarely: prometheus-client's own classes are fine here.
         self.table_version = Gauge(
@@ -87,8 +87,7 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         """The registry's scrape: the per-request numbers as Prometheus families."""
-        for family in self._families:
-            yield family.collect()
+        yield from self._families.collect()
         g = GaugeMetricFamily("tollgate_gateway_inflight", "Requests in flight.")
         g.add_metric([], float(self.inflight.value))
         yield g

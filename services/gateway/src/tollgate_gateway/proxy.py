@@ -1,5 +1,6 @@
-"""The proxy path, ``/api/v1/<path>``: a lean raw ASGI handler (no framework routing: FastAPI's
-costs about 120 µs a request, more than the rest of this path).
+"""The proxy path, ``/api/v1/<path>``: ``Proxy.handle`` takes an ``Incoming`` straight from the
+services' HTTP server (no framework routing: FastAPI's costs about 120 µs a request, more than the
+rest of this path); ``Proxy.__call__`` is the same path as a raw ASGI app for ASGI servers.
 
 One request: match the route, authorize and charge (auth service), answer from the cache or run
 the route's strategy under its deadline, pass the answer on. Errors become HTTP in errors.py.
