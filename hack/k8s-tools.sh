@@ -1,35 +1,58 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes pieces the integration tests need from their Go modules:
-# kube-apiserver (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v3).
+# Builds the real Kubernetes pieces the tests need from their Go modules:
+#   control plane + node  kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
+#                         kubectl (one `go build` of k8s.io/kubernetes, so shared packages compile once)
+#   etcd                  go.etcd.io/etcd/server/v3
+#   helm                  helm.sh/helm/v3, stamped with its version and the Kubernetes minor it
+#                         defaults to (without it `helm template` assumes v1.20 and the chart's
+#                         kubeVersion refuses it)
+#   coredns, crictl       cluster DNS as a host process; pod clean-up on teardown
 # Why from source: no container registry and no release downloads on our CI machines, and Debian's
 # etcd 3.4.23 breaks consistent watches on apiserver >= 1.31 (see ../shared/k8s-test-infra.md).
 # Binaries are cached per version under $TOLLGATE_TOOLS (default ~/.cache/tollgate/tools), so a
-# warm run costs nothing; a cold one takes ~15-25 min on 2 cores.
+# warm run costs nothing. A cold build on 2 cores: see the README ("Kubernetes tools") for the
+# measured time.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
+CRICTL_VERSION="${CRICTL_VERSION:-v1.34.0}"
+KIND_VERSION="${KIND_VERSION:-v0.32.0}"
+KUBE_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 ROOT="${TOLLGATE_TOOLS:-$HOME/.cache/tollgate/tools}"
 BIN="$ROOT/bin"
 mkdir -p "$BIN"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
+command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || {
+  echo "go: not found. The Kubernetes tools build from their Go modules and need Go >= 1.26:" >&2
+  echo "  install it (https://go.dev/doc/install), or set TOLLGATE_SKIP_K8S_TOOLS=1 to skip the" >&2
+  echo "  Kubernetes test tiers (they are then reported as skipped)." >&2
+  exit 1
+}
+export PATH="$PATH:/usr/local/go/bin"
+
 stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.version" 2>/dev/null)" = "$2" ]; }
-stamp() { echo "$2" > "$BIN/.$1.version"; }
+stamp() { echo "$2" >"$BIN/.$1.version"; }
+log() { echo ">> $(date +%T) $*"; }
 
 build_helm() {
-  stamp_ok helm "$HELM_VERSION" && return 0
-  echo ">> building helm $HELM_VERSION"
-  GOBIN="$BIN" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  stamp helm "$HELM_VERSION"
+  stamp_ok helm "$HELM_VERSION-k$K8S_VERSION" && return 0
+  log "building helm $HELM_VERSION"
+  local minor ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" p
+  minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  for p in chartutil lint/rules; do
+    ld="$ld -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=$minor"
+  done
+  GOBIN="$BIN" go install -trimpath -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  stamp helm "$HELM_VERSION-k$K8S_VERSION"
 }
 
 build_etcd() {
   stamp_ok etcd "$ETCD_VERSION" && return 0
-  echo ">> building etcd $ETCD_VERSION"
+  log "building etcd $ETCD_VERSION"
   local d="$ROOT/src/etcd-$ETCD_VERSION"
   mkdir -p "$d" && cd "$d"
   [ -f go.mod ] || go mod init local/etcd-bin >/dev/null 2>&1
@@ -38,50 +61,54 @@ build_etcd() {
   stamp etcd "$ETCD_VERSION"
 }
 
-build_kube() {
-  stamp_ok kube-apiserver "$K8S_VERSION" && return 0
-  echo ">> building kube-apiserver $K8S_VERSION"
-  local d="$ROOT/src/k8s-$K8S_VERSION" minor="v0.${K8S_VERSION#v1.}"
-  mkdir -p "$d" && cd "$d"
-  # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging in its
-  # own go.mod, which a dependent module ignores: generate the replace list from upstream's go.mod.
-  local upstream
-  upstream="$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+kube_wrapper_module() { # k8s.io/kubernetes replaces its staging modules with ./staging in its own
+  # go.mod, which a dependent module ignores: generate the replace list from upstream's go.mod.
+  local upstream minor="v0.${K8S_VERSION#v1.}" c
+  upstream="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
   {
-    echo "module local/k8s-bins"
-    echo
-    echo "go 1.26.0"
+    printf 'module local/k8s-bins\n\ngo 1.26.0\n'
     grep -E '^godebug ' "$upstream" || true
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    echo "replace ("
+    printf '\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$K8S_VERSION"
     grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$upstream" | awk -v v="$minor" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
-  } > go.mod
-  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > tools.go
+  } >go.mod
+  { printf '//go:build tools\n\npackage tools\n\n'; for c in $KUBE_CMDS; do echo "import _ \"k8s.io/kubernetes/cmd/$c\""; done; } >tools.go
   go mod tidy >/dev/null 2>&1 || go mod tidy
-  local ld="-s -w"
-  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-    ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)"
-  done
-  go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-  stamp kube-apiserver "$K8S_VERSION"
 }
 
-KIND_VERSION="${KIND_VERSION:-v0.32.0}"
-build_kind() {  # for users with Docker (hack/kind-e2e.sh); not needed by `make test`
-  stamp_ok kind "$KIND_VERSION" && return 0
-  GOBIN="$BIN" go install "sigs.k8s.io/kind@$KIND_VERSION"
-  stamp kind "$KIND_VERSION"
+build_kube() {
+  local c missing="" pkgs="" ld="-s -w" p minor
+  for c in $KUBE_CMDS; do stamp_ok "$c" "$K8S_VERSION" || missing="$missing $c"; done
+  [ -n "$missing" ] || return 0
+  log "building$missing $K8S_VERSION"
+  local d="$ROOT/src/k8s-$K8S_VERSION"
+  mkdir -p "$d" && cd "$d"
+  kube_wrapper_module
+  minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  for c in $missing; do pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; done
+  # shellcheck disable=SC2086
+  go build -trimpath -ldflags "$ld" -o "$BIN/" $pkgs
+  for c in $missing; do stamp "$c" "$K8S_VERSION"; done
+}
+
+build_go_tool() { # build_go_tool NAME VERSION MODULE_PATH
+  stamp_ok "$1" "$2" && return 0
+  log "building $1 $2"
+  GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "$3@$2"
+  stamp "$1" "$2"
 }
 
 case "${1:-all}" in
-  kind) build_kind ;;
+  kind) build_go_tool kind "$KIND_VERSION" sigs.k8s.io/kind ;;
   helm) build_helm ;;
   etcd) build_etcd ;;
   kube) build_kube ;;
-  all) (build_helm); (build_etcd); (build_kube) ;;
-  *) echo "usage: $0 [all|helm|etcd|kube|kind]" >&2; exit 2 ;;
+  node) build_go_tool coredns "$COREDNS_VERSION" github.com/coredns/coredns
+        build_go_tool crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl ;;
+  all) (build_helm); (build_etcd); (build_kube); "$0" node ;;
+  *) echo "usage: $0 [all|helm|etcd|kube|node|kind]" >&2; exit 2 ;;
 esac
-echo ">> tools in $BIN"
+log "tools in $BIN"
