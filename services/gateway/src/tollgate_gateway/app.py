@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from tollgate_common import asgibridge
+from tollgate_common.exchange import error_body
 from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
@@ -50,12 +51,21 @@ class Gateway:
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
         self._prefix = PREFIX + "/"
+        # With an admin port, the public port answers only the proxy path and the probes:
+        # /metrics and /routes (internal upstream URLs) stay off a Service that may be public.
+        self._public_only = settings.admin_port != 0
 
     def handle(self, req: Incoming) -> Awaitable[Reply | None]:
-        """One request from the gateway's server: the proxy path, or the admin app (the
+        """One request from the gateway's public server: the proxy path, or the admin app (the
         awaitable itself, not one more coroutine around it)."""
         if self.proxy is not None and req.path.startswith(self._prefix):
             return self.proxy.handle(req)
+        if self._public_only and req.path not in PUBLIC_ADMIN_PATHS:
+            return _not_here()
+        return asgibridge.call(self.admin, req, self.address)
+
+    def handle_admin(self, req: Incoming) -> Awaitable[Reply | None]:
+        """One request on the admin port: the admin app only."""
         return asgibridge.call(self.admin, req, self.address)
 
     @asynccontextmanager
@@ -119,6 +129,13 @@ class Gateway:
         return self.state.loaded, detail
 
 
+PUBLIC_ADMIN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+async def _not_here() -> Reply:
+    return Reply(404, [(b"content-type", b"application/json")], error_body("not found"))
+
+
 # Per-request allocations triggered young collections that py-spy showed at ~8% of a worker;
 # a larger first generation cut that (+8% req/s on a miss).
 GC_THRESHOLD = (20_000, 50, 100)
@@ -147,15 +164,22 @@ async def serve(
             if on_listen is not None:
                 on_listen(gw, port)
 
+        admin = HttpServer(gw.handle_admin, limits) if settings.admin_port else None
+        if admin is not None:
+            await admin.listen(settings.host, settings.admin_port, reuse_port=reuse_port)
         server = HttpServer(gw.handle, limits, access_log=settings.access_log)
-        await server.run(
-            settings.host,
-            settings.port,
-            stop,
-            grace_seconds=settings.shutdown_grace_seconds,
-            reuse_port=reuse_port,
-            on_listen=listening,
-        )
+        try:
+            await server.run(
+                settings.host,
+                settings.port,
+                stop,
+                grace_seconds=settings.shutdown_grace_seconds,
+                reuse_port=reuse_port,
+                on_listen=listening,
+            )
+        finally:
+            if admin is not None:
+                await admin.shutdown(0)
 
 
 def auth_enabled(s: GatewaySettings) -> bool:

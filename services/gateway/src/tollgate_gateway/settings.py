@@ -15,6 +15,13 @@ class GatewaySettings(ServiceSettings):
 
     host: str = Field("0.0.0.0", description="Listen address.")
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
+    admin_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of /metrics and /routes; 0 = the main port. When set, the main port "
+        "serves only /api/v1, /healthz and /readyz (the chart sets 9090).",
+    )
     workers: int = Field(1, ge=1, description="Worker processes (scale with pods in Kubernetes).")
     routes_file: str = Field(
         "", description="ApiBackend YAML file; empty = follow the operator's table in Redis."
