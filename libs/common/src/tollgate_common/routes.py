@@ -83,9 +83,7 @@ class CacheSpec(_Model):
 
 
 class CircuitBreakerSpec(_Model):
-    failure_threshold: int = Field(
-        5, ge=1, le=1000, description="Consecutive failures that eject."
-    )
+    failure_threshold: int = Field(5, ge=1, le=1000, description="Consecutive failures that eject.")
     eject_seconds: float = Field(
         10.0, gt=0, le=3600, description="How long before a probe is let through."
     )
