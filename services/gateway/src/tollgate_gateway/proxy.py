@@ -55,7 +55,7 @@ from tollgate_gateway.request import (
     wait_disconnect,
 )
 from tollgate_gateway.settings import GatewaySettings
-from tollgate_gateway.strategies import Attempt, plan, staggered
+from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.table import RouteState
 from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
@@ -289,6 +289,9 @@ class Proxy:
         headers: Headers,
         body: bytes,
     ) -> Attempt:
+        b = up.breaker
+        if b.failures >= b.failure_threshold and not may_send(compiled, up, time.monotonic()):
+            return Attempt(up, Verdict.FAIL, None, "ejected (its probe is in flight)")
         spec = compiled.route.spec
         success_when = "http2xx" if method == "HEAD" else spec.success_when
         up.inflight += 1
