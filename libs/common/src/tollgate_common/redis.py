@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
+
+PROBE_SECONDS = 0.5
+"""How long a readiness probe waits for Redis: inside the kubelet's default 1 s probe timeout."""
 
 
 def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
@@ -35,6 +40,18 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+async def answers(ping: Awaitable[Any]) -> bool:
+    """Whether a PING (``redis.ping()`` of redis-py, ``lean.execute("PING")`` of the lean client)
+    is answered within PROBE_SECONDS. Readiness probes ask through the clients that serve requests,
+    over the connections those use, so a dropped connection is replaced by the probe."""
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            await ping
+    except (RedisError, OSError, TimeoutError):
+        return False
+    return True
 
 
 class LuaScript:
