@@ -8,6 +8,7 @@ connection pool and one Redis pool and closes them on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -24,7 +25,7 @@ from tollgate_common import asgibridge
 from tollgate_common.exchange import error_body
 from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.logging import configure_logging
-from tollgate_common.redis import create_redis
+from tollgate_common.redis import answers, create_redis
 from tollgate_common.resp import LeanRedis
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
@@ -48,6 +49,8 @@ class Gateway:
         self.state = RouteState(self.metrics)
         self.proxy: Proxy | None = None
         self.follower: RedisFollower | None = None
+        self.redis: Any = None  # redis-py: the route table follower and the event sink
+        self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
         self._prefix = PREFIX + "/"
@@ -71,10 +74,10 @@ class Gateway:
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI | None = None) -> AsyncIterator[None]:
         s = self.settings
-        redis = create_redis(s.redis_url)
+        self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
         # redis-py costs ~2x its CPU per round trip (tollgate_common/resp.py has the numbers).
-        lean = LeanRedis(s.redis_url)
+        self.lean = lean = LeanRedis(s.redis_url)
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,
             connect_timeout=s.upstream_connect_timeout_seconds,
@@ -116,15 +119,27 @@ class Gateway:
             await lean.aclose()
             await redis.aclose()
 
-    def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Ready once a route table is in force. A Redis outage alone does not make a gateway
-        unready: it keeps serving its last good table, and pulling every replica out of the
-        Service at once would turn a Redis blip into a full outage."""
-        redis_ok = self.follower.healthy if self.follower is not None else True
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once a route table is in force, an empty one included (a fresh cluster with no
+        ApiBackend yet is a valid state). The check also PINGs, within 0.5 s each and at once,
+        the two Redis clients requests are served with: the lean one (cache tier, and the credit
+        ledger in AUTH_MODE=redis) and the redis-py pool (route table, events). Their answers are
+        reported (``lean``, ``pool``; ``redis``: the table follower reads Redis) and a connection
+        Redis dropped is replaced by this probe rather than by a request; they do not decide
+        readiness: a Redis outage hits every replica alike, and pulling them all out of the
+        Service would turn a Redis blip into a full outage, failOpen routes and the last good
+        table included."""
+        lean, pool = False, False
+        if self.lean is not None:
+            lean, pool = await asyncio.gather(
+                answers(self.lean.execute("PING")), answers(self.redis.ping())
+            )
         detail = {
             "table_version": self.state.version,
             "routes": len(self.state.router),
-            "redis": redis_ok,
+            "redis": self.follower.healthy if self.follower is not None else True,
+            "lean": lean,
+            "pool": pool,
         }
         return self.state.loaded, detail
 
@@ -203,7 +218,7 @@ def create_admin(gw: Gateway) -> FastAPI:
 
     @admin.get("/readyz")
     async def readyz() -> JSONResponse:
-        ok, detail = gw.ready()
+        ok, detail = await gw.ready()
         return JSONResponse({"status": ok, **detail}, 200 if ok else 503)
 
     @admin.get("/metrics")
