@@ -228,7 +228,10 @@ def test_invalid_resource_is_refused_by_the_api_server(env: Env) -> None:
         env.cluster.apply(
             ns,
             "both",
-            {"pathPrefix": "/x", "endpoints": [{"url": "http://a:1", "service": {"name": "s"}}]},
+            {
+                "pathPrefix": "/x",
+                "endpoints": [{"url": "http://a:1", "service": {"name": "s", "port": 80}}],
+            },
         )
     assert "exactly one of url or service" in err.value.body
 
