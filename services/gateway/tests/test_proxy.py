@@ -339,3 +339,25 @@ def test_a_path_that_could_leave_its_prefix_is_400(
     assert status == 400
     assert body["status"] is False
     assert up.requests == 0
+
+
+def test_a_502_names_the_route_not_the_upstreams(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str
+) -> None:
+    """The client learns the route and how many upstreams were tried; their URLs stay in the
+    failure event (and the logs)."""
+    a, b = upstream_factory("a", mode="error500"), upstream_factory("b", mode="reset")
+    gw = gateway_factory(route_doc("eod", "/eod", [a.url, b.url]))
+    r = get(gw, "/eod/AAPL")
+    assert r.status_code == 502
+    message = r.json()["message"]
+    assert "default/eod" in message
+    assert "2 upstreams" in message
+    for up in (a, b):
+        assert str(up.port) not in message
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 5
+    while client.xlen(STREAM_KEY) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(_, fields)] = client.xrange(STREAM_KEY)
+    assert a.url.encode() in fields[b"message"]

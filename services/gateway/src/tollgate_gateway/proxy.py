@@ -280,8 +280,13 @@ class Proxy:
             return won
         if any(a.verdict is Verdict.NODATA for a in attempts):
             raise NoData(_nodata_message(attempts))
+        tried = len({id(a.upstream) for a in attempts})
         detail = "; ".join(f"{a.upstream.origin}: {a.error or 'bad answer'}" for a in attempts)
-        raise UpstreamFailed(f"every upstream server failed ({detail})")
+        raise UpstreamFailed(
+            f"every upstream of {compiled.route.name} failed "
+            f"({tried} upstream{'s' if tried != 1 else ''} tried)",
+            detail=f"every upstream server failed ({detail})",
+        )
 
     async def _attempt(
         self,
@@ -331,8 +336,9 @@ class Proxy:
             self.p.events.route_served(compiled.route.name)
 
     def _failed(self, compiled: CompiledRoute, exc: GatewayError, d: Decision | None) -> None:
+        log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
-            self.p.events.route_failed(compiled.route.name, exc.status, exc.message)
+            self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
         self._refund(d)
 
     def _refund(self, d: Decision | None) -> None:
