@@ -172,6 +172,7 @@ async def serve(
             max_body_bytes=settings.max_request_body_bytes,
             keep_alive_seconds=settings.keep_alive_seconds,
             header_timeout_seconds=settings.header_timeout_seconds,
+            max_connections_per_client=settings.max_connections_per_client,
         )
 
         def listening(port: int) -> None:

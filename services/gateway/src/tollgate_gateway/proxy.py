@@ -23,7 +23,6 @@ from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.errors import (
     AccessDenied,
     AuthUnavailable,
-    BadRequest,
     DeadlineExceeded,
     GatewayError,
     NoData,
@@ -44,6 +43,7 @@ from tollgate_gateway.headers import (
 )
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.outcome import Verdict, classify
+from tollgate_gateway.path import normalize
 from tollgate_gateway.request import (
     ClientGone,
     Incoming,
@@ -61,6 +61,7 @@ from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+PREFIX_SLASH = PREFIX + "/"
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -143,11 +144,13 @@ class Proxy:
         return reply
 
     def _route(self, req: Incoming) -> tuple[CompiledRoute, str]:
-        """The route of a request and its path after /api/v1 (not a coroutine: every await
-        level is paid for twice per upstream answer, once down and once back up)."""
-        path = req.path[len(PREFIX) :] or "/"
-        if "/../" in path + "/" or "/./" in path + "/":
-            raise BadRequest("path segments '.' and '..' are not allowed")
+        """The route of a request and its normalized path after /api/v1 (path.py), the one path
+        both routed and sent upstream (not a coroutine: every await level is paid for twice per
+        upstream answer, once down and once back up)."""
+        full = normalize(req.raw_path)
+        if not full.startswith(PREFIX_SLASH):  # /api%2Fv1/...: decoded, it only looked like it
+            raise RouteNotFound(f"no such route: {full}")
+        path = full[len(PREFIX) :]
         compiled = self.p.state.router.match(path)
         if compiled is None:
             raise RouteNotFound(f"no such route: {path}")
@@ -182,7 +185,7 @@ class Proxy:
             self._served(compiled)
             return Reply(hit.status, [*hit.headers, (b"x-cache", b"HIT"), *extra], hit.body)
 
-        target = req.raw_path[len(PREFIX) :].decode("latin-1") or "/"
+        target = path
         if query_parts:
             target += "?" + b"&".join(query_parts).decode("latin-1")
         up_headers = upstream_request_headers(
@@ -277,8 +280,13 @@ class Proxy:
             return won
         if any(a.verdict is Verdict.NODATA for a in attempts):
             raise NoData(_nodata_message(attempts))
+        tried = len({id(a.upstream) for a in attempts})
         detail = "; ".join(f"{a.upstream.origin}: {a.error or 'bad answer'}" for a in attempts)
-        raise UpstreamFailed(f"every upstream server failed ({detail})")
+        raise UpstreamFailed(
+            f"every upstream of {compiled.route.name} failed "
+            f"({tried} upstream{'s' if tried != 1 else ''} tried)",
+            detail=f"every upstream server failed ({detail})",
+        )
 
     async def _attempt(
         self,
@@ -331,8 +339,9 @@ class Proxy:
             self.p.events.route_served(compiled.route.name)
 
     def _failed(self, compiled: CompiledRoute, exc: GatewayError, d: Decision | None) -> None:
+        log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
-            self.p.events.route_failed(compiled.route.name, exc.status, exc.message)
+            self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
         self._refund(d)
 
     def _refund(self, d: Decision | None) -> None:

@@ -65,7 +65,16 @@ class GatewaySettings(ServiceSettings):
         5.0, gt=0, description="An idle client connection is closed after this long."
     )
     header_timeout_seconds: float = Field(
-        10.0, gt=0, description="A request head must arrive whole within this (slow clients)."
+        10.0,
+        gt=0,
+        description="A request head must arrive whole within this of its first byte, however "
+        "it trickles in (slowloris); past it: 408 and closed.",
+    )
+    max_connections_per_client: int = Field(
+        512,
+        ge=0,
+        description="Open connections one client address may hold; one more gets 503 and is "
+        "closed (0 = no cap). Behind a proxy or a SNAT every client shares its address: raise it.",
     )
     max_header_bytes: int = Field(
         64 << 10, ge=1024, description="Request line plus headers; larger gets 431."
