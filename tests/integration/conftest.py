@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tollgate_testkit.fixtures import Upstream
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.provider import Provider, RedisHandle
 from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth, start_gateway
+from tollgate_testkit.upstreams import DemoUpstream
 
 
 def routes_yaml(upstream: str) -> str:
@@ -57,8 +58,8 @@ PEPPER = "integration-pepper"
 
 @dataclass
 class Stack:
-    redis: RedisServer
-    upstream: Upstream
+    redis: RedisHandle
+    upstream: DemoUpstream
     auths: list[Service]
     gateways: list[Service]
 
@@ -80,30 +81,38 @@ class Stack:
             return int(c.get(f"/v1/admin/keys/{key_id}").json()["credits"])
 
 
+@contextmanager
+def running_stack(work: Path, provider: Provider, auth_mode: str) -> Iterator[Stack]:
+    """redis, one upstream, two auth processes, two gateways: each asking its own auth service
+    over HTTP, or (AUTH_MODE=redis) running the ledger script itself; all stopped on exit, in
+    reverse order, whatever failed to start. Redis and the upstream come from ``provider``."""
+    with ExitStack() as cleanup:
+        redis = provider.redis(work / "redis")
+        cleanup.callback(redis.stop)
+        up = provider.upstream("up", work)
+        cleanup.callback(up.stop)
+        routes = work / "routes.yaml"
+        routes.write_text(routes_yaml(up.url))
+        auths: list[Service] = []
+        for _ in range(2):
+            auths.append(start_auth(work, redis.url, KEY_PEPPER=PEPPER))
+            cleanup.callback(auths[-1].stop)
+        gateways: list[Service] = []
+        mode = {"AUTH_MODE": auth_mode, "KEY_PEPPER": PEPPER}
+        for a in auths:
+            gateways.append(
+                start_gateway(work, redis.url, ROUTES_FILE=str(routes), AUTH_URL=a.url, **mode)
+            )
+            cleanup.callback(gateways[-1].stop)
+        yield Stack(redis, up, auths, gateways)
+
+
 @pytest.fixture(scope="module", params=["http", "redis"])
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    fixture_provider: Provider,
 ) -> Iterator[Stack]:
-    """redis, one upstream, two auth processes, two gateways: each asking its own auth service
-    over HTTP, or (AUTH_MODE=redis) running the ledger script itself."""
-    work: Path = tmp_path_factory.mktemp("stack")
-    redis = RedisServer(work / "redis")
-    up = Upstream("up", work)
-    routes = work / "routes.yaml"
-    routes.write_text(routes_yaml(up.url))
-    started: list[Service] = []
-    try:
-        auths = [start_auth(work, redis.url, KEY_PEPPER=PEPPER) for _ in range(2)]
-        started += auths
-        mode = {"AUTH_MODE": request.param, "KEY_PEPPER": PEPPER}
-        gateways = [
-            start_gateway(work, redis.url, ROUTES_FILE=str(routes), AUTH_URL=a.url, **mode)
-            for a in auths
-        ]
-        started += gateways
-        yield Stack(redis, up, auths, gateways)
-    finally:
-        for s in started:
-            s.stop()
-        up.stop()
-        redis.stop()
+    """The whole stack (``running_stack``) per module, in both auth modes."""
+    with running_stack(tmp_path_factory.mktemp("stack"), fixture_provider, request.param) as s:
+        yield s

@@ -8,17 +8,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tollgate_testkit.fixtures import Upstream
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.provider import Provider, RedisHandle
 from tollgate_testkit.services import Service, start_auth, start_gateway
 
 from .conftest import routes_yaml
 
 
 @pytest.fixture
-def solo(tmp_path: Path) -> Iterator[tuple[RedisServer, Service, Service]]:
-    redis = RedisServer(tmp_path / "redis")
-    up = Upstream("up", tmp_path)
+def solo(
+    tmp_path: Path, fixture_provider: Provider
+) -> Iterator[tuple[RedisHandle, Service, Service]]:
+    """A Redis and an upstream of the session's provider, one auth service, one gateway."""
+    redis = fixture_provider.redis(tmp_path / "redis")
+    up = fixture_provider.upstream("up", tmp_path)
     routes = tmp_path / "routes.yaml"
     routes.write_text(routes_yaml(up.url))
     auth = start_auth(tmp_path, redis.url)
@@ -30,7 +32,7 @@ def solo(tmp_path: Path) -> Iterator[tuple[RedisServer, Service, Service]]:
     redis.stop()
 
 
-def test_auth_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> None:
+def test_auth_down_fails_closed(solo: tuple[RedisHandle, Service, Service]) -> None:
     """The auth service gone: 503 JSON on paid routes; the failOpen route still serves."""
     _, auth, gw = solo
     auth.stop()
@@ -42,7 +44,7 @@ def test_auth_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> N
     assert free.status_code == 200
 
 
-def test_redis_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> None:
+def test_redis_down_fails_closed(solo: tuple[RedisHandle, Service, Service]) -> None:
     """Redis gone: 503 JSON, never a 500; back up: served again."""
     redis, auth, gw = solo
     with httpx.Client(
@@ -61,10 +63,10 @@ def test_redis_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> 
     assert r.status_code == 401
 
 
-def test_redis_down_fails_closed_in_redis_mode(tmp_path: Path) -> None:
+def test_redis_down_fails_closed_in_redis_mode(tmp_path: Path, fixture_provider: Provider) -> None:
     """AUTH_MODE=redis with Redis gone: 503 JSON, never a 500."""
-    redis = RedisServer(tmp_path / "redis")
-    up = Upstream("up", tmp_path)
+    redis = fixture_provider.redis(tmp_path / "redis")
+    up = fixture_provider.upstream("up", tmp_path)
     routes = tmp_path / "routes.yaml"
     routes.write_text(routes_yaml(up.url))
     auth = start_auth(tmp_path, redis.url)

@@ -1,75 +1,57 @@
 """pytest fixtures that start real servers: registered by the root conftest with
-``pytest_plugins = ["tollgate_testkit.fixtures"]``."""
+``pytest_plugins = ["tollgate_testkit.fixtures"]``.
+
+Redis and the demo upstreams come from the session's provider (``fixture_provider``): host
+processes by default, containers with ``TOLLGATE_FIXTURES=containers`` (tollgate_testkit.provider).
+"""
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import redis
 
-from tollgate_testkit.ports import free_port
-from tollgate_testkit.procs import Proc, python_module
+from tollgate_testkit.provider import Provider, RedisHandle, from_env
 from tollgate_testkit.receivers import SmtpServer, WebhookReceiver
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.upstreams import DemoUpstream
+from tollgate_testkit.upstreams import Upstream as Upstream  # where the tests import it from
+
+PROVIDER = pytest.StashKey[Provider]()
 
 
-class Upstream:
-    """A running demo upstream (tollgate_testkit.upstream) and its control API."""
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[PROVIDER] = from_env(os.environ)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
-    def __init__(self, name: str, workdir: Path, mode: str = "ok") -> None:
-        self.name = name
-        self.port = free_port()
-        self.proc = Proc(
-            python_module(
-                "tollgate_testkit.upstream",
-                "--port",
-                str(self.port),
-                "--name",
-                name,
-                "--mode",
-                mode,
-            ),
-            log=workdir / f"upstream-{name}.log",
-        )
-        self.proc.wait_port(self.port)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def set(self, mode: str = "ok", delay: float = 0.0, size: int = 0) -> None:
-        body = {"mode": mode, "delay": delay, "size": size}
-        httpx.post(f"{self.url}/_control", content=json.dumps(body), timeout=5).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        r = httpx.get(f"{self.url}/_control", timeout=5)
-        r.raise_for_status()
-        data: dict[str, Any] = r.json()
-        return data
-
-    @property
-    def requests(self) -> int:
-        return int(self.stats()["requests"])
-
-    def stop(self) -> None:
-        self.proc.stop()
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tollgate fixtures: {config.stash[PROVIDER].note}"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def fixture_provider(pytestconfig: pytest.Config) -> Provider:
+    """The provider of Redis and demo upstreams (TOLLGATE_FIXTURES, default ``process``); a
+    module may override it to run its tests on another provider."""
+    return pytestconfig.stash[PROVIDER]
+
+
+@pytest.fixture(scope="session")
+def redis_server(
+    tmp_path_factory: pytest.TempPathFactory, fixture_provider: Provider
+) -> Iterator[RedisHandle]:
     """One real redis-server for the session; tests that need a clean one use ``redis_url``."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server = fixture_provider.redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
+def redis_url(redis_server: RedisHandle) -> str:
     """URL of the session's redis-server, emptied before the test."""
     if not redis_server.proc.alive():  # a test may have stopped it to simulate an outage
         redis_server.restart()
@@ -80,12 +62,14 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def upstream_factory(tmp_path: Path) -> Iterator[Callable[..., Upstream]]:
+def upstream_factory(
+    tmp_path: Path, fixture_provider: Provider
+) -> Iterator[Callable[..., DemoUpstream]]:
     """Start demo upstreams: ``upstream_factory("a", mode="ok")``; all stopped after the test."""
-    started: list[Upstream] = []
+    started: list[DemoUpstream] = []
 
-    def make(name: str = "up", mode: str = "ok") -> Upstream:
-        up = Upstream(name, tmp_path, mode)
+    def make(name: str = "up", mode: str = "ok") -> DemoUpstream:
+        up = fixture_provider.upstream(name, tmp_path, mode)
         started.append(up)
         return up
 
