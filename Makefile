@@ -3,6 +3,11 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 TOOLS ?= $(HOME)/.cache/tollgate/tools/bin
+KIND_CLUSTER ?= tollgate
+RELEASE ?= tollgate
+NAMESPACE ?= tollgate
+TAG ?= dev
+HELM_ARGS ?=
 export PATH := $(TOOLS):$(PATH)
 
 .DEFAULT_GOAL := help
@@ -50,17 +55,22 @@ bench: ## Side-by-side benchmark: direct, nginx, Traefik, seed-style proxy, Toll
 
 ##@ Kubernetes
 
-images: ## Build the service images from the one Dockerfile (needs a Docker engine; IMAGE_ARGS=--local-base without a registry).
+images: ## Build the service images (one Dockerfile) and local/redis:7 (needs Docker; IMAGE_ARGS=--local-base without a registry).
 	bash hack/images.sh $(IMAGE_ARGS)
 
 cluster-up: ## Create a kind cluster (needs Docker with privileged containers).
-	kind create cluster --name tollgate --config deploy/kind/cluster.yaml
+	kind create cluster --name $(KIND_CLUSTER) --config deploy/kind/cluster.yaml
 
 cluster-down: ## Delete the kind cluster.
-	kind delete cluster --name tollgate
+	kind delete cluster --name $(KIND_CLUSTER)
 
-deploy: ## helm install the chart into the current cluster with the kind values.
-	helm upgrade --install tollgate deploy/helm/tollgate -f deploy/kind/values.yaml --wait
+# Exactly what `make images` builds (hack/images.sh --list): the kind values never pull.
+KIND_IMAGES = $(shell TAG=$(TAG) bash hack/images.sh --list)
+
+deploy: ## Load the images into the kind cluster, then helm upgrade --install --wait with the kind values.
+	kind load docker-image --name $(KIND_CLUSTER) $(KIND_IMAGES)
+	helm upgrade --install $(RELEASE) deploy/helm/tollgate -f deploy/kind/values.yaml \
+		--set image.tag=$(TAG) --namespace $(NAMESPACE) --create-namespace --wait --timeout 5m $(HELM_ARGS)
 
 clean: ## Remove local state (.run/, caches). Built Kubernetes binaries stay in ~/.cache/tollgate.
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
 # Builds Tollgate's images from the one Dockerfile, and optionally imports them into containerd.
 #
-#   hack/images.sh                  tollgate/{gateway,auth,notifier,operator,testkit}:$TAG on $BASE
+#   hack/images.sh                  tollgate/{gateway,auth,notifier,operator,testkit}:$TAG on $BASE,
+#                                   and local/redis:7 (Debian's redis-server on $REDIS_BASE)
 #   hack/images.sh --local-base     first make local/python:3.11-slim from a Debian rootfs
-#                                   (debootstrap + docker import) and local/redis:7 from Debian's
-#                                   redis-server, for machines that reach no container registry
+#                                   (debootstrap + docker import), and Redis on that rootfs, for
+#                                   machines that reach no container registry
 #   hack/images.sh --import         then `docker save | ctr -n k8s.io images import` (the kubelet's
 #                                   image store when containerd is the runtime, hack/cluster.sh)
+#   hack/images.sh --list           print the images it builds, one a line, and build nothing
+#                                   (`make deploy` loads exactly these into kind)
 #
 # The testkit image carries the demo upstream (python -m tollgate_testkit.upstream) for the
-# in-cluster demo and the testcontainers fixtures.
+# in-cluster demo and the testcontainers fixtures; local/redis:7 serves the chart's Redis on kind
+# and the testcontainers fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TAG="${TAG:-dev}"
 BASE="${BASE:-python:3.11-slim}"
+REDIS_BASE="${REDIS_BASE:-debian:bookworm-slim}"
+REDIS_IMAGE=local/redis:7
 SERVICES="${SERVICES:-gateway auth notifier operator testkit}"
 CTR_SOCK="${CTR_SOCK:-/run/containerd/containerd.sock}"
 WORK="${TOLLGATE_IMAGE_WORK:-$HOME/.cache/tollgate/images}"
-local_base=0 import=0
+local_base=0 import=0 list=0
 for a in "$@"; do
   case "$a" in
     --local-base) local_base=1 ;;
     --import) import=1 ;;
-    *) echo "usage: $0 [--local-base] [--import]" >&2; exit 2 ;;
+    --list) list=1 ;;
+    *) echo "usage: $0 [--local-base] [--import] [--list]" >&2; exit 2 ;;
   esac
 done
+if [ "$list" = 1 ]; then
+  for s in $SERVICES; do echo "tollgate/$s:$TAG"; done
+  echo "$REDIS_IMAGE"
+  exit 0
+fi
 log() { echo ">> $(date +%T) $*"; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -65,27 +77,29 @@ DOCKERFILE
   build -t local/python:3.11-slim "$d"
 }
 
-local_redis() {
-  have local/redis:7 && return 0
-  log "local/redis:7 (Debian's redis-server)"
+local_redis() { # local_redis BASE: Debian's redis-server on a Debian image
+  have "$REDIS_IMAGE" && return 0
+  log "$REDIS_IMAGE (Debian's redis-server on $1)"
   local d="$WORK/redis"
   rm -rf "$d"; mkdir -p "$d"
   # Like the official image: redis-server is the entrypoint and the chart passes only arguments.
   cat >"$d/Dockerfile" <<'DOCKERFILE'
-FROM local/debian:bookworm
+ARG BASE
+FROM ${BASE}
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /var/cache/apt/*.bin
 USER 999:999
 EXPOSE 6379
 ENTRYPOINT ["redis-server"]
 DOCKERFILE
-  build -t local/redis:7 "$d"
+  build --build-arg "BASE=$1" -t "$REDIS_IMAGE" "$d"
 }
 
 if [ "$local_base" = 1 ]; then
-  debian_rootfs; local_python; local_redis
-  BASE=local/python:3.11-slim
+  debian_rootfs; local_python
+  BASE=local/python:3.11-slim REDIS_BASE=local/debian:bookworm
 fi
+local_redis "$REDIS_BASE"
 
 images=()
 for s in $SERVICES; do
@@ -93,7 +107,7 @@ for s in $SERVICES; do
   build --build-arg "SERVICE=$s" --build-arg "BASE=$BASE" -t "tollgate/$s:$TAG" .
   images+=("tollgate/$s:$TAG")
 done
-[ "$local_base" = 1 ] && images+=(local/redis:7)
+images+=("$REDIS_IMAGE")
 
 if [ "$import" = 1 ]; then
   log "importing ${images[*]} into containerd (k8s.io)"

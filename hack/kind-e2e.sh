@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# The kind workflow for users with Docker (privileged containers): build the images, create a kind
-# cluster, load the images, helm install, run the Kubernetes tests against it, tear down.
+# The kind workflow for users with Docker (kind needs privileged containers): build the images,
+# create a kind cluster, load the images and helm install --wait (make deploy), helm test, then run
+# the black-box cluster suite (tests/cluster) against the release; the cluster is deleted at the end.
 #   hack/kind-e2e.sh            # all of it
-#   KEEP=1 hack/kind-e2e.sh     # leave the cluster running
+#   KEEP=1 hack/kind-e2e.sh     # leave the cluster running (kind get kubeconfig --name tollgate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CLUSTER=tollgate
+CLUSTER="${KIND_CLUSTER:-tollgate}"
+RELEASE="${TOLLGATE_CLUSTER_RELEASE:-tollgate}"
+NAMESPACE="${TOLLGATE_CLUSTER_NAMESPACE:-tollgate}"
 export PATH="${TOLLGATE_TOOLS:-$HOME/.cache/tollgate/tools}/bin:$PATH"
 command -v kind >/dev/null || bash hack/k8s-tools.sh kind
 command -v helm >/dev/null || bash hack/k8s-tools.sh helm
+command -v kubectl >/dev/null || bash hack/k8s-tools.sh kube
+
 make images
+# A kubeconfig of its own: the user's ~/.kube/config and current context stay as they were.
+KUBECONFIG="$(mktemp)"
+export KUBECONFIG
+cleanup() {
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept: kind cluster $CLUSTER, KUBECONFIG=$KUBECONFIG"; return; fi
+  kind delete cluster --name "$CLUSTER" || true
+  rm -f "$KUBECONFIG"
+}
+trap cleanup EXIT
 kind create cluster --name "$CLUSTER" --config deploy/kind/cluster.yaml
-trap '[ "${KEEP:-0}" = 1 ] || kind delete cluster --name "$CLUSTER"' EXIT
-for s in gateway auth notifier operator; do kind load docker-image --name "$CLUSTER" "tollgate/$s:dev"; done
-KUBECONFIG_FILE="$(mktemp)"
-kind get kubeconfig --name "$CLUSTER" > "$KUBECONFIG_FILE"
-export KUBECONFIG="$KUBECONFIG_FILE"
-helm upgrade --install tollgate deploy/helm/tollgate -f deploy/kind/values.yaml \
-  --namespace tollgate --create-namespace --wait --timeout 5m
-helm test tollgate --namespace tollgate
-kubectl apply -f deploy/samples/eod.yaml
-# The same tests that run against a local kube-apiserver in CI, now against the kind cluster.
-TOLLGATE_TEST_KUBECONFIG="$KUBECONFIG_FILE" uv run --frozen pytest -m kube tests/integration
+# The suite's fault tests delete one of two gateway (and auth) replicas and wait for it to come back.
+make deploy KIND_CLUSTER="$CLUSTER" RELEASE="$RELEASE" NAMESPACE="$NAMESPACE" \
+  HELM_ARGS="--set gateway.replicas=2 --set auth.replicas=2"
+helm test "$RELEASE" --namespace "$NAMESPACE"
+TOLLGATE_CLUSTER_PROVIDER=existing TOLLGATE_CLUSTER_RELEASE="$RELEASE" \
+  TOLLGATE_CLUSTER_NAMESPACE="$NAMESPACE" uv run --frozen pytest tests/cluster

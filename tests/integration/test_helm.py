@@ -231,6 +231,56 @@ def test_in_chart_redis_has_a_password_and_network_policies() -> None:
         }
 
 
+KIND_VALUES = str(ROOT / "deploy/kind/values.yaml")
+
+
+def pods(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pod spec the chart renders: the Deployments' templates and the helm test pod."""
+    return [d["spec"]["template"]["spec"] for d in deployments(docs)] + [
+        d["spec"] for d in docs if d["kind"] == "Pod"
+    ]
+
+
+def built_images() -> set[str]:
+    r = subprocess.run(
+        ["bash", str(ROOT / "hack/images.sh"), "--list"], capture_output=True, text=True, timeout=30
+    )
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_kind_values_run_only_images_that_make_images_builds() -> None:
+    """On kind every container (in-chart Redis, demo upstreams, helm test pod included) runs an
+    image hack/images.sh builds and make deploy loads, and never pulls one."""
+    docs = render(KIND_VALUES)
+    containers = [c for p in pods(docs) for c in p.get("initContainers", []) + p["containers"]]
+    assert {c["image"] for c in containers} <= built_images()
+    assert {c["image"] for c in containers} >= {"local/redis:7", "tollgate/testkit:dev"}
+    assert {c.get("imagePullPolicy") for c in containers} == {"Never"}
+
+
+def test_kind_gateway_node_port_is_the_one_kind_maps() -> None:
+    """The gateway's NodePort is the container port deploy/kind/cluster.yaml maps to localhost."""
+    cluster = yaml.safe_load((ROOT / "deploy/kind/cluster.yaml").read_text())
+    mapped = {m["containerPort"] for n in cluster["nodes"] for m in n["extraPortMappings"]}
+    [svc] = [
+        d
+        for d in render(KIND_VALUES)
+        if d["kind"] == "Service" and d["metadata"]["name"] == "t-tollgate-gateway"
+    ]
+    assert svc["spec"]["type"] == "NodePort"
+    assert {p["nodePort"] for p in svc["spec"]["ports"]} == mapped
+
+
+def test_node_port_is_left_to_kubernetes_by_default() -> None:
+    """Without gateway.nodePort a NodePort Service gets a port Kubernetes picks."""
+    docs = render(**{"gateway.serviceType": "NodePort"})
+    [svc] = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "t-tollgate-gateway"
+    ]
+    assert all("nodePort" not in p for p in svc["spec"]["ports"])
+
+
 @pytest.mark.kube
 def test_install_upgrade_uninstall_and_least_privilege(kube: Path, tmp_path: Path) -> None:
     """helm install into a real API server; the operator, running with only the chart's RBAC
