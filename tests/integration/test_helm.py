@@ -23,8 +23,8 @@ from tollgate_gateway.settings import GatewaySettings
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_operator.settings import OperatorSettings
 from tollgate_testkit.kube import tool
+from tollgate_testkit.provider import Provider
 from tollgate_testkit.receivers import wait_for
-from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.services import start_operator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,7 +282,9 @@ def test_node_port_is_left_to_kubernetes_by_default() -> None:
 
 
 @pytest.mark.kube
-def test_install_upgrade_uninstall_and_least_privilege(kube: Path, tmp_path: Path) -> None:
+def test_install_upgrade_uninstall_and_least_privilege(
+    kube: Path, tmp_path: Path, fixture_provider: Provider
+) -> None:
     """helm install into a real API server; the operator, running with only the chart's RBAC
     (a ServiceAccount token), reconciles an ApiBackend; upgrade and uninstall work."""
     ns = f"h-{uuid.uuid4().hex[:6]}"
@@ -312,7 +314,7 @@ def test_install_upgrade_uninstall_and_least_privilege(kube: Path, tmp_path: Pat
     cfg["contexts"][0]["context"]["user"] = "sa"
     sa_kubeconfig = tmp_path / "sa-kubeconfig"
     sa_kubeconfig.write_text(yaml.safe_dump(cfg))
-    rs = RedisServer(tmp_path / "redis")
+    rs = fixture_provider.redis(tmp_path / "redis")
     op = start_operator(tmp_path, rs.url, sa_kubeconfig, DRIFT_CHECK_SECONDS="1")
     try:
         custom = kubernetes.client.CustomObjectsApi(api)

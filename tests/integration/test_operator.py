@@ -16,10 +16,10 @@ import yaml
 from kubernetes.client.rest import ApiException
 
 from tollgate_common.routes import TABLE_KEY, RouteTable
-from tollgate_testkit.fixtures import Upstream
+from tollgate_testkit.provider import Provider, RedisHandle
 from tollgate_testkit.receivers import wait_for
-from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.services import Service, start_gateway, start_operator
+from tollgate_testkit.upstreams import DemoUpstream
 
 pytestmark = pytest.mark.kube
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,13 +93,15 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def env(kube: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(
+    kube: Path, tmp_path_factory: pytest.TempPathFactory, fixture_provider: Provider
+) -> Iterator[Env]:
     """CRD installed; redis; two upstreams; the operator; a gateway following the table."""
     work = tmp_path_factory.mktemp("operator")
     cluster = Cluster(kube)
     cluster.install_crd()
-    rs = RedisServer(work / "redis")
-    ups = [Upstream(n, work) for n in ("a", "b")]
+    rs = fixture_provider.redis(work / "redis")
+    ups = [fixture_provider.upstream(n, work) for n in ("a", "b")]
     started: list[Service] = []
     try:
         started.append(start_operator(work, rs.url, kube, DRIFT_CHECK_SECONDS="1"))
@@ -117,8 +119,8 @@ class Env:
     def __init__(
         self,
         cluster: Cluster,
-        redis: RedisServer,
-        ups: list[Upstream],
+        redis: RedisHandle,
+        ups: list[DemoUpstream],
         work: Path,
         kube: Path,
         started: list[Service],

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tollgate_testkit.fixtures import Upstream
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.provider import Provider
 from tollgate_testkit.services import start_gateway
 
 from .conftest import routes_yaml
@@ -21,9 +20,10 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def test_two_workers_serve_and_stop_cleanly(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path / "redis")
-    up = Upstream("up", tmp_path)
+def test_two_workers_serve_and_stop_cleanly(tmp_path: Path, fixture_provider: Provider) -> None:
+    """Both workers serve, each with its own request-id prefix; SIGTERM stops them all."""
+    redis = fixture_provider.redis(tmp_path / "redis")
+    up = fixture_provider.upstream("up", tmp_path)
     routes = tmp_path / "routes.yaml"
     routes.write_text(routes_yaml(up.url))
     gw = start_gateway(tmp_path, redis.url, ROUTES_FILE=str(routes), WORKERS="2")
