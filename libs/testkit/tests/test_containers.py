@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import signal
+import warnings
 from pathlib import Path
 
 import docker
@@ -45,6 +47,21 @@ def test_missing_images_are_named_with_the_remedy() -> None:
     assert "never pulled" in reason
     assert "make images" in reason
     assert missing_reason([]) is None
+
+
+def test_no_engine_is_a_reason_and_leaves_no_socket_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no engine listens, unavailable() says where it looked, and closes what it opened."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reason = unavailable()
+        gc.collect()  # an unclosed socket warns when it is collected
+    assert reason is not None
+    assert reason.startswith("no Docker engine")
+    assert f"{tmp_path}/docker.sock" in reason
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 @needs_docker

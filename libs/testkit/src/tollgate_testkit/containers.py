@@ -19,10 +19,12 @@ import atexit
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 import docker
 import httpx
@@ -39,6 +41,7 @@ UPSTREAM_IMAGE = "tollgate/testkit:dev"
 IMAGES = (REDIS_IMAGE, UPSTREAM_IMAGE)
 # Marks this process's containers, so a leftover of a killed run can be found by its owner's pid.
 LABEL = "dev.tollgate.testkit.pid"
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 # The same as TESTCONTAINERS_RYUK_DISABLED=true, without depending on the caller's environment.
 testcontainers_config.ryuk_disabled = True
@@ -53,16 +56,42 @@ def missing_reason(missing: Sequence[str]) -> str | None:
 
 def unavailable(images: Sequence[str] = IMAGES) -> str | None:
     """None when a Docker engine answers and holds every image; else the reason it cannot run."""
+    unreachable = _engine_unreachable(os.environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST))
+    if unreachable:
+        return f"no Docker engine: {unreachable}"
     try:
         client = docker.from_env(timeout=5)
-        client.ping()
     except (DockerException, OSError) as exc:  # requests' errors are OSErrors
         return f"no Docker engine: {exc}"
     try:
+        client.ping()
         missing = [image for image in images if not _has_image(client, image)]
+    except (DockerException, OSError) as exc:
+        return f"no Docker engine: {exc}"
     finally:
         client.close()
     return missing_reason(missing)
+
+
+def _engine_unreachable(host: str) -> str | None:
+    # Connect first: docker-py's client asks the engine its API version while it is being built,
+    # and when that fails the socket it opened stays open with no client to close it (a
+    # ResourceWarning, an error under this suite's warning filter).
+    url = urlsplit(host)
+    address: str | tuple[str, int]
+    if url.scheme == "unix":
+        family, address = socket.AF_UNIX, url.path
+    elif url.scheme == "tcp" and url.hostname:
+        family, address = socket.AF_INET, (url.hostname, url.port or 2375)
+    else:
+        return None  # ssh://, npipe://: left to docker-py
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        try:
+            s.connect(address)
+        except OSError as exc:
+            return f"{host}: {exc}"
+    return None
 
 
 def _has_image(client: docker.DockerClient, image: str) -> bool:
