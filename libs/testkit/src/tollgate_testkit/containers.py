@@ -135,8 +135,8 @@ class ContainerProcess:
         return (stdout + stderr).decode(errors="replace")
 
     def stop(self) -> None:
-        """Remove the container (forced: a stopped one holds its port until it is removed),
-        keeping its output in the log file."""
+        """Remove the container at once (``docker rm -f``: these servers keep nothing worth a
+        graceful stop), keeping its output in the log file."""
         if ContainerProcess._live.pop(self.id, None) is None:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
