@@ -60,9 +60,7 @@ def test_apply_patch_delete_reach_every_gateway(cluster: Cluster) -> None:
 
     cluster.kubectl("patch", "apibackend", name, "--type=merge", "-p", '{"spec":{"creditCost":3}}')
     wait_until("the new cost on every gateway", lambda: charge_of(cluster, prefix) == 3, timeout=15)
-    wait_until(
-        "observedGeneration 2", lambda: ready(cluster, name).get("observedGeneration") == 2
-    )
+    wait_until("observedGeneration 2", lambda: ready(cluster, name).get("observedGeneration") == 2)
 
     cluster.kubectl("delete", "apibackend", name, "--wait=true", "--timeout=30s")
     wait_until(f"{prefix} gone", lambda: not any_serves(cluster, prefix), timeout=15)

@@ -53,7 +53,9 @@ def why_not_local() -> str | None:
     return (p.stderr.strip() or "hack/cluster.sh can-run failed") if p.returncode else None
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 60, every: float = 0.5) -> None:
+def wait_until(
+    what: str, check: Callable[[], bool], timeout: float = 60, every: float = 0.5
+) -> None:
     """Poll `check` until it is true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not check():

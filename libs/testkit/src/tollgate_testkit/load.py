@@ -18,6 +18,7 @@ class Outcomes:
     codes: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     charged: int = 0  # answers that carried x-credits-remaining: the ones a credit paid for
+    samples: list[str] = field(default_factory=list)  # the first few failures, for the message
 
     @property
     def total(self) -> int:
@@ -28,7 +29,10 @@ class Outcomes:
         return self.total - self.codes[200]
 
     def __str__(self) -> str:
-        return f"{self.total} requests: codes {dict(self.codes)}, errors {dict(self.errors)}"
+        return (
+            f"{self.total} requests: codes {dict(self.codes)}, errors {dict(self.errors)}; "
+            f"first failures: {self.samples}"
+        )
 
 
 class Load:
@@ -82,12 +86,19 @@ class Load:
                 except httpx.HTTPError as exc:
                     with self._lock:
                         self.outcomes.errors[type(exc).__name__] += 1
+                        self._sample(repr(exc))
                 else:
                     with self._lock:
                         self.outcomes.codes[r.status_code] += 1
                         if r.status_code == 200 and "x-credits-remaining" in r.headers:
                             self.outcomes.charged += 1
+                        elif r.status_code != 200:
+                            self._sample(f"{r.status_code} {r.text[:200]}")
                 time.sleep(self.pause)
+
+    def _sample(self, what: str) -> None:
+        if len(self.outcomes.samples) < 5:
+            self.outcomes.samples.append(f"{time.strftime('%H:%M:%S')} {what}")
 
     def wait_for(self, requests: int, timeout: float = 30) -> None:
         """Block until at least `requests` outcomes are in (the load is really flowing)."""
