@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tollgate's tests and `make run` need on a fresh Debian machine, idempotently:
 # system servers (redis-server, nginx, wrk) from apt, uv from PyPI, the Python workspace, and, for
-# the Kubernetes tests, kube-apiserver/etcd/helm built from their Go modules (hack/k8s-tools.sh).
+# the Kubernetes tests, the node's binaries built from their Go modules (hack/k8s-tools.sh) and
+# the container runtime packages of the real-pods tier (hack/cluster.sh deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,9 @@ echo ">> python workspace ready (.venv)"
 
 if [ "${TOLLGATE_SKIP_K8S_TOOLS:-0}" != 1 ]; then
   bash hack/k8s-tools.sh all
+  # The real-pods tier (tests/cluster): containerd, runc, CNI plugins, docker.io for the image
+  # builds, debootstrap for a base image without a registry. Root only; elsewhere it skips.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    bash hack/cluster.sh deps
+  fi
 fi
