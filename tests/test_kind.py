@@ -80,19 +80,13 @@ def test_every_make_target_the_script_runs_exists() -> None:
         assert r.returncode == 0, f"make {target}: {r.stderr}"
 
 
-# The real-cluster suite the script runs is written on another branch of issue 10; until it is
-# merged it may be absent here. Drop the entry once tests/cluster is on main.
-NOT_YET_MERGED = {"tests/cluster"}
-
-
 def test_every_file_the_script_names_exists() -> None:
     """Every repository path in the script exists (tests/cluster: the cluster suite it runs)."""
     paths = set(PATHS.findall(SCRIPT.read_text()))
     assert {"deploy/kind/cluster.yaml", "hack/k8s-tools.sh", "tests/cluster"} <= paths
     missing = sorted(p for p in paths if not (ROOT / p).exists())
-    assert set(missing) <= NOT_YET_MERGED, missing
-    if (ROOT / "tests/cluster").exists():
-        assert (ROOT / "tests/cluster/conftest.py").is_file()
+    assert missing == []
+    assert (ROOT / "tests/cluster/conftest.py").is_file()
 
 
 def test_the_cluster_suite_is_told_to_use_the_release_it_installed() -> None:
