@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Tollgate's tests and `make run` need on a fresh Debian machine, idempotently:
 # system servers (redis-server, nginx, wrk) and shellcheck (tests/test_kind.py) from apt, uv from
-# PyPI, the Python workspace, and, for the Kubernetes tests, the node's binaries built from their Go modules (hack/k8s-tools.sh) and
-# the container runtime packages of the real-pods tier (hack/cluster.sh deps).
+# PyPI, the Python workspace, and, for the Kubernetes tests, the node's binaries built from their
+# Go modules (hack/k8s-tools.sh) and the container runtime packages of the real-pods tier
+# (hack/cluster.sh deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
