@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tollgate's tests and `make run` need on a fresh Debian machine, idempotently:
 # system servers (redis-server, nginx, wrk, and Debian's prometheus package for promtool and the
-# Prometheus the alert tests run: ~32 s with its recommends on the dev VM) from apt, uv from PyPI,
+# Prometheus the alert tests run) from apt, uv from PyPI,
 # the Python workspace, and, for the Kubernetes tests, kube-apiserver/etcd/helm built from their
 # Go modules (hack/k8s-tools.sh).
 set -euo pipefail
@@ -15,7 +15,8 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo ">> apt-get install ${need[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # --no-install-recommends: prometheus would pull node-exporter, smartmontools and more.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
     echo "missing: ${need[*]} (install them with your package manager)" >&2
     exit 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollgate_testkit.prometheus import exported_names, grafana_query_names, metric_names
+from tollgate_testkit.prometheus import exported_names, metric_names, variable_expr
 
 
 def test_selectors_aggregations_and_operators() -> None:
@@ -19,7 +19,8 @@ def test_selectors_aggregations_and_operators() -> None:
 def test_a_bare_name_and_a_label_values_query() -> None:
     """A lone series name is one; label_values() reads its expression, not its label."""
     assert metric_names("tollgate_notifier_lag") == {"tollgate_notifier_lag"}
-    assert grafana_query_names('label_values(up{namespace=~"$namespace"}, job)') == {"up"}
+    query = 'label_values(up{namespace=~"$namespace"}, job)'
+    assert metric_names(variable_expr(query)) == {"up"}
 
 
 def test_exported_names_include_declared_families() -> None:

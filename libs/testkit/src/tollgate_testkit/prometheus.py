@@ -51,10 +51,10 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def grafana_query_names(query: str) -> set[str]:
-    """Metric names of a Grafana template-variable query (``label_values(expr, label)``)."""
+def variable_expr(query: str) -> str:
+    """The PromQL of a Grafana template-variable query (``label_values(expr, label)``)."""
     m = re.fullmatch(r"\s*label_values\((.*),\s*\w+\s*\)\s*", query, re.S)
-    return metric_names(m.group(1) if m else query)
+    return m.group(1) if m else query
 
 
 def exported_names(exposition: str) -> set[str]:
@@ -82,7 +82,7 @@ def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
     for v in dashboard.get("templating", {}).get("list", []):
         if v.get("type") == "query":
             q = v.get("query")
-            out.append(q["query"] if isinstance(q, dict) else q)
+            out.append(variable_expr(q["query"] if isinstance(q, dict) else q))
     return out
 
 
