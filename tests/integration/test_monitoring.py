@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/tollgate-rules.yaml"
 DASHBOARDS = sorted((ROOT / "deploy/helm/tollgate/dashboards").glob("*.json"))
 # The test scrapes every second: windows of 2m and a for: of 2m would make it wait minutes.
-FAST = {"for": "3s", "window": "[5s]"}
+FAST = {"for": "8s", "window": "[5s]"}
 
 ROUTES = """
 apiVersion: tollgate.dev/v1alpha1
@@ -144,7 +144,7 @@ def test_route_down_fires_when_both_upstreams_fail_and_resolves_when_they_heal(
     monitored: Monitored, tmp_path: Path
 ) -> None:
     """Both demo upstreams of default/eod broken: TollgateRouteDown goes pending, then firing;
-    healed, it resolves. (The test's copy of the rule has for: 3s and 5s windows.)"""
+    healed, it resolves. (The test's copy of the rule has for: 8s and 5s windows.)"""
     m = monitored
     targets = {name: [f"127.0.0.1:{s.port}"] for name, s in m.services().items()}
     prom = Prometheus(tmp_path / "prometheus", targets, [fast_rules(tmp_path / "rules.yaml")])
