@@ -318,3 +318,58 @@ def test_plain_rbac_file_is_the_charts() -> None:
     assert r.returncode == 0, r.stderr
     plain = (ROOT / "deploy/rbac/operator-rbac.yaml").read_text()
     assert list(yaml.safe_load_all(plain)) == list(yaml.safe_load_all(r.stdout))
+
+
+def test_monitoring_objects_are_off_by_default() -> None:
+    """No PrometheusRule or ServiceMonitor without their CRDs asked for (values default off)."""
+    kinds = {d["kind"] for d in render()}
+    assert not {"PrometheusRule", "ServiceMonitor"} & kinds
+
+
+def test_prometheus_rule_is_the_plain_rules_file() -> None:
+    """prometheusRule.enabled renders deploy/prometheus/tollgate-rules.yaml verbatim as the
+    PrometheusRule's spec, with the extra labels a rule selector needs."""
+    docs = render(**{"prometheusRule.enabled": "true", "prometheusRule.labels.release": "kps"})
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    plain = yaml.safe_load((ROOT / "deploy/prometheus/tollgate-rules.yaml").read_text())
+    assert rule["spec"] == plain
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+
+
+def test_every_service_is_scraped_on_its_metrics_port() -> None:
+    """serviceMonitor.enabled: one ServiceMonitor per service; each selects exactly one Service
+    of that component, on a port that targets the container port serving /metrics."""
+    docs = render(**{"serviceMonitor.enabled": "true", "serviceMonitor.labels.release": "kps"})
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    services = [d for d in docs if d["kind"] == "Service"]
+    pods = {
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in deployments(docs)
+    }
+    metrics_port = {"gateway": 9090, "auth": 8081, "notifier": 8082, "operator": 8084}
+    assert sorted(m["metadata"]["name"] for m in monitors) == [
+        f"t-tollgate-{c}" for c in sorted(metrics_port)
+    ]
+    for m in monitors:
+        assert m["metadata"]["labels"]["release"] == "kps"
+        want = m["spec"]["selector"]["matchLabels"]
+        [svc] = [s for s in services if want.items() <= s["metadata"]["labels"].items()]
+        [endpoint] = m["spec"]["endpoints"]
+        assert endpoint["path"] == "/metrics"
+        [port] = [p for p in svc["spec"]["ports"] if p["name"] == endpoint["port"]]
+        component = want["app.kubernetes.io/component"]
+        [container] = pods[component]["spec"]["template"]["spec"]["containers"]
+        by_name = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert by_name[port["targetPort"]] == metrics_port[component], component
+
+
+def test_dashboards_ship_in_the_configmap() -> None:
+    """Both dashboards (overview and credits) are in the Grafana sidecar's ConfigMap."""
+    import json
+
+    [cm] = [
+        d for d in render() if d["kind"] == "ConfigMap" and "dashboards" in d["metadata"]["name"]
+    ]
+    titles = {k: json.loads(v)["title"] for k, v in cm["data"].items()}
+    assert titles == {"tollgate.json": "Tollgate", "tollgate-credits.json": "Tollgate credits"}
