@@ -373,3 +373,42 @@ def test_dashboards_ship_in_the_configmap() -> None:
     ]
     titles = {k: json.loads(v)["title"] for k, v in cm["data"].items()}
     assert titles == {"tollgate.json": "Tollgate", "tollgate-credits.json": "Tollgate credits"}
+
+
+def test_pod_checksums_do_not_move_with_generated_secrets() -> None:
+    """Two renders draw different generated passwords (as an install and the first upgrade do,
+    before and after lookup finds the Secret); the pods must not see that as a change, or the
+    first upgrade restarts Redis under its clients."""
+
+    def checksums() -> dict[str, str]:
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"][
+                "checksum/secret"
+            ]
+            for d in render()
+            if d["kind"] == "Deployment"
+            and "checksum/secret" in d["spec"]["template"]["metadata"].get("annotations", {})
+        }
+
+    first, second = checksums(), checksums()
+    assert set(first) == {"t-tollgate-redis", "t-tollgate-auth"}
+    assert first == second
+    changed = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+        for d in render(**{"auth.existingSecret": "mine"})
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-tollgate-auth"
+    }
+    assert changed["t-tollgate-auth"] != first["t-tollgate-auth"]
+
+
+def test_redis_persistence_claims_a_volume_kept_on_uninstall() -> None:
+    docs = render(**{"redis.persistence.enabled": "true", "redis.persistence.storageClass": "fast"})
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["storageClassName"] == "fast"
+    redis = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-tollgate-redis"
+    )
+    volumes = redis["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "data", "persistentVolumeClaim": {"claimName": "t-tollgate-redis"}}]
+    assert not any(d["kind"] == "PersistentVolumeClaim" for d in render())
