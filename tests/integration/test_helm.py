@@ -126,6 +126,16 @@ def test_unknown_values_are_rejected() -> None:
     assert "replica" in r.stderr
 
 
+def test_an_empty_namespace_name_is_refused() -> None:
+    """`--set operator.namespaces={}` renders [""]: an operator watching nothing, silently."""
+    r = helm(
+        "template", "t", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set", "operator.namespaces={}",
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "namespaces" in r.stderr
+
+
 def test_external_redis_requires_a_url() -> None:
     """Turning the in-chart Redis off without a URL fails with a message that says why."""
     r = helm(
