@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Installs what Tollgate's tests and `make run` need on a fresh Debian machine, idempotently:
-# system servers (redis-server, nginx, wrk) and shellcheck (tests/test_kind.py) from apt, uv from
-# PyPI, the Python workspace, and, for the Kubernetes tests, the node's binaries built from their
-# Go modules (hack/k8s-tools.sh) and the container runtime packages of the real-pods tier
-# (hack/cluster.sh deps).
+# system servers (redis-server, nginx, wrk, and Debian's prometheus package for promtool and the
+# Prometheus the alert tests run) and shellcheck (tests/test_kind.py) from apt, uv from PyPI, the
+# Python workspace, and, for the Kubernetes tests, the node's binaries built from their Go modules
+# (hack/k8s-tools.sh) and the container runtime packages of the real-pods tier (hack/cluster.sh
+# deps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for bin in redis-server:redis-server nginx:nginx wrk:wrk shellcheck:shellcheck; do
+for bin in redis-server:redis-server nginx:nginx wrk:wrk promtool:prometheus shellcheck:shellcheck; do
   command -v "${bin%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${bin%%:*}" ] || need+=("${bin##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo ">> apt-get install ${need[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # --no-install-recommends: prometheus would pull node-exporter, smartmontools and more.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
     echo "missing: ${need[*]} (install them with your package manager)" >&2
     exit 1

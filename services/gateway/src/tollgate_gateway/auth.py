@@ -5,7 +5,8 @@ INTERFACE CONTRACT (the proxy pipeline codes against exactly this):
 - ``Decision``: the auth service's answer, whatever the outcome (the HTTP mapping of reasons lives
   in ``errors.py``, the one place errors become HTTP).
 - ``Authorizer`` protocol: ``await authorize(key, route, path, cost, client) -> Decision`` and
-  ``await refund(charge_id) -> None`` (credits of a request whose upstreams all failed come back).
+  ``await refund(charge_id) -> bool`` (credits of a request whose upstreams all failed come back;
+  False: given up, the credits are lost).
 - ``AllowAll``: used when no auth service is configured (``TOLLGATE_GATEWAY_AUTH_URL`` empty), e.g.
   the pure-proxy benchmark.
 - ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize`` and ``POST /v1/refund``;
@@ -51,6 +52,8 @@ class Decision:
     retry_after: float | None = None  # seconds, when rate limited
     credits_remaining: int | None = None
     charge_id: str | None = None  # for a refund when nothing good came back
+    cost: int = 0  # credits debited (the plan's price for the path, else the route's)
+    plan: str = ""  # the key's plan, when the ledger read it
 
 
 class Authorizer(Protocol):
@@ -58,7 +61,7 @@ class Authorizer(Protocol):
         self, key: str, route: str, path: str, cost: int, client: str
     ) -> Decision: ...
 
-    async def refund(self, charge_id: str) -> None: ...
+    async def refund(self, charge_id: str) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -69,8 +72,8 @@ class AllowAll:
     async def authorize(self, key: str, route: str, path: str, cost: int, client: str) -> Decision:
         return Decision(allowed=True)
 
-    async def refund(self, charge_id: str) -> None:
-        return None
+    async def refund(self, charge_id: str) -> bool:
+        return True
 
     async def aclose(self) -> None:
         return None
@@ -117,12 +120,13 @@ class HttpAuthorizer:
         except TypeError:
             return UNAVAILABLE
 
-    async def refund(self, charge_id: str) -> None:
+    async def refund(self, charge_id: str) -> bool:
         for _ in range(3):  # credits must not be lost to one dropped connection
             if await self._post("/v1/refund", {"charge_id": charge_id}) is not None:
-                return
+                return True
             await asyncio.sleep(0.2)
         log.error("refund of charge %s failed after 3 tries", charge_id)
+        return False
 
     async def aclose(self) -> None:
         return None  # the pool belongs to the gateway
@@ -172,16 +176,19 @@ class LedgerAuthorizer:
             retry_after=o.retry_after,
             credits_remaining=o.credits,
             charge_id=o.charge_id,
+            cost=o.cost,
+            plan=o.plan,
         )
 
-    async def refund(self, charge_id: str) -> None:
+    async def refund(self, charge_id: str) -> bool:
         for _ in range(3):  # credits must not be lost to one dropped connection
             try:
                 await self.ledger.refund(charge_id)
-                return
+                return True
             except (RedisError, OSError, TimeoutError):
                 await asyncio.sleep(0.2)
         log.error("refund of charge %s failed after 3 tries", charge_id)
+        return False
 
     async def aclose(self) -> None:
         return None  # the Redis pool belongs to the gateway

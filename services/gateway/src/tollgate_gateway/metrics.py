@@ -58,6 +58,35 @@ class Metrics:
         self.auth = Family(
             "tollgate_gateway_auth_decisions", "Authorization decisions by reason.", ("reason",)
         )
+        self.fail_open = Family(
+            "tollgate_gateway_auth_fail_open",
+            "Requests served unchecked and uncharged because auth was unreachable (failOpen).",
+            ("route",),
+        )
+        self.refunds = Family(
+            "tollgate_gateway_refunds",
+            "Refunds by result: refunded, failed (given up: the credits are lost).",
+            ("result",),
+        )
+        # Credits as the ledger debited them (the plan's price for the path, else the route's).
+        self.credits_charged = Family(
+            "tollgate_gateway_credits_charged", "Credits debited.", ("route",)
+        )
+        self.credits_refunded = Family(
+            "tollgate_gateway_credits_refunded",
+            "Credits given back (request not served).",
+            ("route",),
+        )
+        self.credits_saved = Family(
+            "tollgate_gateway_credits_saved",
+            "Credits not charged because the cache answered (the route's creditCost).",
+            ("route",),
+        )
+        self.rate_limited = Family(
+            "tollgate_gateway_rate_limited",
+            "Requests refused by the rate limit.",
+            ("route", "plan"),
+        )
         self.inflight = Inflight()
         self._families = Families(
             self.requests,
@@ -66,6 +95,12 @@ class Metrics:
             self.cache,
             self.ejections,
             self.auth,
+            self.fail_open,
+            self.refunds,
+            self.credits_charged,
+            self.credits_refunded,
+            self.credits_saved,
+            self.rate_limited,
         )
         r.register(self)  # collect() below
         # Set rarely: prometheus-client's own classes are fine here.
@@ -78,6 +113,13 @@ class Metrics:
         self.events_dropped = Counter(
             "tollgate_gateway_events_dropped",
             "Events not appended (queue full or Redis down).",
+            registry=r,
+        )
+        # Set by each scrape from a PING of both clients (app.py), as redis_exporter's redis_up:
+        # the follower's own view exists only when the table comes from Redis.
+        self.redis_up = Gauge(
+            "tollgate_gateway_redis_up",
+            "1 if both Redis clients answered a PING at the last scrape, else 0.",
             registry=r,
         )
 

@@ -221,7 +221,7 @@ class Proxy:
             self._failed(compiled, exc, decision)
             raise
         except ClientGone:
-            self._refund(decision)
+            self._refund(compiled, decision)
             raise
         assert won.response is not None
         self._served(compiled)
@@ -242,18 +242,26 @@ class Proxy:
         if not self.p.auth_enabled:
             return None
         spec = compiled.route.spec
+        m = self.p.metrics
         if not key:
             d = Decision(allowed=False, reason="missing_key")
         else:
             cost = 0 if free and not spec.charge_cache_hits else spec.credit_cost
             d = await self.p.authorizer.authorize(key, compiled.route.name, path, cost, client)
-        self.p.metrics.child(self.p.metrics.auth, d.reason).inc()
+        m.child(m.auth, d.reason).inc()
         if d.allowed:
+            if d.cost:
+                m.child(m.credits_charged, compiled.route.name).inc(d.cost)
+            if free and spec.credit_cost > d.cost:
+                m.child(m.credits_saved, compiled.route.name).inc(spec.credit_cost - d.cost)
             return d
         if d.reason == "unavailable":
             if spec.fail_open:
+                m.child(m.fail_open, compiled.route.name).inc()
                 return None
             raise AuthUnavailable()
+        if d.reason == "rate_limited":
+            m.child(m.rate_limited, compiled.route.name, d.plan).inc()
         raise AccessDenied(d)
 
     async def _fetch(
@@ -342,15 +350,23 @@ class Proxy:
         log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
             self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
-        self._refund(d)
+        self._refund(compiled, d)
 
-    def _refund(self, d: Decision | None) -> None:
+    def _refund(self, compiled: CompiledRoute, d: Decision | None) -> None:
         """Nothing good came back: the credits of this request go back, off the response path."""
         if d is None or not d.charge_id:
             return
-        task = asyncio.ensure_future(self.p.authorizer.refund(d.charge_id))
+        task = asyncio.ensure_future(self._give_back(compiled.route.name, d.charge_id, d.cost))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _give_back(self, route: str, charge_id: str, cost: int) -> None:
+        m = self.p.metrics
+        if await self.p.authorizer.refund(charge_id):
+            m.child(m.refunds, "refunded").inc()
+            m.child(m.credits_refunded, route).inc(cost)
+        else:
+            m.child(m.refunds, "failed").inc()
 
     async def drain(self) -> None:
         if self._background:
