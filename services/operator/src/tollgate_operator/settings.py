@@ -9,7 +9,6 @@ from pydantic_settings import SettingsConfigDict
 
 from tollgate_common.settings import ServiceSettings
 
-
 # A namespace name (DNS-1123 label). `helm --set operator.namespaces={}` renders [""], and kopf
 # would then watch a namespace that cannot exist, silently serving no route: refuse it at start.
 Namespace = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
