@@ -12,10 +12,11 @@ import httpx
 import pytest
 import redis
 
+from tollgate_testkit.pki import make_server_pki
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.procs import Proc, python_module
 from tollgate_testkit.receivers import SmtpServer, WebhookReceiver
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.redis_server import AclUser, RedisServer
 
 
 class Upstream:
@@ -127,4 +128,15 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     except FileNotFoundError as exc:
         pytest.skip(f"no API server: {exc}")
     yield server.kubeconfig
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server that speaks only TLS, with a certificate from a throwaway CA, and one
+    ACL user (no default user). Clients trust the CA through SSL_CERT_FILE=tls_redis.tls.ca."""
+    work = tmp_path_factory.mktemp("tls-redis")
+    pki = make_server_pki(work / "pki")
+    server = RedisServer(work, tls=pki, user=AclUser("tollgate", "s3cret-pw"))
+    yield server
     server.stop()

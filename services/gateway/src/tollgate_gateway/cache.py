@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
+from tollgate_common.redis import describe
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = b"tollgate:cache:"
 T = TypeVar("T")
@@ -122,7 +124,9 @@ class ResponseCache:
     def _redis_failed(self, exc: BaseException) -> None:
         if time.monotonic() >= self._redis_down_until:
             log.warning(
-                "redis unavailable, cache bypassed for %.1fs: %r", self.backoff_seconds, exc
+                "redis unavailable, cache bypassed for %.1fs: %s",
+                self.backoff_seconds,
+                describe(exc),
             )
         self._redis_down_until = time.monotonic() + self.backoff_seconds
 
