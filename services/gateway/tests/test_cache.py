@@ -58,6 +58,11 @@ def test_local_tier_respects_byte_cap() -> None:
     assert tier.get(b"big", 0) is None
 
 
+def nothing() -> None:
+    """A ``fresh`` for the coalescer: nothing in the cache."""
+    return None
+
+
 async def test_coalescer_runs_one_fetch_for_concurrent_callers() -> None:
     """Ten concurrent callers of one key share a single fetch."""
     calls = 0
@@ -71,16 +76,17 @@ async def test_coalescer_runs_one_fetch_for_concurrent_callers() -> None:
 
     c = Coalescer()
     loop = asyncio.get_running_loop()
-    tasks = [asyncio.ensure_future(c.run(loop, b"k", fetch)) for _ in range(10)]
+    tasks = [asyncio.ensure_future(c.run(loop, b"k", fetch, nothing)) for _ in range(10)]
     await asyncio.sleep(0.01)
     gate.set()
     assert await asyncio.gather(*tasks) == ["answer"] * 10
     assert calls == 1
+    await asyncio.sleep(0)
     assert len(c) == 0
 
 
-async def test_coalescer_followers_fetch_when_leader_is_cancelled() -> None:
-    """A leader whose client left does not take its followers down with it."""
+async def test_coalescer_fetch_outlives_a_cancelled_leader() -> None:
+    """A leader whose client left does not take the fetch away from its followers."""
     calls = 0
     gate = asyncio.Event()
 
@@ -92,29 +98,74 @@ async def test_coalescer_followers_fetch_when_leader_is_cancelled() -> None:
 
     c = Coalescer()
     loop = asyncio.get_running_loop()
-    leader = asyncio.ensure_future(c.run(loop, b"k", fetch))
+    leader = asyncio.ensure_future(c.run(loop, b"k", fetch, nothing))
     await asyncio.sleep(0)
-    follower = asyncio.ensure_future(c.run(loop, b"k", fetch))
+    follower = asyncio.ensure_future(c.run(loop, b"k", fetch, nothing))
     await asyncio.sleep(0.01)
     leader.cancel()
     await asyncio.sleep(0.01)
     gate.set()
     assert await follower == "answer"
-    assert calls == 2
+    assert calls == 1
     with pytest.raises(asyncio.CancelledError):
         await leader
 
 
-async def test_coalescer_shares_failures() -> None:
-    """A failed fetch fails every waiter with the same error (one upstream call, not N)."""
+async def test_coalescer_cancels_the_fetch_when_every_caller_left() -> None:
+    """With nobody left to answer, the fetch is cancelled and the key is free again."""
+    cancelled = asyncio.Event()
 
     async def fetch() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "never"
+
+    c = Coalescer()
+    loop = asyncio.get_running_loop()
+    callers = [asyncio.ensure_future(c.run(loop, b"k", fetch, nothing)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    for t in callers:
+        t.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert len(c) == 0
+
+
+async def test_coalescer_late_caller_reads_the_fresh_answer() -> None:
+    """A caller arriving after the fetch landed takes the stored answer instead of fetching."""
+    calls = 0
+    stored: list[str] = []
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        stored.append("answer")
+        return "answer"
+
+    c = Coalescer()
+    loop = asyncio.get_running_loop()
+    assert await c.run(loop, b"k", fetch, lambda: stored[0] if stored else None) == "answer"
+    assert await c.run(loop, b"k", fetch, lambda: stored[0] if stored else None) == "answer"
+    assert calls == 1
+
+
+async def test_coalescer_shares_failures() -> None:
+    """A failed fetch fails every waiter with the same error (one upstream call, not N)."""
+    calls = 0
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
         await asyncio.sleep(0.01)
         raise ValueError("upstream down")
 
     c = Coalescer()
     loop = asyncio.get_running_loop()
     results = await asyncio.gather(
-        *(c.run(loop, b"k", fetch) for _ in range(3)), return_exceptions=True
+        *(c.run(loop, b"k", fetch, nothing) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(r, ValueError) for r in results)
+    assert calls == 1

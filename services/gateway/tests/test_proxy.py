@@ -361,3 +361,61 @@ def test_a_502_names_the_route_not_the_upstreams(
         time.sleep(0.05)
     [(_, fields)] = client.xrange(STREAM_KEY)
     assert a.url.encode() in fields[b"message"]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_followers_are_answered_when_the_leader_hangs_up(
+    gateway_factory: Gws, upstream_factory: Ups
+) -> None:
+    """The first client of 21 identical requests leaves: the 20 others get one upstream answer."""
+    up = upstream_factory()
+    up.set("slow", delay=3.0)
+    gw = gateway_factory(
+        route_doc("eod", "/eod", [up.url], cache={"ttlSeconds": 60}, timeoutSeconds=30)
+    )
+    target = "/api/v1/eod/LEAD"
+    leader = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    leader.request("GET", target)
+    wait_for(lambda: up.requests == 1, "the leader's upstream request")
+    followers = [http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30) for _ in range(20)]
+    for f in followers:
+        f.request("GET", target)
+    wait_for(lambda: gw.gateway.metrics.inflight.value == 21, "the followers to join")
+    leader.close()
+    try:
+        statuses = []
+        for f in followers:
+            resp = f.getresponse()
+            statuses.append(resp.status)
+            assert json.loads(resp.read())["status"] is True
+    finally:
+        for f in followers:
+            f.close()
+    assert statuses == [200] * 20
+    assert up.requests == 1
+
+
+def test_a_coalesced_fetch_stops_when_every_client_left(
+    gateway_factory: Gws, upstream_factory: Ups
+) -> None:
+    """When all the clients of a coalesced fetch hang up, its upstream request goes too."""
+    up = upstream_factory(mode="hang")
+    gw = gateway_factory(
+        route_doc("eod", "/eod", [up.url], cache={"ttlSeconds": 60}, timeoutSeconds=60)
+    )
+    clients = [http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30) for _ in range(3)]
+    for c in clients:
+        c.request("GET", "/api/v1/eod/GONE")
+    wait_for(lambda: gw.gateway.metrics.inflight.value == 3, "the clients to arrive")
+    for c in clients:
+        c.close()
+    pool = gw.gateway.proxy.p.pool
+    wait_for(lambda: pool.open_connections() == 0, "the upstream connection to close")
+    wait_for(lambda: len(gw.gateway.proxy.coalescer) == 0, "the key to leave the flight table")
+    assert gw.gateway.metrics.inflight.value == 0

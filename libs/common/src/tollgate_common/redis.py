@@ -12,6 +12,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
+from tollgate_common.redisurl import parse_redis_url
+
 PROBE_SECONDS = 0.5
 """How long a readiness probe waits for Redis: inside the kubelet's default 1 s probe timeout."""
 
@@ -28,9 +30,11 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
     would double the wait, and a write it did apply would be applied twice.
     """
     # A blocking pool: a burst beyond max_connections waits for a free connection (bounded by
-    # ``timeout``) instead of failing with "Too many connections" as the plain pool does.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
+    # ``timeout``) instead of failing with "Too many connections" as the plain pool does. Not
+    # from_url(): the URL means what redisurl.py says, for this pool and the lean client alike
+    # (redis-py would take ?ssl_cert_reqs=none and skip the hostname check on its own).
+    pool = aioredis.BlockingConnectionPool(
+        **parse_redis_url(url).redis_py_kwargs(),
         max_connections=max_connections,
         timeout=2.0,
         socket_connect_timeout=1.0,
@@ -40,6 +44,13 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def describe(exc: BaseException) -> str:
+    """An error for a log line: its type and message. Not repr(): redis-py 8's repr of its errors
+    drops the message ("auth:AuthenticationError"), and the message is what says which server
+    refused which user."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def answers(ping: Awaitable[Any]) -> bool:

@@ -13,17 +13,23 @@ later replies still match their callers. A reply later than ``timeout`` raises T
 drops the connection (a Redis that stops answering must not hold requests until their deadline;
 redis-py's socket_timeout does the same). Errors Redis returns raise ResponseError, NOSCRIPT as
 redis-py's NoScriptError, so callers handle both clients alike.
+
+The URL means what redisurl.py says (rediss:// is TLS with the system trust store and hostname
+checking, a username sends ``AUTH username password``). Plain or TLS is decided once, when the
+connection is made: the command path is the same code over either transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import hiredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
+
+from tollgate_common.redisurl import RedisTarget, parse_redis_url
 
 
 def encode(*args: Any) -> bytes:
@@ -41,6 +47,7 @@ class _Conn(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.gone = asyncio.Event()  # set once the transport is closed (TLS: after close_notify)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -67,6 +74,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close(ConnectionError(f"redis connection lost: {exc!r}"))
+        self.gone.set()
 
     def close(self, exc: Exception) -> None:
         self.lost = True
@@ -86,11 +94,10 @@ def _expire(conn: _Conn, fut: asyncio.Future[Any]) -> None:
 
 class LeanRedis:
     def __init__(self, url: str, connect_timeout: float = 1.0, timeout: float = 2.0) -> None:
-        parts = urlsplit(url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 6379
-        self.password = parts.password
-        self.db = int((parts.path or "/0").lstrip("/") or 0)
+        self.target: RedisTarget = parse_redis_url(url)
+        self.host = self.target.host
+        self.port = self.target.port
+        self._ssl = self.target.ssl_context()  # one context for every reconnect
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self._conn: _Conn | None = None
@@ -105,18 +112,37 @@ class LeanRedis:
         async with self._connecting:
             if self._conn is not None and not self._conn.lost:
                 return self._conn
-            loop = asyncio.get_running_loop()
-            try:
-                async with asyncio.timeout(self.connect_timeout):
-                    _, proto = await loop.create_connection(_Conn, self.host, self.port)
-            except (OSError, TimeoutError) as exc:
-                raise ConnectionError(f"redis {self.host}:{self.port}: {exc!r}") from exc
-            if self.password:
-                await self._send(proto, "AUTH", self.password)
-            if self.db:
-                await self._send(proto, "SELECT", self.db)
+            proto = await self._connect()
             self._conn = proto
             return proto
+
+    async def _connect(self) -> _Conn:
+        t = self.target
+        where = f"{'rediss' if t.tls else 'redis'}://{t.host}:{t.port}"
+        loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {"ssl": self._ssl, "server_hostname": t.host} if self._ssl else {}
+        try:
+            async with asyncio.timeout(self.connect_timeout):  # the TLS handshake included
+                _, proto = await loop.create_connection(_Conn, t.host, t.port, **tls)
+                try:
+                    await self._set_up(proto, where)
+                except BaseException:
+                    proto.close(ConnectionError("redis connection set-up failed"))
+                    raise
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            raise ConnectionError(f"redis {where}: {exc!r}") from exc
+        return proto
+
+    async def _set_up(self, proto: _Conn, where: str) -> None:
+        t = self.target
+        if auth := t.auth_args():
+            try:
+                await self._send(proto, "AUTH", *auth)
+            except ResponseError as exc:  # WRONGPASS, ...: the reason, never the password
+                who = f"user {t.username!r}" if t.username else "the default user"
+                raise AuthenticationError(f"redis {where}: AUTH as {who} refused: {exc}") from None
+        if t.db:
+            await self._send(proto, "SELECT", t.db)
 
     @staticmethod
     def _send(conn: _Conn, *args: Any) -> asyncio.Future[Any]:
@@ -153,6 +179,11 @@ class LeanRedis:
         return await self.execute("SET", key, value, "PX", px)
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            self._conn.close(ConnectionError("client closed"))
-            self._conn = None
+        """Close the connection and wait (briefly) until it is: a TLS close takes a round trip,
+        and a loop stopped before it ends leaves the socket open."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close(ConnectionError("client closed"))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await conn.gone.wait()

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from tollgate_testkit.pki import make_server_pki
 from tollgate_testkit.provider import Provider, RedisHandle, from_env
 from tollgate_testkit.receivers import SmtpServer, WebhookReceiver
+from tollgate_testkit.redis_server import AclUser, RedisServer
 from tollgate_testkit.upstreams import DemoUpstream
 from tollgate_testkit.upstreams import Upstream as Upstream  # where the tests import it from
 
@@ -111,4 +113,16 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     except FileNotFoundError as exc:
         pytest.skip(f"no API server: {exc}")
     yield server.kubeconfig
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server that speaks only TLS, with a certificate from a throwaway CA, and one
+    ACL user (no default user). Clients trust the CA through SSL_CERT_FILE=tls_redis.tls.ca.
+    Always a process: the TLS files live on the host."""
+    work = tmp_path_factory.mktemp("tls-redis")
+    pki = make_server_pki(work / "pki")
+    server = RedisServer(work, tls=pki, user=AclUser("tollgate", "s3cret-pw"))
+    yield server
     server.stop()

@@ -11,8 +11,6 @@ With ``TOLLGATE_TEST_KUBECONFIG`` set, tests use that cluster instead (e.g. kind
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import os
 import shutil
 import ssl
@@ -21,11 +19,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
+from tollgate_testkit.pki import cert, dn, new_key, pem_key
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.procs import Proc
 
@@ -41,71 +37,6 @@ def tool(name: str) -> Path | None:
     return Path(found) if found else None
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(k: ec.EllipticCurvePrivateKey) -> bytes:
-    return k.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _cert(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        b = b.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    elif server:
-        b = b.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-    else:
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-    return b.sign(issuer_key, hashes.SHA256())
-
-
-def _name(cn: str, org: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    if org:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    return x509.Name(attrs)
-
-
 @dataclass
 class Pki:
     ca: Path
@@ -118,19 +49,19 @@ class Pki:
 
 def make_pki(d: Path) -> Pki:
     d.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_name = _name("tollgate-test-ca")
-    ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
-    srv_key, cli_key, sa_key = _key(), _key(), _key()
-    srv = _cert(_name("localhost"), srv_key, ca_name, ca_key, server=True)
-    cli = _cert(_name("admin", "system:masters"), cli_key, ca_name, ca_key)
+    ca_key = new_key()
+    ca_name = dn("tollgate-test-ca")
+    ca = cert(ca_name, ca_key, ca_name, ca_key, ca=True)
+    srv_key, cli_key, sa_key = new_key(), new_key(), new_key()
+    srv = cert(dn("localhost"), srv_key, ca_name, ca_key, server=True)
+    cli = cert(dn("admin", "system:masters"), cli_key, ca_name, ca_key)
     files = {
         "ca.crt": ca.public_bytes(serialization.Encoding.PEM),
         "apiserver.crt": srv.public_bytes(serialization.Encoding.PEM),
-        "apiserver.key": _pem_key(srv_key),
+        "apiserver.key": pem_key(srv_key),
         "admin.crt": cli.public_bytes(serialization.Encoding.PEM),
-        "admin.key": _pem_key(cli_key),
-        "sa.key": _pem_key(sa_key),
+        "admin.key": pem_key(cli_key),
+        "sa.key": pem_key(sa_key),
         "sa.pub": sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),

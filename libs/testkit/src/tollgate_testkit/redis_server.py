@@ -1,16 +1,39 @@
-"""A real redis-server on a free loopback port, in a temporary directory."""
+"""A real redis-server on a free loopback port, in a temporary directory; optionally over TLS
+only, with ACL users (Debian's redis-server is built with OpenSSL)."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+from tollgate_testkit.pki import ServerPki
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.procs import Proc
 
 
+@dataclass(frozen=True)
+class AclUser:
+    """A Redis 6+ ACL user with every permission on every key (enough for Tollgate)."""
+
+    name: str
+    password: str
+
+    def rule(self) -> str:
+        return f"user {self.name} on >{self.password} ~* &* +@all"
+
+
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        tls: ServerPki | None = None,
+        user: AclUser | None = None,
+    ) -> None:
+        """``tls``: serve TLS only (``--port 0``), with this key pair; ``user``: the one ACL
+        user, the passwordless default user switched off (so nothing works without AUTH)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -18,30 +41,29 @@ class RedisServer:
             )
         self.port = port or free_port()
         self.workdir = workdir
+        self.tls = tls
+        self.user = user
         workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--protected-mode",
-                "yes",
-            ],
-            log=workdir / "redis.log",
-        )
+        argv = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv += ["--dir", str(workdir), "--protected-mode", "yes"]
+        if tls is None:
+            argv += ["--port", str(self.port)]
+        else:
+            argv += ["--port", "0", "--tls-port", str(self.port)]
+            argv += ["--tls-cert-file", str(tls.cert), "--tls-key-file", str(tls.key)]
+            argv += ["--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no"]
+        if user is not None:
+            acl = workdir / "users.acl"
+            acl.write_text(f"user default off\n{user.rule()}\n")
+            argv += ["--aclfile", str(acl)]
+        self.proc = Proc(argv, log=workdir / "redis.log")
         self.proc.wait_port(self.port)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "redis" if self.tls is None else "rediss"
+        auth = f"{self.user.name}:{self.user.password}@" if self.user is not None else ""
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         self.proc.stop()
@@ -49,4 +71,4 @@ class RedisServer:
     def restart(self) -> None:
         """Stop and start again on the same port (an outage, then recovery)."""
         self.stop()
-        self.__init__(self.workdir, self.port)  # type: ignore[misc]
+        self.__init__(self.workdir, self.port, tls=self.tls, user=self.user)  # type: ignore[misc]

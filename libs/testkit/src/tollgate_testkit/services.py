@@ -32,11 +32,14 @@ def start_service(
     *,
     name: str | None = None,
     health: str = "/healthz",
+    process_env: dict[str, str] | None = None,
 ) -> Service:
-    """Start ``python -m tollgate_<kind>`` with TOLLGATE_<KIND>_* settings and wait for health."""
+    """Start ``python -m tollgate_<kind>`` with TOLLGATE_<KIND>_* settings and wait for health;
+    ``process_env`` is passed as it is (SSL_CERT_FILE, ...)."""
     port = free_port()
     prefix = f"TOLLGATE_{kind.upper()}_"
     full = {
+        **(process_env or {}),
         f"{prefix}PORT": str(port),
         f"{prefix}HOST": "127.0.0.1",
         **{k if k.startswith("TOLLGATE_") else prefix + k: v for k, v in env.items()},
@@ -51,14 +54,23 @@ def start_service(
     return Service(label, proc, port)
 
 
-def start_auth(workdir: Path, redis_url: str, **env: str) -> Service:
+def start_auth(
+    workdir: Path, redis_url: str, *, process_env: dict[str, str] | None = None, **env: str
+) -> Service:
     return start_service(
-        "auth", workdir, {"REDIS_URL": redis_url, "ADMIN_TOKEN": ADMIN_TOKEN, **env}
+        "auth",
+        workdir,
+        {"REDIS_URL": redis_url, "ADMIN_TOKEN": ADMIN_TOKEN, **env},
+        process_env=process_env,
     )
 
 
-def start_gateway(workdir: Path, redis_url: str, **env: str) -> Service:
-    return start_service("gateway", workdir, {"REDIS_URL": redis_url, **env})
+def start_gateway(
+    workdir: Path, redis_url: str, *, process_env: dict[str, str] | None = None, **env: str
+) -> Service:
+    return start_service(
+        "gateway", workdir, {"REDIS_URL": redis_url, **env}, process_env=process_env
+    )
 
 
 def start_operator(workdir: Path, redis_url: str, kubeconfig: Path, **env: str) -> Service:

@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from pydantic import ValidationError
-
 from tollgate_auth.app import serve
 from tollgate_auth.settings import AuthSettings
 from tollgate_common import workers
 from tollgate_common.logging import configure_logging
+from tollgate_common.settings import load_settings
 
 
 def main() -> None:
-    try:
-        s = AuthSettings()
-    except ValidationError as exc:  # a clear line instead of a traceback
-        sys.exit(f"tollgate-auth: invalid settings: {exc.errors()[0]['msg']}")
+    s = load_settings(AuthSettings, "tollgate-auth")
     configure_logging(s.log_level, s.log_json)
 
     async def run(stop: asyncio.Future[None], reuse_port: bool) -> None:

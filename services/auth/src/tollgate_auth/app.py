@@ -44,7 +44,7 @@ from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.exchange import Incoming, Reply
 from tollgate_common.httpserver import HttpServer, Limits
-from tollgate_common.redis import answers, create_redis
+from tollgate_common.redis import answers, create_redis, describe
 from tollgate_common.resp import LeanRedis
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Service:
         try:
             await publish(self.redis, event)
         except REDIS_ERRORS as exc:
-            log.warning("event %s not appended: %r", event.type, exc)
+            log.warning("event %s not appended: %s", event.type, describe(exc))
 
     async def authorize(self, req: AuthorizeRequest) -> Decision:
         assert self.store is not None
@@ -121,7 +121,7 @@ class Service:
             )
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
-            log.error("redis unavailable for authorize: %r", exc)
+            log.error("redis unavailable for authorize: %s", describe(exc))
             return Decision(allowed=False, reason="unavailable", message="credit store down")
         d = decision(result)
         self.metrics.decisions.labels(d.reason).inc()

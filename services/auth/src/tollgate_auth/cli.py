@@ -1,7 +1,7 @@
 """``tollgate``: the operators' command line for keys and plans, over the admin API.
 
     tollgate keys create --credits 1000 --plan free [--name NAME] [--expires-in DAYS]
-    tollgate keys list | show ID | topup ID N | set-credits ID N | revoke ID
+    tollgate keys list | show ID | topup ID N (N >= 1) | set-credits ID N | revoke ID
     tollgate keys expire ID --in DAYS | --never
     tollgate plans list | show NAME | delete NAME
     tollgate plans set NAME --rate 5 --burst 10 [--cost /eod=2 ...]
@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -51,47 +51,90 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def credits_amount(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of credits, at least ``minimum`` (pure)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if n < minimum:
+            hint = " (to take credits away, use set-credits)" if n < 0 < minimum else ""
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {n}{hint}")
+        return n
+
+    return parse
+
+
+def _verb(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    text: str,
+    parents: list[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """A subcommand whose one-line help shows in its noun's list and atop its own --help."""
+    return verbs.add_parser(name, help=text, description=text, parents=parents)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tollgate", description="Manage Tollgate API keys and plans.")
-    p.add_argument("--url", default=os.environ.get("TOLLGATE_URL", "http://127.0.0.1:8081"))
-    p.add_argument("--token", default=os.environ.get("TOLLGATE_ADMIN_TOKEN", ""))
+    p.add_argument(
+        "--url",
+        default=os.environ.get("TOLLGATE_URL", "http://127.0.0.1:8081"),
+        help="auth service admin URL (TOLLGATE_URL)",
+    )
+    p.add_argument(
+        "--token",
+        default=os.environ.get("TOLLGATE_ADMIN_TOKEN", ""),
+        help="admin token (TOLLGATE_ADMIN_TOKEN)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub = p.add_subparsers(dest="noun", required=True)
     # --json is accepted after the verb too (tollgate keys list --json)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    on = [common]
 
-    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="verb", required=True)
-    c = keys.add_parser("create", help="create a key (shown once)", parents=[common])
-    c.add_argument("--credits", type=int, default=0)
-    c.add_argument("--plan", default="")
-    c.add_argument("--name", default="")
-    c.add_argument("--expires-in", type=float, metavar="DAYS")
-    keys.add_parser("list", help="list keys", parents=[common])
-    for verb in ("show", "revoke"):
-        keys.add_parser(verb, parents=[common]).add_argument("id")
-    for verb in ("topup", "set-credits"):
-        k = keys.add_parser(verb, parents=[common])
-        k.add_argument("id")
-        k.add_argument("amount", type=int)
-    e = keys.add_parser("expire", help="set or clear a key's expiry", parents=[common])
-    e.add_argument("id")
+    keys = _verb(sub, "keys", "API keys: create, list, top up, revoke", []).add_subparsers(
+        dest="verb", required=True
+    )
+    c = _verb(keys, "create", "create a key (the key is shown once)", on)
+    c.add_argument("--credits", type=credits_amount(0), default=0, help="starting balance")
+    c.add_argument("--plan", default="", help="plan name (rate limit and route costs)")
+    c.add_argument("--name", default="", help="a label for people")
+    c.add_argument("--expires-in", type=float, metavar="DAYS", help="expire after DAYS")
+    _verb(keys, "list", "list keys", on)
+    _verb(keys, "show", "show one key", on).add_argument("id", help="key id")
+    _verb(keys, "revoke", "revoke a key for good", on).add_argument("id", help="key id")
+    t = _verb(keys, "topup", "add credits to a key's balance", on)
+    t.add_argument("id", help="key id")
+    t.add_argument("amount", type=credits_amount(1), help="credits to add (1 or more)")
+    sc = _verb(keys, "set-credits", "set a key's balance", on)
+    sc.add_argument("id", help="key id")
+    sc.add_argument("amount", type=credits_amount(0), help="the new balance (0 or more)")
+    e = _verb(keys, "expire", "set or clear a key's expiry", on)
+    e.add_argument("id", help="key id")
     g = e.add_mutually_exclusive_group(required=True)
-    g.add_argument("--in", dest="days", type=float, metavar="DAYS")
-    g.add_argument("--never", action="store_true")
-    a = keys.add_parser("plan", help="attach a plan to a key", parents=[common])
-    a.add_argument("id")
-    a.add_argument("plan")
+    g.add_argument("--in", dest="days", type=float, metavar="DAYS", help="expire in DAYS")
+    g.add_argument("--never", action="store_true", help="never expire")
+    a = _verb(keys, "plan", "attach a plan to a key", on)
+    a.add_argument("id", help="key id")
+    a.add_argument("plan", help="plan name")
 
-    plans = sub.add_parser("plans", help="plans").add_subparsers(dest="verb", required=True)
-    plans.add_parser("list", parents=[common])
-    for verb in ("show", "delete"):
-        plans.add_parser(verb, parents=[common]).add_argument("name")
-    s = plans.add_parser("set", help="create or replace a plan", parents=[common])
-    s.add_argument("name")
+    plans = _verb(sub, "plans", "plans: rate limits and route costs", []).add_subparsers(
+        dest="verb", required=True
+    )
+    _verb(plans, "list", "list plans", on)
+    _verb(plans, "show", "show one plan", on).add_argument("name", help="plan name")
+    _verb(plans, "delete", "delete a plan", on).add_argument("name", help="plan name")
+    s = _verb(plans, "set", "create or replace a plan", on)
+    s.add_argument("name", help="plan name")
     s.add_argument("--rate", type=float, default=0, help="requests per second (0 = unlimited)")
-    s.add_argument("--burst", type=int, default=1)
-    s.add_argument("--cost", action="append", default=[], metavar="PREFIX=N")
+    s.add_argument("--burst", type=int, default=1, help="requests allowed at once")
+    s.add_argument(
+        "--cost", action="append", default=[], metavar="PREFIX=N", help="credits per request"
+    )
     return p
 
 
@@ -148,8 +191,12 @@ def run(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -
         method, path, body, columns = request(args)
         if not args.token:
             raise CliError("no admin token: set TOLLGATE_ADMIN_TOKEN or pass --token")
-        http = client or httpx.Client(base_url=args.url, timeout=10)
-        r = http.request(method, path, json=body, headers={"Authorization": f"Bearer {args.token}"})
+        headers = {"Authorization": f"Bearer {args.token}"}
+        if client is not None:
+            r = client.request(method, path, json=body, headers=headers)
+        else:
+            with httpx.Client(base_url=args.url, timeout=10) as http:  # closed: no socket left
+                r = http.request(method, path, json=body, headers=headers)
     except CliError as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
         return 2

@@ -8,12 +8,13 @@ import sys
 
 from tollgate_common import workers
 from tollgate_common.logging import configure_logging
+from tollgate_common.settings import load_settings
 from tollgate_gateway.app import serve
 from tollgate_gateway.settings import GatewaySettings
 
 
 def main() -> None:
-    s = GatewaySettings()
+    s = load_settings(GatewaySettings, "tollgate-gateway")
     configure_logging(s.log_level, s.log_json)
 
     async def run(stop: asyncio.Future[None], reuse_port: bool) -> None:

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 
 from tollgate_common.credits import Ledger, events_for
 from tollgate_common.events import Event
+from tollgate_common.redis import describe
 from tollgate_gateway.client import UpstreamError, UpstreamPool
 from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.settings import GatewaySettings
@@ -163,7 +164,7 @@ class LedgerAuthorizer:
                     invalid_window=s.invalid_key_window_seconds,
                 )
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("credit ledger unavailable: %r", exc)
+            log.warning("credit ledger unavailable: %s", describe(exc))
             return UNAVAILABLE
         for event in events_for(o, route, client, s.invalid_key_burst, "gateway"):
             self.emit(event)

@@ -16,14 +16,18 @@ import logging
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
+from tollgate_common.redis import describe
+
 log = logging.getLogger(__name__)
 KEY_PREFIX = b"tollgate:cache:"
+T = TypeVar("T")
 
 
 @dataclass(slots=True, frozen=True)
@@ -120,7 +124,9 @@ class ResponseCache:
     def _redis_failed(self, exc: BaseException) -> None:
         if time.monotonic() >= self._redis_down_until:
             log.warning(
-                "redis unavailable, cache bypassed for %.1fs: %r", self.backoff_seconds, exc
+                "redis unavailable, cache bypassed for %.1fs: %s",
+                self.backoff_seconds,
+                describe(exc),
             )
         self._redis_down_until = time.monotonic() + self.backoff_seconds
 
@@ -166,43 +172,59 @@ class ResponseCache:
 
 
 class Coalescer:
-    """Concurrent misses on one key share one upstream call: the first caller (the leader) runs
-    ``fetch``; the others await its result. If the leader is cancelled (its client went away),
-    the followers are woken with that failure and each fetches on its own."""
+    """Concurrent misses on one key share one upstream call.
+
+    The first caller starts ``fetch`` as a task of its own; every caller, the first included,
+    awaits it through a shield. A caller whose client went away is cancelled alone: the fetch
+    goes on for the others (issue 11: when the first client of a burst hung up, each of the
+    other twenty fetched on its own). Only when the last caller has left is the fetch cancelled,
+    so its upstream request and connection do not outlive every client.
+
+    ``fetch`` stores its answer (in the in-process tier) before it returns, and the key stays in
+    flight until the task is done, so a caller that arrives later finds the answer in the cache
+    instead of fetching again: ``fresh`` is asked before a new fetch is started (issue 11: a miss
+    just before the leader stored its answer fetched a second time).
+    """
 
     def __init__(self) -> None:
-        self._inflight: dict[bytes, asyncio.Future[Any]] = {}
+        self._inflight: dict[bytes, _Flight] = {}
 
     async def run(
-        self, loop: asyncio.AbstractEventLoop, key: bytes, fetch: Callable[[], Awaitable[Any]]
-    ) -> Any:
-        pending = self._inflight.get(key)
-        if pending is not None:
-            try:
-                return await asyncio.shield(pending)
-            except _LeaderGone:
-                return await fetch()
-        fut: asyncio.Future[Any] = loop.create_future()  # loop given: no getpid() per call
-        self._inflight[key] = fut
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: bytes,
+        fetch: Callable[[], Coroutine[Any, Any, T]],
+        fresh: Callable[[], T | None],
+    ) -> T:
+        flight: _Flight | None = self._inflight.get(key)
+        if flight is None:
+            answer = fresh()
+            if answer is not None:
+                return answer
+            flight = _Flight(loop.create_task(fetch()))  # loop given: no getpid() per call
+            self._inflight[key] = flight
+            flight.task.add_done_callback(partial(self._landed, key, flight))
+        flight.waiters += 1
         try:
-            result = await fetch()
-        except asyncio.CancelledError:
-            fut.set_exception(_LeaderGone())
-            fut.exception()  # mark retrieved: followers may all be gone too
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()
-            raise
-        else:
-            fut.set_result(result)
+            result: T = await asyncio.shield(flight.task)
             return result
+        except asyncio.CancelledError:
+            if flight.waiters == 1 and not flight.task.done():  # the last one: nobody to serve
+                self._landed(key, flight)
+                flight.task.cancel()
+            raise
         finally:
+            flight.waiters -= 1
+
+    def _landed(self, key: bytes, flight: _Flight, _task: object = None) -> None:
+        if self._inflight.get(key) is flight:
             del self._inflight[key]
 
     def __len__(self) -> int:
         return len(self._inflight)
 
 
-class _LeaderGone(Exception):
-    pass
+@dataclass(slots=True)
+class _Flight:
+    task: asyncio.Task[Any]
+    waiters: int = 0

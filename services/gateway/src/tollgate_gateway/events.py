@@ -14,6 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from tollgate_common.events import Event, EventType, Severity, publish
+from tollgate_common.redis import describe
 from tollgate_gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,6 @@ class EventSink:
                 await publish(self.redis, event)
             except (TimeoutError, RedisError, OSError) as exc:
                 self.metrics.events_dropped.inc()
-                log.warning("event not appended (%s): %r", event.type, exc)
+                log.warning("event not appended (%s): %s", event.type, describe(exc))
             finally:
                 self.queue.task_done()

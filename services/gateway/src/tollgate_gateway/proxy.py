@@ -197,19 +197,22 @@ class Proxy:
             trust_forwarded_for=self.p.settings.trust_forwarded_for,
         )
 
-        work: Coroutine[Any, Any, Attempt]
+        work: Coroutine[Any, Any, Cached]
         if cacheable:
             work = self.coalescer.run(
-                self._loop(), ckey, lambda: self._fetch(compiled, method, target, up_headers, body)
+                self._loop(),
+                ckey,
+                lambda: self._fetch_answer(compiled, method, target, up_headers, body, ckey),
+                lambda: self.p.cache.local.get(ckey, time.time()),
             )
         else:
-            work = self._fetch(compiled, method, target, up_headers, body)
+            work = self._fetch_answer(compiled, method, target, up_headers, body, None)
         try:
             if req.gone is None:  # an ASGI server: watch for the client leaving
-                won = await until_disconnect(self._loop(), req, work)
+                answer = await until_disconnect(self._loop(), req, work)
             else:  # our server cancels this task when the client leaves
                 try:
-                    won = await work
+                    answer = await work
                 except asyncio.CancelledError:
                     if not req.gone():
                         raise
@@ -223,18 +226,35 @@ class Proxy:
         except ClientGone:
             self._refund(compiled, decision)
             raise
-        assert won.response is not None
         self._served(compiled)
+        return Reply(answer.status, [*answer.headers, (b"x-cache", b"MISS"), *extra], answer.body)
+
+    async def _fetch_answer(
+        self,
+        compiled: CompiledRoute,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes,
+        ckey: bytes | None,
+    ) -> Cached:
+        """The upstream's answer as the client gets it, stored under ``ckey`` (when given and
+        cacheable) before it is returned: a coalesced fetch stores it while its key is still in
+        flight, so nobody arriving later misses it (cache.Coalescer)."""
+        won = await self._fetch(compiled, method, target, headers, body)
+        assert won.response is not None
         resp = won.response
         out = client_response_headers(resp.headers)
+        cache = compiled.route.spec.cache
         if (
-            cacheable
-            and len(resp.body) <= spec.cache.max_body_bytes
+            ckey is not None
+            and len(resp.body) <= cache.max_body_bytes
             and cacheable_response(resp.headers)
         ):
-            expires = time.time() + spec.cache.ttl_seconds
-            self.p.cache.put(ckey, Cached(resp.status, out, resp.body, expires))
-        return Reply(resp.status, [*out, (b"x-cache", b"MISS"), *extra], resp.body)
+            entry = Cached(resp.status, out, resp.body, time.time() + cache.ttl_seconds)
+            self.p.cache.put(ckey, entry)
+            return entry
+        return Cached(resp.status, out, resp.body, 0.0)
 
     async def _authorize(
         self, compiled: CompiledRoute, key: str | None, path: str, client: str, free: bool

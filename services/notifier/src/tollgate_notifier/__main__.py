@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uvicorn
 
+from tollgate_common.settings import load_settings
 from tollgate_notifier.settings import NotifierSettings
 
 
 def main() -> None:
-    s = NotifierSettings()
+    s = load_settings(NotifierSettings, "tollgate-notifier")
     uvicorn.run(
         "tollgate_notifier.app:main_app",
         factory=True,

@@ -26,7 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from tollgate_common.events import STREAM_KEY, Event
-from tollgate_common.redis import LuaScript
+from tollgate_common.redis import LuaScript, describe
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
 from tollgate_notifier.settings import NotifierSettings
@@ -92,7 +92,7 @@ class Consumer:
             except Exception as exc:
                 self.healthy = False
                 if isinstance(exc, REDIS_ERRORS):
-                    log.warning("redis error in %s: %r", step.__name__, exc)
+                    log.warning("redis error in %s: %s", step.__name__, describe(exc))
                 else:
                     log.exception("unexpected error in %s", step.__name__)
                 with contextlib.suppress(TimeoutError):

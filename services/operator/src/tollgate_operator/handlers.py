@@ -13,6 +13,7 @@ import kopf
 from redis.exceptions import RedisError
 
 from tollgate_common.redis import create_redis
+from tollgate_common.settings import load_settings
 from tollgate_operator.api import GROUP, PLURAL, VERSION, Backend, snapshot
 from tollgate_operator.controller import Controller
 from tollgate_operator.metrics import Metrics
@@ -20,7 +21,7 @@ from tollgate_operator.reconcile import event_for
 from tollgate_operator.settings import OperatorSettings
 from tollgate_operator.table import TableSink
 
-SETTINGS = OperatorSettings()
+SETTINGS = load_settings(OperatorSettings, "tollgate-operator")
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 

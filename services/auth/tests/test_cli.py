@@ -1,0 +1,66 @@
+"""The operators' command line: its parsing (pure) and its commands against a real auth process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tollgate_auth.cli import parser, run
+from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth
+
+
+def subcommands(p: argparse.ArgumentParser, path: str = "tollgate") -> Iterator[tuple[str, str]]:
+    """Every (command path, help line) below ``p``, nouns and verbs alike."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for name, child in action.choices.items():
+                yield f"{path} {name}", helps.get(name, "")
+                yield from subcommands(child, f"{path} {name}")
+
+
+def test_every_subcommand_has_a_help_text() -> None:
+    """Each noun and verb is listed with a one-line help, and its own --help starts with it."""
+    found = dict(subcommands(parser()))
+    assert len(found) == 14
+    assert all(found.values()), [name for name, text in found.items() if not text]
+
+
+@pytest.mark.parametrize("amount", ["-5", "0", "ten"])
+def test_topup_refuses_a_non_positive_amount(
+    amount: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keys topup with 0, a negative number or no number: usage error, nothing sent."""
+    with pytest.raises(SystemExit) as info:
+        run(["--url", "http://127.0.0.1:1", "--token", "t", "keys", "topup", "kid", amount])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "tollgate keys topup: error: argument amount:" in err
+    if amount == "-5":
+        assert "must be at least 1, not -5 (to take credits away, use set-credits)" in err
+
+
+@pytest.fixture
+def auth(tmp_path: Path, redis_url: str) -> Iterator[Service]:
+    service = start_auth(tmp_path, redis_url)
+    yield service
+    service.stop()
+
+
+def test_topup_against_a_real_auth_service(
+    auth: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """create, topup 5, a refused topup -5: the balance is 15, not 10."""
+    base = ["--url", auth.url, "--token", ADMIN_TOKEN, "--json"]
+    assert run([*base, "keys", "create", "--credits", "10"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["id"]
+    assert run([*base, "keys", "topup", key_id, "5"]) == 0
+    assert json.loads(capsys.readouterr().out)["credits"] == 15
+    with pytest.raises(SystemExit):
+        run([*base, "keys", "topup", key_id, "-5"])
+    assert run([*base, "keys", "show", key_id]) == 0
+    assert json.loads(capsys.readouterr().out)["credits"] == 15
