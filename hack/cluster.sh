@@ -54,8 +54,8 @@ stop() { # stop NAME: SIGTERM, up to 20 s, then SIGKILL; only the PID we started
   rm -f "$(pidfile "$n")"
 }
 wait_for() { # wait_for SECONDS WHAT CMD...
-  local t="$1" what="$2" i; shift 2
-  for i in $(seq 1 "$t"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  local t="$1" what="$2"; shift 2
+  for _ in $(seq 1 "$t"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
   log "timed out waiting for $what"; return 1
 }
 kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
@@ -333,11 +333,10 @@ cmd_down() {
   iptables -D OUTPUT -j KUBE-FIREWALL 2>/dev/null || true
   while iptables -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null; do :; done
   for s in KUBE-FIREWALL CNI-FORWARD CNI-ADMIN KUBE-KUBELET-CANARY; do iptables -F "$s" 2>/dev/null || true; iptables -X "$s" 2>/dev/null || true; done
-  # the bridge plugin's masquerade chains of pods whose CNI DEL never ran
-  iptables-save -t nat | grep -E '^-A POSTROUTING .*-j CNI-' | sed 's/^-A/-D/' | while read -r r; do
-    # shellcheck disable=SC2086
-    iptables -t nat $r 2>/dev/null || true
-  done
+  # the bridge plugin's masquerade chains of pods whose CNI DEL never ran; by rule number, last
+  # first (their comments hold quotes that a rule re-read from iptables-save would split wrong)
+  iptables -t nat -L POSTROUTING -n --line-numbers | awk '$2 ~ /^CNI-/ {print $1}' | sort -rn \
+    | while read -r s; do iptables -t nat -D POSTROUTING "$s" 2>/dev/null || true; done
   for s in $(iptables-save -t nat | grep -oE '^:CNI-[A-Za-z0-9-]+' | tr -d :); do
     iptables -t nat -F "$s" 2>/dev/null || true; iptables -t nat -X "$s" 2>/dev/null || true
   done
