@@ -43,11 +43,11 @@ start() { # start NAME CMD...: a background process with a PID file and a log
   log "started $n (pid $!)"
 }
 stop() { # stop NAME: SIGTERM, up to 20 s, then SIGKILL; only the PID we started
-  local n="$1" p i
+  local n="$1" p
   p="$(cat "$(pidfile "$n")" 2>/dev/null)" || return 0
   if kill -0 "$p" 2>/dev/null; then
     kill "$p" 2>/dev/null || true
-    for i in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+    for _ in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
     log "stopped $n"
   fi
