@@ -61,10 +61,13 @@ def failed(route: str = "ns/eod", n: int = 1) -> list[Event]:
 
 
 async def append(c: Consumer, events: list[Event]) -> None:
-    async with c.redis.pipeline(transaction=False) as pipe:
-        for e in events:
-            pipe.xadd(STREAM_KEY, e.to_fields())
-        await pipe.execute()
+    # In pipelines of 500: one of 10,000 XADDs outlasts the client's 2 s socket timeout on a
+    # loaded 2-core machine, and the test would fail on its own set-up.
+    for start in range(0, len(events), 500):
+        async with c.redis.pipeline(transaction=False) as pipe:
+            for e in events[start : start + 500]:
+                pipe.xadd(STREAM_KEY, e.to_fields())
+            await pipe.execute()
 
 
 async def drained(c: Consumer, limit: float = 30.0) -> None:
