@@ -12,7 +12,7 @@ from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.services import Service, start_auth, start_gateway
 
-from .conftest import routes_yaml
+from .conftest import metric, routes_yaml
 
 
 @pytest.fixture
@@ -40,6 +40,7 @@ def test_auth_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> N
     assert "auth" in r.json()["message"]
     free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": "tg_aaaaaaaa_" + "x" * 43})
     assert free.status_code == 200
+    assert metric(gw.url, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
 
 
 def test_redis_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> None:

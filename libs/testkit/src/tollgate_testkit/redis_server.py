@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 from tollgate_testkit.ports import free_port
@@ -10,7 +11,10 @@ from tollgate_testkit.procs import Proc
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    """``appendonly``: persist as the chart does (AOF, fsync every second), so a restart keeps
+    the data; without it a restart comes back empty."""
+
+    def __init__(self, workdir: Path, port: int | None = None, *, appendonly: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -18,6 +22,15 @@ class RedisServer:
             )
         self.port = port or free_port()
         self.workdir = workdir
+        self.appendonly = appendonly
+        aof = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if appendonly
+            else [
+                "--appendonly",
+                "no",
+            ]
+        )
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = Proc(
             [
@@ -28,8 +41,7 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *aof,
                 "--dir",
                 str(workdir),
                 "--protected-mode",
@@ -46,7 +58,9 @@ class RedisServer:
     def stop(self) -> None:
         self.proc.stop()
 
-    def restart(self) -> None:
-        """Stop and start again on the same port (an outage, then recovery)."""
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop with ``sig`` (SIGKILL: a crash) and start again on the same port (an outage,
+        then recovery)."""
+        self.proc.kill(sig)
         self.stop()
-        self.__init__(self.workdir, self.port)  # type: ignore[misc]
+        self.__init__(self.workdir, self.port, appendonly=self.appendonly)  # type: ignore[misc]

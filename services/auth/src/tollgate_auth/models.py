@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tollgate_common.credits import CHARGE_ID_PATTERN, MAX_KEY_CHARS, MAX_PATH_CHARS
+
 
 class AuthorizeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    key: str = Field(max_length=256)
+    key: str = Field(max_length=MAX_KEY_CHARS)
     route: str = Field("", max_length=256)
-    path: str = Field("/", max_length=2048)
+    path: str = Field("/", max_length=MAX_PATH_CHARS)
     cost: int = Field(1, ge=0)
     client: str = Field("", max_length=64)
+    charge_id: str | None = Field(
+        None, pattern=CHARGE_ID_PATTERN, description="Chosen by the gateway (refundable by it)."
+    )
 
 
 class Decision(BaseModel):

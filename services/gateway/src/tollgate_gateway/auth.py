@@ -4,19 +4,26 @@ INTERFACE CONTRACT (the proxy pipeline codes against exactly this):
 
 - ``Decision``: the auth service's answer, whatever the outcome (the HTTP mapping of reasons lives
   in ``errors.py``, the one place errors become HTTP).
-- ``Authorizer`` protocol: ``await authorize(key, route, path, cost, client) -> Decision`` and
-  ``await refund(charge_id) -> None`` (credits of a request whose upstreams all failed come back).
+- ``Authorizer`` protocol: ``await authorize(key, route, path, cost, client, charge_id) ->
+  Decision``, the charge id chosen by the gateway before it asks (tollgate_common.credits), and
+  ``await refund(charge_id) -> bool`` (True: credits came back; False: no such charge, a no-op that
+  also voids the id; raises ``RefundNotLanded`` when the ledger could not be reached). Retries are
+  the refund queue's (refunds.py).
 - ``AllowAll``: used when no auth service is configured (``TOLLGATE_GATEWAY_AUTH_URL`` empty), e.g.
   the pure-proxy benchmark.
-- ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize`` and ``POST /v1/refund``;
-  an unreachable or failing service gives ``Decision(allowed=False, reason="unavailable")`` and the
-  route's ``failOpen`` decides (fail closed by default).
+- ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize`` and ``POST /v1/refund``.
+  Only a service that truly cannot be reached (connect error, timeout, 5xx) gives
+  ``reason="unavailable"``, the one answer a route's ``failOpen`` serves through (fail closed by
+  default); its 4xx is the request's fault (``rejected``, 400) and a 2xx without a decision is
+  ``auth_error`` (503, never fail-open). Both unknown outcomes may have charged: the proxy refunds
+  the charge id.
 - ``LedgerAuthorizer`` (``AUTH_MODE=redis``): runs the auth service's own ledger script
   (tollgate_common.credits) against Redis from the gateway: one EVALSHA, no HTTP hop, the same
   atomic accounting. The hop costs the auth process more CPU than the whole script (measured in
   bench/), which is why this mode exists.
 
-Reasons: ok, missing_key, invalid_key, revoked, expired, no_credits, rate_limited, unavailable.
+Reasons: ok, missing_key, invalid_key, revoked, expired, no_credits, rate_limited, rejected,
+unavailable, auth_error (the last two: outcome unknown).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from urllib.parse import urlsplit
 import orjson
 from redis.exceptions import RedisError
 
-from tollgate_common.credits import Ledger, events_for
+from tollgate_common.credits import MAX_KEY_CHARS, Ledger, events_for
 from tollgate_common.events import Event
 from tollgate_gateway.client import UpstreamError, UpstreamPool
 from tollgate_gateway.deadline import Deadline
@@ -53,12 +60,16 @@ class Decision:
     charge_id: str | None = None  # for a refund when nothing good came back
 
 
+class RefundNotLanded(Exception):
+    """The ledger could not be reached: the refund must be tried again."""
+
+
 class Authorizer(Protocol):
     async def authorize(
-        self, key: str, route: str, path: str, cost: int, client: str
+        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
     ) -> Decision: ...
 
-    async def refund(self, charge_id: str) -> None: ...
+    async def refund(self, charge_id: str) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -66,11 +77,13 @@ class Authorizer(Protocol):
 class AllowAll:
     """No auth service configured: every request proceeds, nothing is charged."""
 
-    async def authorize(self, key: str, route: str, path: str, cost: int, client: str) -> Decision:
+    async def authorize(
+        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+    ) -> Decision:
         return Decision(allowed=True)
 
-    async def refund(self, charge_id: str) -> None:
-        return None
+    async def refund(self, charge_id: str) -> bool:
+        return False
 
     async def aclose(self) -> None:
         return None
@@ -91,7 +104,8 @@ class HttpAuthorizer:
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def _post(self, path: str, payload: dict[str, object]) -> dict[str, object] | None:
+    async def _post(self, path: str, payload: dict[str, object]) -> tuple[int, object] | None:
+        """Status and JSON of one call; None when auth could not be reached in time."""
         body = orjson.dumps(payload)
         headers = [(b"content-type", b"application/json")]
         if self._loop is None:
@@ -99,37 +113,54 @@ class HttpAuthorizer:
         try:
             async with Deadline(self._loop, self.timeout):
                 r = await self.pool.request(self.origin, "POST", self.base + path, headers, body)
-            data = orjson.loads(r.body)
-        except (UpstreamError, TimeoutError, orjson.JSONDecodeError) as exc:
+        except (UpstreamError, TimeoutError) as exc:
             log.warning("auth service call %s failed: %r", path, exc)
             return None
-        return data if isinstance(data, dict) else None
-
-    async def authorize(self, key: str, route: str, path: str, cost: int, client: str) -> Decision:
-        data = await self._post(
-            "/v1/authorize",
-            {"key": key, "route": route, "path": path, "cost": cost, "client": client},
-        )
-        if data is None or "reason" not in data:
-            return UNAVAILABLE
         try:
-            return Decision(**{k: v for k, v in data.items() if k in FIELDS})  # type: ignore[arg-type]
-        except TypeError:
-            return UNAVAILABLE
+            return r.status, orjson.loads(r.body)
+        except orjson.JSONDecodeError:
+            return r.status, None
 
-    async def refund(self, charge_id: str) -> None:
-        for _ in range(3):  # credits must not be lost to one dropped connection
-            if await self._post("/v1/refund", {"charge_id": charge_id}) is not None:
-                return
-            await asyncio.sleep(0.2)
-        log.error("refund of charge %s failed after 3 tries", charge_id)
+    async def authorize(
+        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+    ) -> Decision:
+        payload = {"key": key, "route": route[:256], "path": path, "cost": cost, "client": client}
+        payload["charge_id"] = charge_id
+        answer = await self._post("/v1/authorize", payload)
+        if answer is None or answer[0] >= 500:
+            return UNAVAILABLE
+        status, data = answer
+        if 400 <= status < 500:  # auth refused the request itself: never "unavailable"
+            log.warning("auth refused an authorize as malformed (HTTP %d): %.200r", status, data)
+            return REJECTED
+        if not isinstance(data, dict) or "reason" not in data:
+            return AUTH_ERROR
+        try:
+            return Decision(**{k: v for k, v in data.items() if k in FIELDS})
+        except TypeError:
+            return AUTH_ERROR
+
+    async def refund(self, charge_id: str) -> bool:
+        answer = await self._post("/v1/refund", {"charge_id": charge_id})
+        if answer is None or not 200 <= answer[0] < 300 or not isinstance(answer[1], dict):
+            raise RefundNotLanded(f"auth answered {answer[0] if answer else 'nothing'}")
+        return answer[1].get("refunded") is True
 
     async def aclose(self) -> None:
         return None  # the pool belongs to the gateway
 
 
 UNAVAILABLE = Decision(allowed=False, reason="unavailable", message="auth service unreachable")
+AUTH_ERROR = Decision(allowed=False, reason="auth_error", message="no decision from auth")
+REJECTED = Decision(allowed=False, reason="rejected", message="refused as malformed")
+INVALID_KEY = Decision(allowed=False, reason="invalid_key")
+UNKNOWN_OUTCOME = frozenset({"unavailable", "auth_error"})  # may have charged
 FIELDS = frozenset(Decision.__dataclass_fields__)
+
+
+def too_long(key: str) -> bool:
+    """A key longer than any the ledger accepts: refused here, in both modes, before asking."""
+    return len(key) > MAX_KEY_CHARS
 
 
 class LedgerAuthorizer:
@@ -143,7 +174,9 @@ class LedgerAuthorizer:
         self.emit = emit
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def authorize(self, key: str, route: str, path: str, cost: int, client: str) -> Decision:
+    async def authorize(
+        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+    ) -> Decision:
         s = self.s
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
@@ -157,6 +190,7 @@ class LedgerAuthorizer:
                     charge_ttl=s.charge_ttl_seconds,
                     low_threshold=s.credits_low_threshold,
                     invalid_window=s.invalid_key_window_seconds,
+                    charge_id=charge_id,
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("credit ledger unavailable: %r", exc)
@@ -174,14 +208,15 @@ class LedgerAuthorizer:
             charge_id=o.charge_id,
         )
 
-    async def refund(self, charge_id: str) -> None:
-        for _ in range(3):  # credits must not be lost to one dropped connection
-            try:
-                await self.ledger.refund(charge_id)
-                return
-            except (RedisError, OSError, TimeoutError):
-                await asyncio.sleep(0.2)
-        log.error("refund of charge %s failed after 3 tries", charge_id)
+    async def refund(self, charge_id: str) -> bool:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        try:
+            async with Deadline(self._loop, self.s.auth_timeout_seconds):
+                left = await self.ledger.refund(charge_id, self.s.charge_ttl_seconds)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise RefundNotLanded(repr(exc)) from exc
+        return left >= 0
 
     async def aclose(self) -> None:
         return None  # the Redis pool belongs to the gateway

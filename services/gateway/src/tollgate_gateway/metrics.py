@@ -58,7 +58,18 @@ class Metrics:
         self.auth = Family(
             "tollgate_gateway_auth_decisions", "Authorization decisions by reason.", ("reason",)
         )
+        self.fail_open = Family(
+            "tollgate_gateway_auth_fail_open",
+            "Requests served unchecked and uncharged because auth was unreachable (failOpen).",
+            ("route",),
+        )
+        self.refunds = Family(
+            "tollgate_gateway_refunds",
+            "Refund tries by result: refunded, absent (no such charge: a no-op), retry.",
+            ("result",),
+        )
         self.inflight = Inflight()
+        self.refunds_pending = Inflight()
         self._families = Families(
             self.requests,
             self.latency,
@@ -66,6 +77,8 @@ class Metrics:
             self.cache,
             self.ejections,
             self.auth,
+            self.fail_open,
+            self.refunds,
         )
         r.register(self)  # collect() below
         # Set rarely: prometheus-client's own classes are fine here.
@@ -91,3 +104,6 @@ class Metrics:
         g = GaugeMetricFamily("tollgate_gateway_inflight", "Requests in flight.")
         g.add_metric([], float(self.inflight.value))
         yield g
+        r = GaugeMetricFamily("tollgate_gateway_refunds_pending", "Refunds owed, not landed yet.")
+        r.add_metric([], float(self.refunds_pending.value))
+        yield r
