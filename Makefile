@@ -50,8 +50,8 @@ bench: ## Side-by-side benchmark: direct, nginx, Traefik, seed-style proxy, Toll
 
 ##@ Kubernetes
 
-images: ## Build the four service images (needs a Docker engine).
-	for s in gateway auth notifier operator; do docker build -f services/$$s/Dockerfile -t tollgate/$$s:dev . || exit 1; done
+images: ## Build the service images from the one Dockerfile (needs a Docker engine; IMAGE_ARGS=--local-base without a registry).
+	bash hack/images.sh $(IMAGE_ARGS)
 
 cluster-up: ## Create a kind cluster (needs Docker with privileged containers).
 	kind create cluster --name tollgate --config deploy/kind/cluster.yaml

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, get_args
 
+import pytest
 import yaml
+from pydantic import ValidationError
 
 from tollgate_common import routes
 
@@ -41,3 +43,37 @@ def test_every_model_field_is_in_the_schema() -> None:
     s = spec_schema()["properties"]
     aliases = {f.alias for f in routes.ApiBackendSpec.model_fields.values()}
     assert aliases == set(s)
+
+
+def test_bounds_match_the_model() -> None:
+    """Service names, header names and creditCost are bounded alike in the CRD and the model."""
+    s = spec_schema()["properties"]
+    service = s["endpoints"]["items"]["properties"]["service"]
+    assert service["properties"]["name"]["pattern"] == routes.SERVICE_NAME_PATTERN
+    assert "port" in service["required"]
+    assert s["creditCost"]["maximum"] == routes.MAX_CREDIT_COST
+    rules = [v["rule"] for v in s["headers"]["x-kubernetes-validations"]]
+    assert any(routes.HEADER_NAME_PATTERN in r for r in rules)
+
+
+def undescribed(schema: dict[str, Any], path: str) -> list[str]:
+    missing = [] if schema.get("description") else [path]
+    for name, sub in (schema.get("properties") or {}).items():
+        missing += undescribed(sub, f"{path}.{name}")
+    if "items" in schema:
+        missing += undescribed(schema["items"], f"{path}[]")
+    return missing
+
+
+def test_every_field_has_a_description() -> None:
+    """`kubectl explain apibackend.spec` documents every field."""
+    crd = yaml.safe_load(CRD.read_text())
+    [version] = crd["spec"]["versions"]
+    assert undescribed(version["schema"]["openAPIV3Schema"], "apibackend") == []
+
+
+def test_model_refuses_service_names_that_leave_the_namespace() -> None:
+    """The model, like the CRD, refuses a Service name with a dot or a slash."""
+    for name in ("payments.prod.svc.cluster.local/", "evil.example/", "Upper"):
+        with pytest.raises(ValidationError):
+            routes.ServiceRef.model_validate({"name": name, "port": 80})

@@ -136,14 +136,99 @@ def test_external_redis_requires_a_url() -> None:
 
 
 def test_namespaced_operator_gets_roles_not_cluster_rights() -> None:
-    """Watching listed namespaces: a Role per namespace for ApiBackends."""
+    """Watching listed namespaces: a Role per namespace for ApiBackends; cluster-wide only what
+    kopf lists there (CRDs, and namespaces to resolve its list against)."""
     docs = render(str(CHART / "ci/ha-values.yaml"))
     roles = [d for d in docs if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     cluster = [d for d in docs if d["kind"] == "ClusterRole"]
-    assert all(
-        rule["resources"] == ["customresourcedefinitions"] for c in cluster for rule in c["rules"]
-    )
+    granted = {
+        (res, v) for c in cluster for r in c["rules"] for res in r["resources"] for v in r["verbs"]
+    }
+    assert granted == {
+        ("customresourcedefinitions", "list"),
+        ("customresourcedefinitions", "watch"),
+        ("namespaces", "list"),
+        ("namespaces", "watch"),
+    }
+
+
+def test_clusterwide_operator_grants_only_what_it_uses() -> None:
+    """Watching every namespace: no namespace rights, no get (kopf lists and watches)."""
+    [role] = [d for d in render() if d["kind"] == "ClusterRole"]
+    granted = {(res, v) for r in role["rules"] for res in r["resources"] for v in r["verbs"]}
+    assert granted == {
+        ("apibackends", "list"),
+        ("apibackends", "watch"),
+        ("apibackends", "patch"),
+        ("apibackends/status", "patch"),
+        ("events", "create"),
+        ("customresourcedefinitions", "list"),
+        ("customresourcedefinitions", "watch"),
+    }
+
+
+def test_renders_without_kube_version() -> None:
+    """The Helm that k8s-tools.sh builds knows its Kubernetes minor (the chart needs >= 1.28)."""
+    r = helm("template", "t", str(CHART))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_only_the_operator_gets_a_service_account_token(values: Path) -> None:
+    """Pods that never call the Kubernetes API mount no ServiceAccount token."""
+    for d in deployments(render(str(values))):
+        pod = d["spec"]["template"]["spec"]
+        wants = d["metadata"]["name"].endswith("-operator")
+        assert pod.get("automountServiceAccountToken", True) is wants, d["metadata"]["name"]
+
+
+def test_metrics_stay_off_the_public_service() -> None:
+    """The gateway's public Service exposes only the proxy port; /metrics has its own Service."""
+    docs = render(**{"gateway.serviceType": "LoadBalancer"})
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    public = services["t-tollgate-gateway"]["spec"]
+    assert public["type"] == "LoadBalancer"
+    assert [p["targetPort"] for p in public["ports"]] == ["http"]
+    metrics = services["t-tollgate-gateway-metrics"]["spec"]
+    assert metrics.get("type", "ClusterIP") == "ClusterIP"
+    assert [p["targetPort"] for p in metrics["ports"]] == ["admin"]
+    [gw] = [d for d in deployments(docs) if d["metadata"]["name"] == "t-tollgate-gateway"]
+    env = {
+        e["name"]: e.get("value") for e in gw["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TOLLGATE_GATEWAY_ADMIN_PORT"] == "9090"
+
+
+def test_auth_has_a_disruption_budget() -> None:
+    """A drain never takes every auth pod at once."""
+    pdbs = {d["metadata"]["name"] for d in render() if d["kind"] == "PodDisruptionBudget"}
+    assert pdbs == {"t-tollgate-gateway", "t-tollgate-auth"}
+
+
+def test_in_chart_redis_has_a_password_and_network_policies() -> None:
+    """The in-chart Redis requires a generated password that every URL carries; only the
+    release's pods may reach Redis and auth."""
+    docs = render()
+    [secret] = [
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-redis")
+    ]
+    password = secret["stringData"]["password"]
+    assert len(password) == 32
+    assert secret["stringData"]["url"] == f"redis://:{password}@t-tollgate-redis:6379/0"
+    [redis_dep] = [d for d in deployments(docs) if d["metadata"]["name"] == "t-tollgate-redis"]
+    args = redis_dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"t-tollgate-redis", "t-tollgate-auth"}
+    for spec in policies.values():
+        assert spec["policyTypes"] == ["Ingress"]
+        [rule] = spec["ingress"]
+        [peer] = rule["from"]
+        assert peer["podSelector"]["matchLabels"] == {
+            "app.kubernetes.io/name": "tollgate",
+            "app.kubernetes.io/instance": "t",
+        }
 
 
 @pytest.mark.kube
@@ -166,6 +251,7 @@ def test_install_upgrade_uninstall_and_least_privilege(kube: Path, tmp_path: Pat
     }
     token_secret = core.read_namespaced_secret("tg-tollgate-auth", ns)
     assert len(base64.b64decode(token_secret.data["admin-token"])) == 40
+    redis_secret = core.read_namespaced_secret("tg-tollgate-redis", ns)
 
     # The operator's ServiceAccount, and nothing more.
     token = core.create_namespaced_service_account_token(
@@ -214,9 +300,21 @@ def test_install_upgrade_uninstall_and_least_privilege(kube: Path, tmp_path: Pat
     assert apps.read_namespaced_deployment("tg-tollgate-gateway", ns).spec.replicas == 3
     again = core.read_namespaced_secret("tg-tollgate-auth", ns)
     assert again.data["admin-token"] == token_secret.data["admin-token"]  # kept on upgrade
+    assert (
+        core.read_namespaced_secret("tg-tollgate-redis", ns).data["password"]
+        == redis_secret.data["password"]
+    )
     r = helm("uninstall", "tg", "-n", ns, kubeconfig=kube)
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 10
     while apps.list_namespaced_deployment(ns).items:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_plain_rbac_file_is_the_charts() -> None:
+    """deploy/rbac/operator-rbac.yaml is the chart's RBAC, rendered (kept in step)."""
+    r = helm("template", "tollgate", str(CHART), "-s", "templates/operator-rbac.yaml")
+    assert r.returncode == 0, r.stderr
+    plain = (ROOT / "deploy/rbac/operator-rbac.yaml").read_text()
+    assert list(yaml.safe_load_all(plain)) == list(yaml.safe_load_all(r.stdout))

@@ -228,7 +228,10 @@ def test_invalid_resource_is_refused_by_the_api_server(env: Env) -> None:
         env.cluster.apply(
             ns,
             "both",
-            {"pathPrefix": "/x", "endpoints": [{"url": "http://a:1", "service": {"name": "s"}}]},
+            {
+                "pathPrefix": "/x",
+                "endpoints": [{"url": "http://a:1", "service": {"name": "s", "port": 80}}],
+            },
         )
     assert "exactly one of url or service" in err.value.body
 
@@ -259,3 +262,51 @@ def test_redis_flush_and_operator_restart_restore_the_table(env: Env) -> None:
     env.started[0] = start_operator(env.work, env.redis.url, env.kube, DRIFT_CHECK_SECONDS="1")
     wait_for(lambda: any(r.name == f"{ns}/eod" for r in env.table().routes), timeout=20)
     wait_for(lambda: env.get(f"/{ns}/Y").status_code == 200, timeout=15)
+
+
+def events_of(env: Env, ns: str, name: str) -> list[tuple[str, str]]:
+    items = env.cluster.core.list_namespaced_event(
+        ns, field_selector=f"involvedObject.kind=ApiBackend,involvedObject.name={name}"
+    ).items
+    return [(e.type, e.reason) for e in items]
+
+
+def test_status_changes_post_kubernetes_events(env: Env) -> None:
+    """Published is a Normal event; losing a prefix conflict is a Warning; none per drift check."""
+    ns = env.cluster.namespace()
+    a, b = env.ups
+    env.cluster.apply(ns, "holder", spec(f"/{ns}", a.url))
+    wait_for(lambda: ("Normal", "Published") in events_of(env, ns, "holder"), timeout=15)
+    time.sleep(1.1)  # creationTimestamp has one-second resolution
+    env.cluster.apply(ns, "late", spec(f"/{ns}", b.url))
+    wait_for(lambda: ("Warning", "PrefixConflict") in events_of(env, ns, "late"), timeout=15)
+    time.sleep(3)  # three drift checks (DRIFT_CHECK_SECONDS=1) post nothing new
+    assert events_of(env, ns, "late").count(("Warning", "PrefixConflict")) == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "extra", "says"),
+    [
+        ([{"service": {"name": "payments.prod.svc.cluster.local/", "port": 80}}], {}, "name"),
+        ([{"service": {"name": "evil.example/", "port": 80}}], {}, "name"),
+        ([{"service": {"name": "quotes"}}], {}, "port"),
+        ([{"url": "http://a:1"}, {"url": "http://a:1"}], {}, "duplicate endpoint url"),
+        (
+            [{"service": {"name": "q", "port": 80}}, {"service": {"name": "q", "port": 80}}],
+            {},
+            "duplicate endpoint service",
+        ),
+        ([{"url": "http://a:1"}], {"headers": {"bad name": "x"}}, "RFC 9110"),
+        ([{"url": "http://a:1"}], {"headers": {"x-a": "1\r\nx-b: 2"}}, "line breaks"),
+        ([{"url": "http://a:1"}], {"creditCost": 10**12}, "creditCost"),
+    ],
+)
+def test_crd_refuses_what_could_escape_or_break_a_route(
+    env: Env, endpoints: list[dict[str, Any]], extra: dict[str, Any], says: str
+) -> None:
+    """Service names are DNS labels with a port, endpoints unique, headers valid, cost bounded."""
+    ns = env.cluster.namespace()
+    with pytest.raises(ApiException) as err:
+        env.cluster.apply(ns, "bad", {"pathPrefix": "/x", "endpoints": endpoints, **extra})
+    assert err.value.status == 422
+    assert says in err.value.body

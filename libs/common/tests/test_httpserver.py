@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpconnection import render
+from tollgate_common.httpconnection import Refusal, render, request_target
 from tollgate_common.httpserver import HttpServer, Limits
 
 Handler = Callable[[Incoming], Awaitable[Reply | None]]
@@ -256,10 +256,29 @@ async def test_idle_connections_are_closed_after_the_keep_alive_timeout() -> Non
 
 
 async def test_a_request_head_that_never_completes_is_dropped() -> None:
+    """A head that stops half-way: 408 JSON once the header timeout passes, then closed."""
     async with running(header_timeout_seconds=0.2) as server:
         r, w = await connect(server)
         w.write(b"GET /x HTTP/1.1\r\nhost: t\r\nx-slow: ")
+        status, _, body = await read_response(r)
+        assert status == 408
+        assert orjson.loads(body)["status"] is False
         assert await closed(r, within=3.0)
+
+
+async def test_bytes_that_start_no_request_do_not_keep_a_connection_alive() -> None:
+    """An idle client trickling empty lines (which begin no request) is still closed after the
+    keep-alive timeout."""
+    async with running(keep_alive_seconds=0.3) as server:
+        r, w = await connect(server)
+        answer = asyncio.ensure_future(r.read())
+        for _ in range(100):  # bounded: ~10 s of trickling, far past the timeout and the sweep
+            if answer.done():
+                break
+            w.write(b"\r\n")
+            await asyncio.sleep(0.1)
+        assert answer.done()
+        assert answer.result() == b""
 
 
 async def test_a_client_that_leaves_cancels_its_request() -> None:
@@ -319,3 +338,156 @@ def test_render_frames_a_reply() -> None:
         b"HTTP/1.1 404 Not Found\r\ndate: D\r\ncontent-type: application/json\r\n"
         b"content-length: 2\r\nconnection: close\r\n\r\n{}"
     )
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> bool:
+    return not any(rec.exc_info or rec.levelno >= logging.ERROR for rec in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "target", [b"http://", b"http://[::1/x", b"http://h:99999/", b"http://h:x/", b"*"]
+)
+async def test_a_target_the_url_parser_rejects_is_400_json(
+    caplog: pytest.LogCaptureFixture, target: bytes
+) -> None:
+    """A request-target httptools reads but cannot take apart: 400 JSON, no traceback."""
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET " + target + b" HTTP/1.1\r\nhost: t\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 400
+        assert orjson.loads(body)["status"] is False
+        assert await closed(r)
+    assert no_traceback(caplog)
+
+
+async def test_an_absolute_form_target_without_a_path_is_served_as_root() -> None:
+    """``GET http://host HTTP/1.1`` asks for "/" (RFC 9110 §4.2.3: an empty path is "/")."""
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET http://t?x=1 HTTP/1.1\r\nhost: t\r\n\r\n")
+        status, _, body = await read_response(r)
+        assert status == 200
+        assert orjson.loads(body)["path"] == "/"
+        assert orjson.loads(body)["query"] == "x=1"
+
+
+async def test_connect_is_405_json(caplog: pytest.LogCaptureFixture) -> None:
+    """CONNECT (a tunnel this server never opens): 405 with Allow, no traceback."""
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"CONNECT host:443 HTTP/1.1\r\nhost: host:443\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert status == 405
+        assert "CONNECT" not in headers["allow"]
+        assert orjson.loads(body)["status"] is False
+        assert await closed(r)
+    assert no_traceback(caplog)
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"GET /x\r\n\r\n", b"GET /x HTTP/0.9\r\n\r\n", b"GET /x HTTP/2.0\r\n"]
+)
+async def test_a_version_other_than_1_0_or_1_1_is_refused(request_line: bytes) -> None:
+    """HTTP/0.9 (no headers, no status line) and a 2.0 request line over HTTP/1: 400, closed."""
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(request_line + b"host: t\r\n\r\n" if b"HTTP/2" in request_line else request_line)
+        status, _, body = await read_response(r)
+        assert status == 400
+        assert "version" in orjson.loads(body)["message"]
+        assert await closed(r)
+
+
+@pytest.mark.parametrize("hosts", [b"", b"host: a\r\nhost: b\r\n"])
+async def test_http11_needs_exactly_one_host(hosts: bytes) -> None:
+    """HTTP/1.1 without Host, or with two: 400 (RFC 9112 §3.2)."""
+    async with running() as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\n" + hosts + b"\r\n")
+        status, _, body = await read_response(r)
+        assert status == 400
+        assert "host" in orjson.loads(body)["message"].lower()
+        assert await closed(r)
+
+
+async def test_a_head_trickled_byte_by_byte_still_times_out() -> None:
+    """The header timeout is a deadline for the whole head: a byte a tick (slowloris) does not
+    hold the connection open; the client is told 408 and the connection closes."""
+    async with running(header_timeout_seconds=0.3) as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\nx-slow: ")
+        answer = asyncio.ensure_future(r.read())
+        for _ in range(100):  # bounded: ~10 s of trickling, far past the timeout and the sweep
+            if answer.done():
+                break
+            w.write(b"a")
+            await asyncio.sleep(0.1)
+        assert answer.done()
+        assert answer.result().startswith(b"HTTP/1.1 408 ")
+
+
+async def test_connections_over_the_per_client_cap_get_503() -> None:
+    """One address holding its cap of open connections: the next one is answered 503 JSON and
+    closed; a freed slot is usable again."""
+    async with running(max_connections_per_client=2) as server:
+        first = [await connect(server) for _ in range(2)]
+        for r, w in first:
+            w.write(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+            assert (await read_response(r))[0] == 200
+        r3, _ = await connect(server)
+        status, headers, body = await read_response(r3)
+        assert status == 503
+        assert headers["connection"] == "close"
+        assert orjson.loads(body)["status"] is False
+        assert await closed(r3)
+        first[0][1].close()
+        for _ in range(100):  # bounded wait for the server to see the close
+            if len(server.connections) < 2:
+                break
+            await asyncio.sleep(0.02)
+        r4, w4 = await connect(server)
+        w4.write(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert (await read_response(r4))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "expected"),
+    [
+        ("GET", b"/a/b?x=1", (b"/a/b", b"x=1")),
+        ("GET", b"http://h:8080/a?x", (b"/a", b"x")),
+        ("GET", b"http://h", (b"/", b"")),
+        ("OPTIONS", b"*", (b"*", b"")),
+    ],
+)
+def test_request_target_takes_the_path_and_query(
+    method: str, url: bytes, expected: tuple[bytes, bytes]
+) -> None:
+    """Origin-form, absolute-form (an empty path is "/") and OPTIONS' asterisk-form."""
+    assert request_target(method, "1.1", 1, url) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "version", "hosts", "url", "status"),
+    [
+        ("GET", "0.9", 0, b"/", 400),
+        ("GET", "2.0", 1, b"/", 400),
+        ("GET", "1.1", 0, b"/", 400),
+        ("GET", "1.0", 2, b"/", 400),
+        ("CONNECT", "1.1", 1, b"h:443", 405),
+        ("GET", "1.1", 1, b"*", 400),
+        ("GET", "1.1", 1, b"http://[::1/x", 400),
+    ],
+)
+def test_request_target_refuses_what_cannot_be_served(
+    method: str, version: str, hosts: int, url: bytes, status: int
+) -> None:
+    """Versions but 1.0/1.1, Host missing (1.1) or repeated, CONNECT, bad targets: a Refusal."""
+    with pytest.raises(Refusal) as refused:
+        request_target(method, version, hosts, url)
+    assert refused.value.status == status
+
+
+def test_http10_without_host_is_served() -> None:
+    """HTTP/1.0 predates Host: none is fine."""
+    assert request_target("GET", "1.0", 0, b"/x") == (b"/x", b"")

@@ -272,6 +272,41 @@ async def test_connections_a_burst_opened_are_closed_when_idle(
     assert pool.open_connections() == 1
 
 
+def established(port: int) -> int:
+    """Open TCP connections to ``port`` on this host, as the kernel counts them (server side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    count += 1
+    return count
+
+
+async def test_idle_connections_are_closed_without_further_traffic(
+    upstream_factory: Factory,
+) -> None:
+    """Connections a burst opened are closed once idle past idle_timeout, with no request after
+    the burst to notice: the upstream sees its sockets close."""
+    up = upstream_factory()
+    up.set("slow", delay=0.05)
+    pool = UpstreamPool(idle_timeout=0.2)
+    try:
+        await asyncio.gather(*(get(pool, up.url) for _ in range(8)))
+        assert established(up.port) == 8
+        for _ in range(100):  # a bounded wait, polled: no assertion on how long it took
+            if established(up.port) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert established(up.port) == 0
+        assert pool.open_connections() == 0
+        assert (await get(pool, up.url)).status == 200  # the pool still serves afterwards
+    finally:
+        await pool.aclose()
+    assert pool.connections_closed == pool.connections_opened
+
+
 async def test_reset_mid_answer_is_not_retried(pool: UpstreamPool) -> None:
     """A reset after part of the answer raises, and the request is not sent again."""
     server = RawServer(partial_then_reset)

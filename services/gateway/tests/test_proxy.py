@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +24,17 @@ Gws = Callable[..., RunningGateway]
 
 def get(gw: RunningGateway, path: str, **kw: object) -> httpx.Response:
     return httpx.get(f"{gw.url}/api/v1{path}", timeout=10, **kw)  # type: ignore[arg-type]
+
+
+def get_raw(gw: RunningGateway, target: str) -> tuple[int, dict[str, Any]]:
+    """GET with the request-target exactly as given (httpx would normalize it first)."""
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request("GET", target)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
 
 
 def test_unknown_route_is_json_404(gateway_factory: Gws, upstream_factory: Ups) -> None:
@@ -280,3 +294,70 @@ def test_hung_redis_still_serves(
             assert get(gw, f"/eod/HUNG{i}").status_code == 200
     finally:
         redis_server.proc.kill(signal.SIGCONT)
+
+
+@pytest.mark.parametrize(
+    ("target", "sent"),
+    [
+        ("/%61pi/v1/bi/t10", "/bi/t10"),
+        ("/api/v1/%62i/t%31%30?x=1", "/bi/t10?x=1"),
+        ("/api/v1/bi/a%2fb", "/bi/a%2Fb"),
+    ],
+)
+def test_the_upstream_gets_the_path_that_was_routed(
+    gateway_factory: Gws, upstream_factory: Ups, target: str, sent: str
+) -> None:
+    """The path is decoded once: routed and sent upstream in the same normalized form (%2F kept
+    encoded, as data)."""
+    up = upstream_factory()
+    gw = gateway_factory(route_doc("bi", "/bi", [up.url], cache={"ttlSeconds": 0}))
+    status, _ = get_raw(gw, target)
+    assert status == 200
+    assert up.stats()["seen"][-1]["target"] == sent
+
+
+def test_an_encoded_slash_is_not_a_separator(gateway_factory: Gws, upstream_factory: Ups) -> None:
+    """/bi%2Fx is one segment: the /bi route does not claim it."""
+    up = upstream_factory()
+    gw = gateway_factory(route_doc("bi", "/bi", [up.url]))
+    status, body = get_raw(gw, "/api/v1/bi%2Fx")
+    assert status == 404
+    assert body["status"] is False
+    assert up.requests == 0
+
+
+@pytest.mark.parametrize(
+    "target", ["/api/v1/bi/%2e%2e/admin", "/api/v1/bi/..%2Fadmin", "/api/v1/bi/%zz"]
+)
+def test_a_path_that_could_leave_its_prefix_is_400(
+    gateway_factory: Gws, upstream_factory: Ups, target: str
+) -> None:
+    """Dot segments however spelt, and malformed escapes: 400 JSON, nothing sent upstream."""
+    up = upstream_factory()
+    gw = gateway_factory(route_doc("bi", "/bi", [up.url]))
+    status, body = get_raw(gw, target)
+    assert status == 400
+    assert body["status"] is False
+    assert up.requests == 0
+
+
+def test_a_502_names_the_route_not_the_upstreams(
+    gateway_factory: Gws, upstream_factory: Ups, redis_url: str
+) -> None:
+    """The client learns the route and how many upstreams were tried; their URLs stay in the
+    failure event (and the logs)."""
+    a, b = upstream_factory("a", mode="error500"), upstream_factory("b", mode="reset")
+    gw = gateway_factory(route_doc("eod", "/eod", [a.url, b.url]))
+    r = get(gw, "/eod/AAPL")
+    assert r.status_code == 502
+    message = r.json()["message"]
+    assert "default/eod" in message
+    assert "2 upstreams" in message
+    for up in (a, b):
+        assert str(up.port) not in message
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 5
+    while client.xlen(STREAM_KEY) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(_, fields)] = client.xrange(STREAM_KEY)
+    assert a.url.encode() in fields[b"message"]

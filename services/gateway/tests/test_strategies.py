@@ -6,7 +6,7 @@ import asyncio
 
 from tollgate_common.routes import Route
 from tollgate_gateway.outcome import Verdict
-from tollgate_gateway.strategies import Attempt, plan, staggered
+from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.upstreams import Upstream, compile_route
 
 
@@ -50,6 +50,32 @@ def test_ejected_endpoints_are_skipped() -> None:
     cands, _ = plan(c, 1)
     assert c.upstreams[0] not in cands
     assert len(cands) == 2
+
+
+def test_planning_claims_no_probe() -> None:
+    """A half-open endpoint is planned by every request, and its probe is taken only when an
+    attempt is sent: one attempt gets it, a second one at the same time is skipped."""
+    c = compiled(strategy="failover", circuitBreaker={"failureThreshold": 1, "ejectSeconds": 10})
+    half_open = c.upstreams[1]
+    half_open.breaker.failure(0)
+    for _ in range(3):
+        cands, _ = plan(c, 10)
+        assert half_open in cands
+    assert not half_open.breaker.is_open(10)
+    assert may_send(c, half_open, 10)
+    assert half_open.breaker.is_open(10)
+    assert not may_send(c, half_open, 10)
+    assert half_open not in plan(c, 10)[0]
+
+
+def test_panic_sends_to_ejected_endpoints() -> None:
+    """With every endpoint ejected, attempts go out anyway (the panic case)."""
+    c = compiled(strategy="race", circuitBreaker={"failureThreshold": 1, "ejectSeconds": 10})
+    for u in c.upstreams:
+        u.breaker.failure(0)
+    cands, _ = plan(c, 1)
+    assert cands == c.upstreams
+    assert all(may_send(c, u, 1) for u in cands)
 
 
 def _send(verdicts: dict[int, tuple[float, Verdict]], started: list[int]):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ import redis
 
 from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, Route, RouteTable
 from tollgate_testkit.fixtures import Upstream
+from tollgate_testkit.ports import free_port
 from tollgate_testkit.redis_server import RedisServer
 
 from .conftest import RunningGateway
@@ -121,8 +122,29 @@ def test_invalid_table_keeps_the_good_one(
     assert httpx.get(f"{gw.url}/api/v1/one/X").status_code == 200
 
 
-def test_readyz_fails_without_a_table(gateway_factory: Gws) -> None:
-    """No table ever loaded: not ready."""
+def test_readyz_with_an_empty_table(gateway_factory: Gws) -> None:
+    """Redis answers and no table is published yet (no ApiBackend): ready, with no routes."""
     gw = gateway_factory()
     r = httpx.get(f"{gw.url}/readyz")
+    assert r.status_code == 200
+    assert r.json()["routes"] == 0
+    assert httpx.get(f"{gw.url}/api/v1/any/thing").status_code == 404
+
+
+def test_readyz_fails_when_no_table_was_ever_read(gateway_factory: Gws) -> None:
+    """Redis never reached since start: no table is known, not ready."""
+    gw = gateway_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    r = httpx.get(f"{gw.url}/readyz")
     assert r.status_code == 503
+
+
+def test_admin_port_keeps_metrics_off_the_public_port(gateway_factory: Gws) -> None:
+    """With an admin port, /metrics and /routes answer there and 404 on the public port."""
+    admin_port = free_port()
+    gw = gateway_factory(admin_port=admin_port)
+    for path in ("/metrics", "/routes"):
+        public = httpx.get(f"{gw.url}{path}")
+        assert public.status_code == 404
+        assert public.json()["status"] is False
+        assert httpx.get(f"http://127.0.0.1:{admin_port}{path}").status_code == 200
+    assert httpx.get(f"{gw.url}/readyz").status_code == 200

@@ -21,6 +21,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ printf "%s/%s:%s" .root.Values.image.repository .name (.root.Values.image.tag | default .root.Chart.AppVersion) }}
 {{- end }}
 
+{{- define "tollgate.authSecret" -}}
+{{ .Values.auth.existingSecret | default (printf "%s-auth" (include "tollgate.fullname" .)) }}
+{{- end }}
+
 {{- define "tollgate.redisSecret" -}}
 {{ .Values.redis.existingSecret | default (printf "%s-redis" (include "tollgate.fullname" .)) }}
 {{- end }}

@@ -24,6 +24,19 @@ access = logging.getLogger("tollgate.access")
 
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 MAX_PIPELINED = 16  # requests parsed ahead of their answers before reading pauses
+VERSIONS = ("1.1", "1.0")  # 0.9 has no headers to frame anything by; 2.0 is not spoken on this port
+# RFC 9110 §15.5.6: a 405 says what is allowed. Every method but CONNECT reaches the handler.
+ALLOW = b"allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+
+
+class Refusal(Exception):
+    """A request the server answers itself (4xx) and closes the connection after."""
+
+    def __init__(self, status: int, message: str, headers: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
 
 
 class Limits:
@@ -36,20 +49,48 @@ class Limits:
         max_body_bytes: int = 1 << 20,
         keep_alive_seconds: float = 5.0,
         header_timeout_seconds: float = 10.0,
+        max_connections_per_client: int = 0,
     ) -> None:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self.keep_alive_seconds = keep_alive_seconds
+        # From the first byte of a request head to its end, however the bytes trickle in.
         self.header_timeout_seconds = header_timeout_seconds
+        # 0: no cap. The public edge sets one (the gateway's setting); a service only its own peers
+        # reach (auth, behind every gateway worker) keeps none.
+        self.max_connections_per_client = max_connections_per_client
 
 
-def error_reply(status: int, message: str) -> bytes:
+def error_reply(status: int, message: str, headers: bytes = b"") -> bytes:
     """A complete response that ends the connection: the server's own 4xx answers."""
     body = error_body(message)
     return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n%s" % (status, REASONS.get(status, b""), len(body), body)
+        b"HTTP/1.1 %d %s\r\n%scontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s"
+        % (status, REASONS.get(status, b""), headers, len(body), body)
     )
+
+
+def request_target(method: str, version: str, hosts: int, url: bytes) -> tuple[bytes, bytes]:
+    """Pure: the path and query a complete request head asks for, or a Refusal. Origin-form and
+    absolute-form are served, asterisk-form only for OPTIONS, authority-form (CONNECT) never
+    (RFC 9112 §3.2); HTTP/1.1 needs exactly one Host."""
+    if version not in VERSIONS:
+        raise Refusal(400, f"HTTP version {version} is not supported: use HTTP/1.1")
+    if hosts > 1 or (hosts == 0 and version == "1.1"):  # RFC 9112 §3.2
+        raise Refusal(400, "an HTTP/1.1 request needs exactly one Host header")
+    if method == "CONNECT":
+        raise Refusal(405, "CONNECT is not supported: this server opens no tunnels", ALLOW)
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        raise Refusal(400, "malformed request-target") from None
+    path = parsed.path
+    if path is None:  # absolute-form with no path: RFC 9110 §4.2.3 makes it "/"
+        path = b"/"
+    elif path[:1] != b"/" and (path != b"*" or method != "OPTIONS"):
+        raise Refusal(400, "malformed request-target")
+    return path, parsed.query or b""
 
 
 def render(reply: Reply, date: bytes, keep_alive: bool, head: bool) -> bytes:
@@ -77,13 +118,20 @@ def render(reply: Reply, date: bytes, keep_alive: bool, head: bool) -> bytes:
 class Parsed:
     """One request as parsed, waiting for its turn."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "url")
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query")
 
     def __init__(
-        self, method: str, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes, keep: bool
+        self,
+        method: str,
+        path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep: bool,
     ) -> None:
         self.method = method
-        self.url = url
+        self.path = path
+        self.query = query
         self.headers = headers
         self.body = body
         self.keep_alive = keep
@@ -105,8 +153,16 @@ class HttpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self.closing = False  # answer what is in progress, then close
         self.gone: asyncio.Future[None] = self.loop.create_future()
+        # When the last answer went out (or the connection opened, or body bytes last came):
+        # bytes that start no request (a client trickling CRLFs) do not keep a connection alive.
         self.last_active = self.loop.time()
         self.in_head = False  # bytes of a request head arrived and it is not complete yet
+        self.head_started = 0.0  # when the first byte of that head arrived
+        self.in_body = False  # the head is complete and its body is not
+        self._method = ""  # of the request being parsed, from its head
+        self._version = ""
+        self._path = b""
+        self._query = b""
         self.read_paused = False
         self.refusal = b""
         self._writable: asyncio.Future[None] | None = None
@@ -124,7 +180,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if peer else ""
-        self.server.connections.add(self)
+        if not self.server.admit(self):
+            self._refuse(503, "too many open connections from this address")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
@@ -139,7 +196,6 @@ class HttpConnection(asyncio.Protocol):
             self._writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -152,6 +208,8 @@ class HttpConnection(asyncio.Protocol):
                 self.transport.close()
         except httptools.HttpParserError as exc:
             self._refuse(400, f"malformed HTTP request: {exc}")
+        if self.in_body:  # a body on its way: it is idle only once its bytes stop coming
+            self.last_active = self.loop.time()
 
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
@@ -165,6 +223,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset()
         self.in_head = True
+        self.head_started = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -176,16 +235,28 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.in_body = True
         if self.closing:
             return
+        parser = self.parser
+        self._version = parser.get_http_version()
+        self._method = parser.get_method().decode("ascii")
         expect = False
+        hosts = 0
         for name, value in self._headers:
-            if name == b"content-length" and value.isdigit():
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length" and value.isdigit():
                 if int(value) > self.limits.max_body_bytes:  # refused before it is sent
                     self._refuse(413, f"request body over {self.limits.max_body_bytes} bytes")
                     return
             elif name == b"expect" and value.lower() == b"100-continue":
                 expect = True
+        try:
+            self._path, self._query = request_target(self._method, self._version, hosts, self._url)
+        except Refusal as refusal:
+            self._refuse(refusal.status, refusal.message, refusal.headers)
+            return
         if expect:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -197,14 +268,15 @@ class HttpConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.in_body = False
         if self.closing:
             return
         body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        method = self.parser.get_method().decode("ascii")
         # HTTP/1.0 clients get one answer per connection (as uvicorn does): keep-alive there
         # needs headers of its own, and no client we serve relies on it.
-        keep = self.parser.should_keep_alive() and self.parser.get_http_version() == "1.1"
-        self.pending.append(Parsed(method, self._url, self._headers, body, keep))
+        keep = self.parser.should_keep_alive() and self._version == "1.1"
+        parsed = Parsed(self._method, self._path, self._query, self._headers, body, keep)
+        self.pending.append(parsed)
         self._reset()
         if len(self.pending) > MAX_PIPELINED:
             self._pause_reading()
@@ -240,7 +312,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             reply = await self.server.handler(self._incoming(p))
         except Exception:  # a bug must cost one 500, never the connection's other requests
-            log.exception("unhandled error answering %s %s", p.method, _path_only(p.url))
+            log.exception("unhandled error answering %s %s", p.method, p.path.decode("latin-1"))
             reply = Reply(
                 500, [(b"content-type", b"application/json")], error_body("internal error")
             )
@@ -251,7 +323,7 @@ class HttpConnection(asyncio.Protocol):
                 "%s %s %s %d %.1fms",
                 self.client,
                 p.method,
-                _path_only(p.url),
+                p.path.decode("latin-1"),  # never the query: it may carry an API key
                 reply.status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -261,8 +333,7 @@ class HttpConnection(asyncio.Protocol):
         return render(reply, self.server.date_header, keep, p.method == "HEAD")
 
     def _incoming(self, p: Parsed) -> Incoming:
-        url = httptools.parse_url(p.url)
-        raw_path = url.path
+        raw_path = p.path
         body = p.body
 
         async def read_body(limit: int) -> bytes:
@@ -274,7 +345,7 @@ class HttpConnection(asyncio.Protocol):
             p.method,
             unquote(raw_path.decode("latin-1")),
             raw_path,
-            url.query or b"",
+            p.query,
             p.headers,
             self.client,
             "http",
@@ -292,7 +363,7 @@ class HttpConnection(asyncio.Protocol):
         if self._head_bytes > self.limits.max_header_bytes:
             self._refuse(431, f"request head over {self.limits.max_header_bytes} bytes")
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, headers: bytes = b"") -> None:
         """The server's own answer to a request it cannot take; the connection ends with it,
         after the answer to a request in progress. Requests parsed after that one are dropped."""
         if self.closing:
@@ -301,9 +372,10 @@ class HttpConnection(asyncio.Protocol):
         self.pending.clear()
         self._pause_reading()
         if self.busy:
-            self.refusal = error_reply(status, message)  # written by _answer after its reply
+            # written by _answer after its reply
+            self.refusal = error_reply(status, message, headers)
             return
-        self.transport.write(error_reply(status, message))
+        self.transport.write(error_reply(status, message, headers))
         self.transport.close()
 
     def _pause_reading(self) -> None:
@@ -318,20 +390,23 @@ class HttpConnection(asyncio.Protocol):
 
     # the server's sweeps
     def expired(self, now: float) -> bool:
-        """Idle past the keep-alive timeout, or a request head that is taking too long."""
+        """Idle past the keep-alive timeout (or a body stalled that long), or a request head
+        not whole within the header timeout of its first byte."""
         if self.busy or self.pending:
             return False
-        lim = self.limits
-        limit = lim.header_timeout_seconds if self.in_head else lim.keep_alive_seconds
-        return now - self.last_active > limit
+        if self.in_head:
+            return now - self.head_started > self.limits.header_timeout_seconds
+        return now - self.last_active > self.limits.keep_alive_seconds
+
+    def expire(self) -> None:
+        """Close an expired connection; a client still sending its head is told why."""
+        if self.in_head and not self.closing:
+            self.closing = True
+            self.transport.write(error_reply(408, "request head not received in time"))
+        self.transport.close()
 
     def drain(self) -> None:
         """Shutdown: close now if idle, or after the request in progress."""
         self.closing = True
         if not self.busy:
             self.transport.close()
-
-
-def _path_only(url: bytes) -> str:
-    # Never the query: it may carry an API key.
-    return url.split(b"?", 1)[0].decode("latin-1")

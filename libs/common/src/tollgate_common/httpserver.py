@@ -10,10 +10,12 @@ on the 2-core VM we measure on; granian's ASGI measured no better than uvicorn).
 a front server owes its clients is here and tested in tests/test_httpserver.py: keep-alive,
 pipelined requests answered in order, ``Connection: close`` and HTTP/1.0, chunked request
 bodies, ``Expect: 100-continue``, limits on the request head (431) and body (413), malformed
-requests (400), an idle keep-alive timeout and a slow-header timeout, write back-pressure, a
-client disconnect cancelling its request's upstream work, a Date header, and a graceful drain
-on SIGTERM. The admin endpoints (FastAPI) are reached through a small ASGI bridge
-(asgibridge.py).
+requests and targets (400; HTTP/0.9, a version but 1.0/1.1, HTTP/1.1 without exactly one Host),
+CONNECT (405), an idle keep-alive timeout and a deadline for the whole request head (408: a
+slowloris client trickling bytes gets no more time), a cap on one address's open connections
+(503), write back-pressure, a client disconnect cancelling its request's upstream work, a Date
+header, and a graceful drain on SIGTERM. Every refusal is JSON ``{"status": false, ...}``. The
+admin endpoints (FastAPI) are reached through a small ASGI bridge (asgibridge.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class HttpServer:
         self.access_log = access_log
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpConnection] = set()
+        self.per_client: dict[str, int] = {}  # open connections by client address
         self.date_header = b""
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
@@ -81,8 +84,25 @@ class HttpServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
+    def admit(self, conn: HttpConnection) -> bool:
+        """Track a new connection; False when its address is over its cap of open connections
+        (one client must not take every slot, slowly or not). The caller refuses it, and
+        ``forget`` counts it out like any other."""
+        self.connections.add(conn)
+        n = self.per_client.get(conn.client, 0) + 1
+        self.per_client[conn.client] = n
+        cap = self.limits.max_connections_per_client
+        return cap <= 0 or n <= cap
+
     def forget(self, conn: HttpConnection) -> None:
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
+        n = self.per_client[conn.client] - 1
+        if n:
+            self.per_client[conn.client] = n
+        else:
+            del self.per_client[conn.client]
         if not self.connections:
             self._all_closed.set()
 
@@ -92,7 +112,7 @@ class HttpServer:
         self.date_header = b"date: %s\r\n" % formatdate(usegmt=True).encode()
         now = self.loop.time()
         for conn in [c for c in self.connections if c.expired(now)]:
-            conn.transport.close()
+            conn.expire()
         self._sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
 
     async def shutdown(self, grace_seconds: float) -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+
+PROBE_SECONDS = 0.5
+"""How long a readiness probe waits for Redis: inside the kubelet's default 1 s probe timeout."""
 
 
 def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
@@ -13,6 +21,11 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
 
     Short socket timeouts: a Redis that stops answering must degrade the caller (bypass the cache,
     keep the last route table) within a bounded time, never hang a request.
+
+    One retry, at once, on a ConnectionError: a pooled connection that Redis dropped (a restart, a
+    failover, an idle timeout) fails its next command, and that command then goes on a fresh
+    connection instead of failing its request. Not on a timeout: a Redis that stopped answering
+    would double the wait, and a write it did apply would be applied twice.
     """
     # A blocking pool: a burst beyond max_connections waits for a free connection (bounded by
     # ``timeout``) instead of failing with "Too many connections" as the plain pool does.
@@ -24,8 +37,21 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         socket_timeout=2.0,
         health_check_interval=15,
         decode_responses=False,
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+async def answers(ping: Awaitable[Any]) -> bool:
+    """Whether a PING (``redis.ping()`` of redis-py, ``lean.execute("PING")`` of the lean client)
+    is answered within PROBE_SECONDS. Readiness probes ask through the clients that serve requests,
+    over the connections those use, so a dropped connection is replaced by the probe."""
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            await ping
+    except (RedisError, OSError, TimeoutError):
+        return False
+    return True
 
 
 class LuaScript:

@@ -32,6 +32,11 @@ TABLE_CHANNEL = "tollgate:routes:changed"
 # A path prefix is "/" or slash-separated segments of URL-safe characters, no trailing slash.
 PATH_PREFIX_PATTERN = r"^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$"
 URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+# A Service name is a DNS-1035 label: no dot or slash, so it cannot point into another namespace
+# ("payments.prod.svc.cluster.local/") or at any host ("evil.example/").
+SERVICE_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"  # an RFC 9110 token
+MAX_CREDIT_COST = 1_000_000
 
 Strategy = Literal["race", "failover", "roundRobin"]
 SuccessWhen = Literal["jsonStatusTrue", "http2xx"]
@@ -49,15 +54,15 @@ class _Model(BaseModel):
 class ServiceRef(_Model):
     """A Kubernetes Service in the resource's namespace; the operator turns it into a URL."""
 
-    name: str = Field(min_length=1, max_length=63)
-    port: int = Field(80, ge=1, le=65535)
+    name: str = Field(min_length=1, max_length=63, pattern=SERVICE_NAME_PATTERN)
+    port: int = Field(ge=1, le=65535)
     scheme: Literal["http", "https"] = "http"
 
 
 class Endpoint(_Model):
     """One upstream server of a route: a URL, or (in Kubernetes) a Service reference."""
 
-    url: Annotated[str, Field(pattern=URL_PATTERN)] | None = None
+    url: Annotated[str, Field(pattern=URL_PATTERN, max_length=2048)] | None = None
     service: ServiceRef | None = None
     weight: int = Field(
         1, ge=1, le=1000, description="Share of traffic under the weighted balancer."
@@ -72,12 +77,16 @@ class Endpoint(_Model):
 
 class CacheSpec(_Model):
     ttl_seconds: int = Field(0, ge=0, le=7 * 24 * 3600, description="0 turns caching off.")
-    max_body_bytes: int = Field(1 << 20, ge=0, description="Larger responses are not cached.")
+    max_body_bytes: int = Field(
+        1 << 20, ge=0, le=64 << 20, description="Larger responses are not cached."
+    )
 
 
 class CircuitBreakerSpec(_Model):
-    failure_threshold: int = Field(5, ge=1, description="Consecutive failures that eject.")
-    eject_seconds: float = Field(10.0, gt=0, description="How long before a probe is let through.")
+    failure_threshold: int = Field(5, ge=1, le=1000, description="Consecutive failures that eject.")
+    eject_seconds: float = Field(
+        10.0, gt=0, le=3600, description="How long before a probe is let through."
+    )
 
 
 class ApiBackendSpec(_Model):
@@ -89,16 +98,18 @@ class ApiBackendSpec(_Model):
     timeout_seconds: float = Field(30.0, gt=0, le=300)
     success_when: SuccessWhen = "jsonStatusTrue"
     cache: CacheSpec = CacheSpec()
-    credit_cost: int = Field(1, ge=0)
+    credit_cost: int = Field(1, ge=0, le=MAX_CREDIT_COST)
     retries: int = Field(
         0, ge=0, le=10, description="failover/roundRobin: extra attempts beyond the first."
     )
     hedge_delay_seconds: float | None = Field(
-        None, gt=0, description="roundRobin: send a second request after this delay."
+        None, gt=0, le=300, description="roundRobin: send a second request after this delay."
     )
     balancer: Balancer = "leastInflight"
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers sent to every upstream."
+        default_factory=dict,
+        max_length=32,
+        description="Extra request headers sent to every upstream.",
     )
     fail_open: bool = Field(
         False, description="Serve when the auth service is unreachable (for free data)."
@@ -115,10 +126,23 @@ class ApiBackendSpec(_Model):
     @classmethod
     def _header_names(cls, v: dict[str, str]) -> dict[str, str]:
         for name, value in v.items():
-            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            if not re.fullmatch(HEADER_NAME_PATTERN, name):
                 raise ValueError(f"invalid header name {name!r}")
             if "\r" in value or "\n" in value:
                 raise ValueError(f"header {name!r} has a line break in its value")
+            if len(value) > 4096:
+                raise ValueError(f"header {name!r} is longer than 4096 characters")
+        return v
+
+    @field_validator("endpoints")
+    @classmethod
+    def _no_duplicates(cls, v: list[Endpoint]) -> list[Endpoint]:
+        seen: set[object] = set()
+        for e in v:
+            target = e.url if e.service is None else (e.service.name, e.service.port)
+            if target in seen:
+                raise ValueError(f"duplicate endpoint {target!r}")
+            seen.add(target)
         return v
 
 

@@ -44,7 +44,7 @@ from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.exchange import Incoming, Reply
 from tollgate_common.httpserver import HttpServer, Limits
-from tollgate_common.redis import create_redis
+from tollgate_common.redis import answers, create_redis
 from tollgate_common.resp import LeanRedis
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class Service:
         self.admin_token = settings.admin_token or "dev-" + secrets.token_urlsafe(24)
         self.metrics = Metrics()
         self.redis: Any = None
+        self.lean: LeanRedis | None = None
         self.store: Store | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -68,7 +69,7 @@ class Service:
         self.redis = create_redis(self.settings.redis_url)
         # authorize/refund run on every gateway request: the lean client costs about half of
         # redis-py's CPU per round trip (tollgate_common/resp.py has the numbers).
-        lean = LeanRedis(self.settings.redis_url)
+        self.lean = lean = LeanRedis(self.settings.redis_url)
         self.store = Store(self.redis, self.settings.key_pepper, hot=lean)
         if not self.settings.admin_token:
             log.warning("dev mode: generated admin token %s", self.admin_token)
@@ -81,6 +82,15 @@ class Service:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await lean.aclose()
             await self.redis.aclose()
+
+    async def unready_clients(self) -> list[str]:
+        """Names of the Redis clients serving requests that do not answer a PING in time."""
+        if self.lean is None:
+            return ["lean", "admin"]
+        lean, admin = await asyncio.gather(
+            answers(self.lean.execute("PING")), answers(self.redis.ping())
+        )
+        return [name for name, ok in (("lean", lean), ("admin", admin)) if not ok]
 
     def emit(self, events: list[Event]) -> None:
         """Append events off the request path; a failure is logged, never raised."""
@@ -147,10 +157,12 @@ def _store(request: Request) -> Store:
 
 
 async def _require_admin(request: Request) -> None:
-    given = request.headers.get("authorization", "")
-    token = given[7:] if given.lower().startswith("bearer ") else ""
-    if not token or not same_token(token, _service(request).admin_token):
-        raise Unauthorized("admin token required: Authorization: Bearer <token>")
+    given = request.headers.get("authorization", "").strip()
+    scheme, _, token = given.partition(" ")
+    if not given or (scheme.lower() == "bearer" and not token.strip()):
+        raise Unauthorized("missing admin token: send Authorization: Bearer <token>")
+    if scheme.lower() != "bearer" or not same_token(token.strip(), _service(request).admin_token):
+        raise Unauthorized("invalid admin token")
 
 
 # Module level: FastAPI resolves these string annotations in the module's namespace.
@@ -190,10 +202,15 @@ def create_admin(svc: Service) -> FastAPI:
 
     @admin.get("/readyz")
     async def readyz() -> JSONResponse:
-        try:
-            await svc.redis.ping()
-        except REDIS_ERRORS:
-            return JSONResponse({"status": False, "message": "redis unreachable"}, 503)
+        """Ready when both Redis clients that serve requests answer a PING within 0.5 s: the lean
+        one the authorize and refund RPCs use, and the redis-py pool of the admin API and events.
+        The PING goes over the connections those requests use, so a connection Redis dropped (a
+        restart) is replaced here rather than by a request. 503 names the client that failed."""
+        down = await svc.unready_clients()
+        if down:
+            return JSONResponse(
+                {"status": False, "message": f"redis unreachable ({', '.join(down)} client)"}, 503
+            )
         return JSONResponse({"status": True})
 
     @admin.get("/metrics")

@@ -1,10 +1,38 @@
-"""The auth service's wire shapes: the authorize RPC and the admin API."""
+"""The auth service's wire shapes: the authorize RPC and the admin API.
+
+Every number the admin API takes is bounded here, so what reaches Redis is what the ledger
+(tollgate_common/authorize.lua) computes with exactly: Lua numbers are doubles, exact to 2**53, and
+Redis integers stop at 2**63 - 1, so a balance past either made every later request on the key an
+error. Out of bounds is a 422 naming the field, never a 500 or a 503.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tollgate_common.credits import CHARGE_ID_PATTERN, MAX_KEY_CHARS, MAX_PATH_CHARS
+
+MAX_CREDITS = 10**15
+"""The most a balance, a top-up or a cost may be: far inside both the doubles of the Lua ledger
+and Redis integers, even with a top-up added to a full balance."""
+
+MAX_EXPIRES_AT = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the latest expiry (Unix seconds) a calendar prints."""
+
+MAX_RATE = 1000.0
+"""Requests per second: the ledger counts in milliseconds, so a faster rate is the same as 1000."""
+
+MIN_RATE = 0.001
+"""One request per 1000 s; far slower rates overflow the ledger's rate-limit state in Redis (every
+request on the key then fails)."""
+
+MAX_BURST = 10_000
+
+Credits = Annotated[int, Field(ge=0, le=MAX_CREDITS)]
+Expiry = Annotated[float, Field(ge=0, le=MAX_EXPIRES_AT, allow_inf_nan=False)]
+CostPrefix = Annotated[str, Field(pattern=r"^/", max_length=256)]
 
 
 class AuthorizeRequest(BaseModel):
@@ -42,20 +70,35 @@ class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    rate: float = Field(0, ge=0, description="Requests per second sustained; 0 = unlimited.")
-    burst: int = Field(1, ge=1, description="Requests allowed at once.")
-    costs: dict[str, int] = Field(
-        default_factory=dict, description="Credit cost per path prefix (longest match wins)."
+    rate: float = Field(
+        0,
+        ge=0,
+        le=MAX_RATE,
+        allow_inf_nan=False,
+        description=f"Requests per second sustained, {MIN_RATE} to {MAX_RATE:g}; 0 = unlimited.",
     )
+    burst: int = Field(1, ge=1, le=MAX_BURST, description="Requests allowed at once.")
+    costs: dict[CostPrefix, Credits] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Credit cost per path prefix (longest match wins).",
+    )
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_zero_or_in_range(cls, rate: float) -> float:
+        if 0 < rate < MIN_RATE:
+            raise ValueError(f"rate must be 0 (unlimited) or at least {MIN_RATE}")
+        return rate
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("", max_length=128)
-    credits: int = Field(0, ge=0)
+    credits: Credits = 0
     plan: str = Field("", max_length=63)
-    expires_at: float | None = Field(None, description="Unix time; none = never.")
+    expires_at: Expiry | None = Field(None, description="Unix time; none or 0 = never.")
 
 
 class KeyPatch(BaseModel):
@@ -63,14 +106,19 @@ class KeyPatch(BaseModel):
 
     name: str | None = Field(None, max_length=128)
     plan: str | None = Field(None, max_length=63)
-    expires_at: float | None = Field(None, description="Unix time; 0 = never.")
+    expires_at: Expiry | None = Field(None, description="Unix time; 0 = never.")
 
 
 class CreditsChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    add: int | None = None
-    set: int | None = Field(None, ge=0)
+    add: int | None = Field(
+        None,
+        ge=-MAX_CREDITS,
+        le=MAX_CREDITS,
+        description=f"Credits to add (negative: take away); the balance stays 0..{MAX_CREDITS}.",
+    )
+    set: Credits | None = Field(None, description="The new balance.")
 
 
 class KeyInfo(BaseModel):

@@ -1,7 +1,11 @@
 """Keys, plans and credits in Redis: the only module of the auth service that talks to Redis.
 
 The hot path (authorize, refund) is tollgate_common.credits.Ledger: one EVALSHA each. The admin
-calls here are not on the hot path.
+calls here are not on the hot path. The writes that must not race each other are small Lua scripts,
+atomic in Redis: a key is attached to a plan only while the plan exists, a plan is deleted only
+while no live key uses it, and a balance changes only within 0..MAX_CREDITS. Like authorize.lua they
+touch keys derived from their arguments: fine on one Redis or a primary with replicas, not on a
+Redis Cluster.
 """
 
 from __future__ import annotations
@@ -9,13 +13,67 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tollgate_auth.errors import Invalid, NotFound
+from tollgate_auth.errors import Conflict, Invalid, NotFound
 from tollgate_auth.keys import display_prefix, key_hash, new_key
-from tollgate_auth.models import KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
+from tollgate_auth.models import MAX_CREDITS, KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
 from tollgate_common.credits import Ledger, Outcome, P, record_key
+from tollgate_common.redis import LuaScript
 
 KEYS_SET = P + "keys"
 PLANS_SET = P + "plans"
+
+# KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
+# Returns 0 when the plan does not exist (nothing written), else 1.
+CREATE_KEY = """
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[2])
+return 1
+"""
+
+# KEYS: record, plan. ARGV: plan to check ('' = none), field/value pairs.
+# Returns -1 when the record is gone, 0 when the plan does not exist, else 1.
+PATCH_KEY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+# KEYS: record. ARGV: credits to add, the maximum balance.
+# Returns -3 when the record is gone, -1 below zero, -2 above the maximum, else 0.
+ADD_CREDITS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -3 end
+local after = (tonumber(redis.call('HGET', KEYS[1], 'credits') or '0') or 0) + tonumber(ARGV[1])
+if after < 0 then return -1 end
+if after > tonumber(ARGV[2]) then return -2 end
+redis.call('HINCRBY', KEYS[1], 'credits', ARGV[1])
+return 0
+"""
+
+# KEYS: plan, plans set, keys set. ARGV: plan name, id-key prefix, record-key prefix.
+# Returns -1 when there is no such plan, else how many live (unrevoked) keys use it; the plan is
+# deleted only when that is 0: a key whose plan is gone would be served without limits.
+DELETE_PLAN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return -1
+end
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local h = redis.call('GET', ARGV[2] .. id)
+  if h then
+    local rec = redis.call('HMGET', ARGV[3] .. h, 'plan', 'revoked')
+    if rec[1] == ARGV[1] and rec[2] ~= '1' then n = n + 1 end
+  end
+end
+if n == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+return n
+"""
 
 
 def id_key(key_id: str) -> str:
@@ -32,6 +90,10 @@ class Store:
         self.pepper = pepper
         # ``hot``: the client for the per-request ledger calls (the lean one in production).
         self.ledger = Ledger(hot if hot is not None else redis, pepper)
+        self._create_key = LuaScript(CREATE_KEY)
+        self._patch_key = LuaScript(PATCH_KEY)
+        self._add_credits = LuaScript(ADD_CREDITS)
+        self._delete_plan = LuaScript(DELETE_PLAN)
 
     # --- hot path
     async def authorize(
@@ -62,25 +124,21 @@ class Store:
 
     # --- keys
     async def create_key(self, req: KeyCreate) -> KeyCreated:
-        if req.plan and not await self.redis.exists(plan_key(req.plan)):
-            raise NotFound(f"no such plan: {req.plan}")
         key_id, raw = new_key()
         hashed = key_hash(raw, self.pepper)
-        now = time.time()
         fields = {
             "id": key_id,
             "name": req.name,
             "plan": req.plan,
             "credits": req.credits,
             "revoked": 0,
-            "expires_at": int((req.expires_at or 0) * 1000),
-            "created_at": now,
+            "expires_at": _ms(req.expires_at),
+            "created_at": time.time(),
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(record_key(hashed), mapping=fields)
-            pipe.set(id_key(key_id), hashed)
-            pipe.sadd(KEYS_SET, key_id)
-            await pipe.execute()
+        keys = [record_key(hashed), plan_key(req.plan), id_key(key_id), KEYS_SET]
+        args = [req.plan, key_id, hashed, *_pairs(fields)]
+        if not await self._create_key(self.redis, keys, args):
+            raise NotFound(f"no such plan: {req.plan}")
         info = await self.get_key(key_id)
         return KeyCreated(**info.model_dump(), key=raw)
 
@@ -116,13 +174,16 @@ class Store:
         if patch.name is not None:
             fields["name"] = patch.name
         if patch.plan is not None:
-            if patch.plan and not await self.redis.exists(plan_key(patch.plan)):
-                raise NotFound(f"no such plan: {patch.plan}")
             fields["plan"] = patch.plan
         if patch.expires_at is not None:
-            fields["expires_at"] = int(patch.expires_at * 1000)
+            fields["expires_at"] = _ms(patch.expires_at)
         if fields:
-            await self.redis.hset(rk, mapping=fields)
+            plan = patch.plan or ""
+            done = await self._patch_key(self.redis, [rk, plan_key(plan)], [plan, *_pairs(fields)])
+            if done == -1:
+                raise NotFound(f"no such key: {key_id}")
+            if done == 0:
+                raise NotFound(f"no such plan: {plan}")
         return await self.get_key(key_id)
 
     async def change_credits(self, key_id: str, add: int | None, set_to: int | None) -> KeyInfo:
@@ -133,10 +194,13 @@ class Store:
             await self.redis.hset(rk, "credits", set_to)
         else:
             assert add is not None
-            left = await self.redis.hincrby(rk, "credits", add)
-            if left < 0:
-                await self.redis.hincrby(rk, "credits", -add)
-                raise Invalid("credits cannot go below zero")
+            status = await self._add_credits(self.redis, [rk], [add, MAX_CREDITS])
+            if status == -3:
+                raise NotFound(f"no such key: {key_id}")
+            if status == -1:
+                raise Invalid("add: the balance cannot go below zero")
+            if status == -2:
+                raise Invalid(f"add: the balance cannot go above {MAX_CREDITS}")
         return await self.get_key(key_id)
 
     # --- plans
@@ -166,9 +230,25 @@ class Store:
         return [await self.get_plan(n) for n in names]
 
     async def delete_plan(self, name: str) -> None:
-        if not await self.redis.delete(plan_key(name)):
+        keys = [plan_key(name), PLANS_SET, KEYS_SET]
+        in_use = await self._delete_plan(self.redis, keys, [name, id_key(""), record_key("")])
+        if in_use < 0:
             raise NotFound(f"no such plan: {name}")
-        await self.redis.srem(PLANS_SET, name)
+        if in_use:
+            noun = "key uses" if in_use == 1 else "keys use"
+            raise Conflict(
+                f"plan {name} is in use: {in_use} {noun} it; move them to another plan "
+                "or revoke them first"
+            )
+
+
+def _ms(at: float | None) -> int:
+    """An expiry as the ledger stores it: Unix milliseconds, 0 = never."""
+    return int((at or 0) * 1000)
+
+
+def _pairs(fields: dict[str, Any]) -> list[Any]:
+    return [x for kv in fields.items() for x in kv]
 
 
 def _info(rec: dict[bytes, bytes]) -> KeyInfo:

@@ -8,6 +8,7 @@ connection pool and one Redis pool and closes them on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -21,9 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from tollgate_common import asgibridge
+from tollgate_common.exchange import error_body
 from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.logging import configure_logging
-from tollgate_common.redis import create_redis
+from tollgate_common.redis import answers, create_redis
 from tollgate_common.resp import LeanRedis
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
@@ -48,24 +50,35 @@ class Gateway:
         self.state = RouteState(self.metrics)
         self.proxy: Proxy | None = None
         self.follower: RedisFollower | None = None
+        self.redis: Any = None  # redis-py: the route table follower and the event sink
+        self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
         self._prefix = PREFIX + "/"
+        # With an admin port, the public port answers only the proxy path and the probes:
+        # /metrics and /routes (internal upstream URLs) stay off a Service that may be public.
+        self._public_only = settings.admin_port != 0
 
     def handle(self, req: Incoming) -> Awaitable[Reply | None]:
-        """One request from the gateway's server: the proxy path, or the admin app (the
+        """One request from the gateway's public server: the proxy path, or the admin app (the
         awaitable itself, not one more coroutine around it)."""
         if self.proxy is not None and req.path.startswith(self._prefix):
             return self.proxy.handle(req)
+        if self._public_only and req.path not in PUBLIC_ADMIN_PATHS:
+            return _not_here()
+        return asgibridge.call(self.admin, req, self.address)
+
+    def handle_admin(self, req: Incoming) -> Awaitable[Reply | None]:
+        """One request on the admin port: the admin app only."""
         return asgibridge.call(self.admin, req, self.address)
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI | None = None) -> AsyncIterator[None]:
         s = self.settings
-        redis = create_redis(s.redis_url)
+        self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
         # redis-py costs ~2x its CPU per round trip (tollgate_common/resp.py has the numbers).
-        lean = LeanRedis(s.redis_url)
+        self.lean = lean = LeanRedis(s.redis_url)
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,
             connect_timeout=s.upstream_connect_timeout_seconds,
@@ -121,20 +134,38 @@ class Gateway:
             await lean.aclose()
             await redis.aclose()
 
-    def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Ready once a route table is in force. A Redis outage alone does not make a gateway
-        unready: it keeps serving its last good table, and pulling every replica out of the
-        Service at once would turn a Redis blip into a full outage."""
-        redis_ok = self.follower.healthy if self.follower is not None else True
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once a route table is in force, an empty one included (a fresh cluster with no
+        ApiBackend yet is a valid state). The check also PINGs, within 0.5 s each and at once,
+        the two Redis clients requests are served with: the lean one (cache tier, and the credit
+        ledger in AUTH_MODE=redis) and the redis-py pool (route table, events). Their answers are
+        reported (``lean``, ``pool``; ``redis``: the table follower reads Redis) and a connection
+        Redis dropped is replaced by this probe rather than by a request; they do not decide
+        readiness: a Redis outage hits every replica alike, and pulling them all out of the
+        Service would turn a Redis blip into a full outage, failOpen routes and the last good
+        table included."""
+        lean, pool = False, False
+        if self.lean is not None:
+            lean, pool = await asyncio.gather(
+                answers(self.lean.execute("PING")), answers(self.redis.ping())
+            )
         detail = {
             "table_version": self.state.version,
             "routes": len(self.state.router),
-            "redis": redis_ok,
+            "redis": self.follower.healthy if self.follower is not None else True,
+            "lean": lean,
+            "pool": pool,
         }
         return self.state.loaded, detail
 
 
 REFUND_GRACE_SECONDS = 5.0  # at shutdown; what does not land by then stays parked in Redis
+PUBLIC_ADMIN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+async def _not_here() -> Reply:
+    return Reply(404, [(b"content-type", b"application/json")], error_body("not found"))
+
 
 # Per-request allocations triggered young collections that py-spy showed at ~8% of a worker;
 # a larger first generation cut that (+8% req/s on a miss).
@@ -157,6 +188,7 @@ async def serve(
             max_body_bytes=settings.max_request_body_bytes,
             keep_alive_seconds=settings.keep_alive_seconds,
             header_timeout_seconds=settings.header_timeout_seconds,
+            max_connections_per_client=settings.max_connections_per_client,
         )
 
         def listening(port: int) -> None:
@@ -164,15 +196,22 @@ async def serve(
             if on_listen is not None:
                 on_listen(gw, port)
 
+        admin = HttpServer(gw.handle_admin, limits) if settings.admin_port else None
+        if admin is not None:
+            await admin.listen(settings.host, settings.admin_port, reuse_port=reuse_port)
         server = HttpServer(gw.handle, limits, access_log=settings.access_log)
-        await server.run(
-            settings.host,
-            settings.port,
-            stop,
-            grace_seconds=settings.shutdown_grace_seconds,
-            reuse_port=reuse_port,
-            on_listen=listening,
-        )
+        try:
+            await server.run(
+                settings.host,
+                settings.port,
+                stop,
+                grace_seconds=settings.shutdown_grace_seconds,
+                reuse_port=reuse_port,
+                on_listen=listening,
+            )
+        finally:
+            if admin is not None:
+                await admin.shutdown(0)
 
 
 def auth_enabled(s: GatewaySettings) -> bool:
@@ -196,7 +235,7 @@ def create_admin(gw: Gateway) -> FastAPI:
 
     @admin.get("/readyz")
     async def readyz() -> JSONResponse:
-        ok, detail = gw.ready()
+        ok, detail = await gw.ready()
         return JSONResponse({"status": ok, **detail}, 200 if ok else 503)
 
     @admin.get("/metrics")

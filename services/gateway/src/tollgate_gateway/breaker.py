@@ -2,6 +2,10 @@
 
 closed --N consecutive failures--> open --ejectSeconds pass--> half-open (one probe)
 half-open --probe succeeds--> closed;  --probe fails--> open again.
+
+Planning a request only asks (``admits``); the probe is claimed when an attempt is really sent
+(``allows``). A plan lists endpoints that failover and roundRobin never send to, and a probe
+claimed for those was never released: the healed endpoint stayed ejected for good.
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ class Breaker:
     probing: bool = False
     ejections: int = 0
 
+    def admits(self, now: float) -> bool:
+        """Whether a plan may list this endpoint now: closed, or half-open with its probe free.
+        Claims nothing."""
+        return self.failures < self.failure_threshold or (
+            now >= self.open_until and not self.probing
+        )
+
     def allows(self, now: float) -> bool:
-        """Whether a request may go to this endpoint now (claims the probe when half-open)."""
+        """Whether a request may be sent to this endpoint now (claims the probe when half-open):
+        called as the attempt starts, so every claim ends in success, failure or release."""
         if self.failures < self.failure_threshold:
             return True
         if now < self.open_until or self.probing:

@@ -16,7 +16,7 @@ INTERFACE CONTRACT (the rest of the gateway codes against exactly this):
 
 - ``UpstreamPool(max_per_origin=..., connect_timeout=..., max_body_bytes=...)``; optional:
   ``ssl_context`` (default: the system CAs), ``idle_timeout`` (seconds a pooled connection may
-  sit unused, default 4).
+  sit unused, default 4; a sweep closes it then, traffic or not).
 - ``await pool.request(origin, method, target, headers, body) -> UpstreamResponse``
   ``origin`` is ``"http://host:port"`` (scheme+authority of an endpoint URL, no path);
   ``target`` the request-target (path and query, already built by the caller);
@@ -49,6 +49,9 @@ CLOSE_GRACE_SECONDS = 2.0  # aclose waits this long for sockets to close (TLS cl
 # Closed by us before the upstream's own keep-alive timeout closes it (uvicorn, Node and Apache:
 # 5 s), which would race a request we send: a GET is retried then, a POST fails.
 IDLE_TIMEOUT_SECONDS = 4.0
+# The sweep runs this long after the oldest idle connection expires: one timer per pool, set for
+# the next expiry only (an idle gateway is not woken up, and a request costs no timer).
+SWEEP_SLACK_SECONDS = 0.05
 
 
 class _Origin:
@@ -85,6 +88,7 @@ class UpstreamPool:
         self._origins: dict[str, _Origin] = {}
         self._closed = False
         self._counts = Counts()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def request(
         self,
@@ -127,6 +131,10 @@ class UpstreamPool:
         if conn.keep_alive and not conn.closed and method != "HEAD":
             conn.idle_since = conn.loop.time()
             o.idle.append(conn)
+            if self._sweeper is None:
+                self._sweeper = conn.loop.call_at(
+                    conn.idle_since + self.idle_timeout + SWEEP_SLACK_SECONDS, self._sweep
+                )
         else:  # HEAD too: llhttp cannot be told that answer has no body; a new parser is safer
             self._discard(o, conn)
         return resp
@@ -147,6 +155,34 @@ class UpstreamPool:
                 return conn
             self._discard(o, conn)
         return None
+
+    def _sweep(self) -> None:
+        """Close the connections idle past ``idle_timeout``, then set the timer for the next
+        expiry, if any connection is still idle. Without it, the sockets a burst opened stayed
+        open until the next request to their origin."""
+        self._sweeper = None
+        if self._closed:
+            return
+        loop: asyncio.AbstractEventLoop | None = None
+        oldest: float | None = None
+        for o in self._origins.values():
+            if not o.idle:
+                continue
+            loop = o.idle[0].loop
+            now = loop.time()
+            keep: deque[Connection] = deque()  # still oldest first
+            for conn in o.idle:
+                if self._expired(conn, now):
+                    self._discard(o, conn)
+                else:
+                    keep.append(conn)
+            o.idle = keep
+            if keep and (oldest is None or keep[0].idle_since < oldest):
+                oldest = keep[0].idle_since
+        if loop is not None and oldest is not None:
+            self._sweeper = loop.call_at(
+                oldest + self.idle_timeout + SWEEP_SLACK_SECONDS, self._sweep
+            )
 
     def _expired(self, conn: Connection, now: float) -> bool:
         return conn.closed or now - conn.idle_since > self.idle_timeout
@@ -203,6 +239,9 @@ class UpstreamPool:
     async def aclose(self) -> None:
         """Close every connection and wait (bounded) until their sockets are released."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         conns = [c for o in self._origins.values() for c in o.all]
         for o in self._origins.values():
             o.all.clear()

@@ -8,7 +8,8 @@ GatewayError
 ├── AccessDenied          400/401/402/403/429  the auth service said no (reason decides)
 ├── AuthUnavailable       503  auth service or its Redis unreachable (fail closed), or no decision
 ├── NoData                404  upstreams answered, none had data (``status: false``, 404)
-├── UpstreamFailed        502  every upstream failed (error, reset, 5xx, invalid JSON)
+├── UpstreamFailed        502  every upstream failed (error, reset, 5xx, invalid JSON);
+│                              the client reads the route and a count, ``detail`` the URLs
 └── DeadlineExceeded      504  the route's timeout passed
 """
 
@@ -44,9 +45,11 @@ class GatewayError(Exception):
     status = 500
     default_message = "internal error"
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", *, detail: str = "") -> None:
         super().__init__(message or self.default_message)
-        self.message = message or self.default_message
+        self.message = message or self.default_message  # what the client reads
+        # What only the logs and the failure event get: upstream URLs are internal topology.
+        self.detail = detail or self.message
 
 
 class BadRequest(GatewayError):

@@ -29,7 +29,6 @@ from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.errors import (
     AccessDenied,
     AuthUnavailable,
-    BadRequest,
     DeadlineExceeded,
     GatewayError,
     NoData,
@@ -51,6 +50,7 @@ from tollgate_gateway.headers import (
 )
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.outcome import Verdict, classify
+from tollgate_gateway.path import normalize
 from tollgate_gateway.refunds import Refunds
 from tollgate_gateway.request import (
     ClientGone,
@@ -63,12 +63,13 @@ from tollgate_gateway.request import (
     wait_disconnect,
 )
 from tollgate_gateway.settings import GatewaySettings
-from tollgate_gateway.strategies import Attempt, plan, staggered
+from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.table import RouteState
 from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+PREFIX_SLASH = PREFIX + "/"
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -151,11 +152,13 @@ class Proxy:
         return reply
 
     def _route(self, req: Incoming) -> tuple[CompiledRoute, str]:
-        """The route of a request and its path after /api/v1 (not a coroutine: every await
-        level is paid for twice per upstream answer, once down and once back up)."""
-        path = req.path[len(PREFIX) :] or "/"
-        if "/../" in path + "/" or "/./" in path + "/":
-            raise BadRequest("path segments '.' and '..' are not allowed")
+        """The route of a request and its normalized path after /api/v1 (path.py), the one path
+        both routed and sent upstream (not a coroutine: every await level is paid for twice per
+        upstream answer, once down and once back up)."""
+        full = normalize(req.raw_path)
+        if not full.startswith(PREFIX_SLASH):  # /api%2Fv1/...: decoded, it only looked like it
+            raise RouteNotFound(f"no such route: {full}")
+        path = full[len(PREFIX) :]
         if len(path) > MAX_PATH_CHARS:  # the ledger's bound, answered here in both auth modes
             raise UriTooLong(f"request path over {MAX_PATH_CHARS} characters")
         compiled = self.p.state.router.match(path)
@@ -195,7 +198,7 @@ class Proxy:
                 self._served(compiled)
                 return Reply(hit.status, [*hit.headers, (b"x-cache", b"HIT"), *extra], hit.body)
 
-            target = req.raw_path[len(PREFIX) :].decode("latin-1") or "/"
+            target = path
             if query_parts:
                 target += "?" + b"&".join(query_parts).decode("latin-1")
             up_headers = upstream_request_headers(
@@ -312,8 +315,13 @@ class Proxy:
             return won
         if any(a.verdict is Verdict.NODATA for a in attempts):
             raise NoData(_nodata_message(attempts))
+        tried = len({id(a.upstream) for a in attempts})
         detail = "; ".join(f"{a.upstream.origin}: {a.error or 'bad answer'}" for a in attempts)
-        raise UpstreamFailed(f"every upstream server failed ({detail})")
+        raise UpstreamFailed(
+            f"every upstream of {compiled.route.name} failed "
+            f"({tried} upstream{'s' if tried != 1 else ''} tried)",
+            detail=f"every upstream server failed ({detail})",
+        )
 
     async def _attempt(
         self,
@@ -324,6 +332,9 @@ class Proxy:
         headers: Headers,
         body: bytes,
     ) -> Attempt:
+        b = up.breaker
+        if b.failures >= b.failure_threshold and not may_send(compiled, up, time.monotonic()):
+            return Attempt(up, Verdict.FAIL, None, "ejected (its probe is in flight)")
         spec = compiled.route.spec
         success_when = "http2xx" if method == "HEAD" else spec.success_when
         up.inflight += 1
@@ -363,8 +374,9 @@ class Proxy:
             self.p.events.route_served(compiled.route.name)
 
     def _failed(self, compiled: CompiledRoute, exc: GatewayError, d: Decision | None) -> None:
+        log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
-            self.p.events.route_failed(compiled.route.name, exc.status, exc.message)
+            self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
         self._refund(d)
 
     def _refund(self, d: Decision | None) -> None:

@@ -15,6 +15,13 @@ class GatewaySettings(ServiceSettings):
 
     host: str = Field("0.0.0.0", description="Listen address.")
     port: int = Field(8080, ge=1, le=65535, description="Listen port.")
+    admin_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of /metrics and /routes; 0 = the main port. When set, the main port "
+        "serves only /api/v1, /healthz and /readyz (the chart sets 9090).",
+    )
     workers: int = Field(1, ge=1, description="Worker processes (scale with pods in Kubernetes).")
     routes_file: str = Field(
         "", description="ApiBackend YAML file; empty = follow the operator's table in Redis."
@@ -61,7 +68,16 @@ class GatewaySettings(ServiceSettings):
         5.0, gt=0, description="An idle client connection is closed after this long."
     )
     header_timeout_seconds: float = Field(
-        10.0, gt=0, description="A request head must arrive whole within this (slow clients)."
+        10.0,
+        gt=0,
+        description="A request head must arrive whole within this of its first byte, however "
+        "it trickles in (slowloris); past it: 408 and closed.",
+    )
+    max_connections_per_client: int = Field(
+        512,
+        ge=0,
+        description="Open connections one client address may hold; one more gets 503 and is "
+        "closed (0 = no cap). Behind a proxy or a SNAT every client shares its address: raise it.",
     )
     max_header_bytes: int = Field(
         64 << 10, ge=1024, description="Request line plus headers; larger gets 431."

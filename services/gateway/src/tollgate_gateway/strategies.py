@@ -31,10 +31,19 @@ Send = Callable[[Upstream], Awaitable[Attempt]]
 
 
 def healthy(ups: list[Upstream], now: float) -> list[Upstream]:
-    """Endpoints whose breaker lets a request through. When every one is ejected, all of them:
+    """Endpoints whose breaker admits a request. When every one is ejected, all of them:
     failing fast on a whole route is worse than trying (Envoy's panic threshold does the same)."""
-    ok = [u for u in ups if u.breaker.allows(now)]
+    ok = [u for u in ups if u.breaker.admits(now)]
     return ok or list(ups)
+
+
+def may_send(route: CompiledRoute, up: Upstream, now: float) -> bool:
+    """At send time, for an endpoint whose breaker is not closed: True when this attempt takes
+    its half-open probe, or when the whole route is ejected (the panic case of ``healthy``);
+    False when another request holds the probe, and the attempt is skipped."""
+    if up.breaker.allows(now):
+        return True
+    return not any(u.breaker.admits(now) for u in route.upstreams)
 
 
 def plan(route: CompiledRoute, now: float) -> tuple[list[Upstream], float | None]:

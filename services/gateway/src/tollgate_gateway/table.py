@@ -31,6 +31,9 @@ from tollgate_gateway.upstreams import CompiledRoute, compile_route
 
 log = logging.getLogger(__name__)
 
+# Version 0: the operator's first publish (version >= 1) replaces it.
+EMPTY_TABLE = RouteTable(version=0, routes=[])
+
 
 class RouteState:
     """The table in force. ``router`` is replaced whole, never mutated."""
@@ -94,6 +97,10 @@ class RedisFollower:
         self.healthy = True
         self._first.set()
         if data is None:
+            # No table published yet (no ApiBackend exists): an empty table is a valid state, and
+            # a gateway that waited for one would keep `helm install --wait` from ever finishing.
+            if not self.state.loaded:
+                self.state.apply(EMPTY_TABLE)
             return
         try:
             table = RouteTable.loads(data)

@@ -16,6 +16,7 @@ from tollgate_common.redis import create_redis
 from tollgate_operator.api import GROUP, PLURAL, VERSION, Backend, snapshot
 from tollgate_operator.controller import Controller
 from tollgate_operator.metrics import Metrics
+from tollgate_operator.reconcile import event_for
 from tollgate_operator.settings import OperatorSettings
 from tollgate_operator.table import TableSink
 
@@ -28,7 +29,10 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     from prometheus_client import start_http_server
 
     settings.persistence.finalizer = "tollgate.dev/route"
-    settings.posting.level = 30  # warnings and errors become Kubernetes events
+    # Events come from event_for() on each change of the Ready condition, plus kopf's own
+    # warnings and errors (a handler that keeps failing) through the per-object logger.
+    settings.posting.enabled = True
+    settings.posting.level = 30
     memo.redis = create_redis(SETTINGS.redis_url)
     memo.metrics = Metrics()
     memo.controller = Controller(SETTINGS, TableSink(memo.redis), memo.metrics)
@@ -61,9 +65,13 @@ async def _reconcile(
         raise kopf.TemporaryError(f"redis unavailable: {exc}", delay=5) from exc
     if me.deleting:
         return
-    new = memo.controller.status(desired, me, dict(body.get("status") or {}))
-    if new != dict(body.get("status") or {}):
+    previous = dict(body.get("status") or {})
+    new = memo.controller.status(desired, me, previous)
+    if new != previous:
         patch.status.update(new)
+    event = event_for(desired.status[me.key][0], previous)
+    if event is not None:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
 # kopf's handler protocols do not model index keyword arguments (``backends``), hence the ignores.

@@ -74,6 +74,29 @@ def reconcile(backends: Iterable[Backend], domain: str) -> Desired:
     return Desired(winners, status)
 
 
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A Kubernetes Event to post on a resource (``type`` is Normal or Warning)."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def event_for(cond: Condition, previous: dict[str, object] | None) -> EventSpec | None:
+    """An Event when the Ready condition changes (status, reason or message), none otherwise:
+    the periodic drift check re-reconciles every resource and must not post one each time."""
+    for c in (previous or {}).get("conditions", []) or []:  # type: ignore[attr-defined]
+        if c.get("type") == cond.type and (c.get("status"), c.get("reason"), c.get("message")) == (
+            cond.status,
+            cond.reason,
+            cond.message,
+        ):
+            return None
+    kind = "Normal" if cond.status == "True" else "Warning"
+    return EventSpec(kind, cond.reason, cond.message)
+
+
 def status_patch(
     cond: Condition,
     endpoints: int,
