@@ -1,8 +1,13 @@
-"""A loopback TCP relay in front of a real server, that can swallow the server's replies.
+"""A loopback TCP relay in front of a real server, whose connections can go silent.
 
-``drop_replies = True`` is the fault "the command ran, its answer never came back": requests still
-reach the server (a Redis runs the script, debits the key), replies are thrown away, so the caller
-times out not knowing the outcome. Set it back to False and traffic flows again.
+``cut()`` is the fault "the command ran, its answer never came back": on every connection open at
+that moment, requests still reach the server (a Redis runs the script, debits the key) and replies
+are thrown away, for good, so a caller waits not knowing the outcome until it gives the connection
+up. Connections opened later are relayed normally (a client that reconnects is served again).
+
+That is the shape TCP gives such a fault: a reply on a live connection is never lost, only late,
+so "lost" means a connection that stopped delivering (a half-dead NAT entry, a peer gone away
+behind a black hole) until the client drops it.
 """
 
 from __future__ import annotations
@@ -14,17 +19,34 @@ import threading
 from tollgate_testkit.ports import free_port
 
 
+class _Link:
+    def __init__(self) -> None:
+        self.silent = False
+
+
 class Relay:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
-        self.drop_replies = False
+        self.connections = 0
+        self._links: set[_Link] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), daemon=True)
         self._thread.start()
         started.wait(10)
+
+    def cut(self) -> None:
+        """Silence the replies on every connection open now (see the module docstring)."""
+
+        def silence() -> None:
+            for link in self._links:
+                link.silent = True
+
+        done = threading.Event()
+        self._loop.call_soon_threadsafe(lambda: (silence(), done.set()))
+        done.wait(10)
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -47,18 +69,26 @@ class Relay:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(
-            self._pipe(reader, up_w, replies=False),
-            self._pipe(up_r, writer, replies=True),
-            return_exceptions=True,
-        )
+        self.connections += 1
+        link = _Link()
+        self._links.add(link)
+        try:
+            await asyncio.gather(
+                self._pipe(reader, up_w, None),
+                self._pipe(up_r, writer, link),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            pass  # the relay is stopping; asyncio's server would log a cancelled handler
+        finally:
+            self._links.discard(link)
 
     async def _pipe(
-        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, replies: bool
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: _Link | None
     ) -> None:
         try:
             while data := await src.read(65536):
-                if replies and self.drop_replies:
+                if replies is not None and replies.silent:
                     continue
                 dst.write(data)
                 await dst.drain()
