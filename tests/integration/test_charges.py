@@ -19,7 +19,7 @@ from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.relay import Relay
 from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth, start_gateway
 
-from .conftest import PEPPER, routes_yaml
+from .conftest import PEPPER, metric, routes_yaml
 
 PENDING = "tollgate:gateway:refunds:pending"
 
@@ -126,6 +126,65 @@ def test_parked_refund_survives_a_gateway_crash(tmp_path: Path) -> None:
         until(lambda: client.zcard(PENDING) == 0, "the landed refund is still parked")
     finally:
         client.close()
+        if fresh is not None:
+            fresh.stop()
+        gw.stop()
+        auth.stop()
+        up.stop()
+        store.stop()
+
+
+def test_refund_owed_while_redis_is_down_survives_a_gateway_crash(tmp_path: Path) -> None:
+    """Redis dies after the debit (AOF on, as the chart runs it): the refund can be neither landed
+    nor parked, so it is spooled to the local file; the gateway is SIGKILLed; Redis comes back;
+    the restarted gateway lands it from its spool."""
+    store = RedisServer(tmp_path / "redis", appendonly=True)
+    up = Upstream("up", tmp_path, mode="hang")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        routes_yaml(up.url).replace(
+            "creditCost: 1\n---", "creditCost: 1\n  timeoutSeconds: 2\n---", 2
+        )
+    )
+    spool = tmp_path / "refunds.spool"
+    auth = start_auth(tmp_path, store.url, KEY_PEPPER=PEPPER)
+    env = {
+        "ROUTES_FILE": str(routes),
+        "AUTH_URL": auth.url,
+        "AUTH_MODE": "redis",
+        "KEY_PEPPER": PEPPER,
+        "EVENTS_ENABLED": "false",
+        "REFUND_SPOOL_FILE": str(spool),
+    }
+    gw = start_gateway(tmp_path, store.url, **env)
+    fresh: Service | None = None
+    try:
+        key = new_key(auth, 5)
+        answer: list[int] = []
+        t = threading.Thread(
+            target=lambda: answer.append(
+                httpx.get(
+                    f"{gw.url}/api/v1/live/X", params={"api_key": key}, timeout=10
+                ).status_code
+            )
+        )
+        t.start()
+        with redis.Redis.from_url(store.url) as client:
+            until(lambda: credits_of(client, key) == 4, "not charged")
+        store.proc.kill(signal.SIGKILL)  # the refund after the 504 finds no Redis
+        t.join(10)
+        assert answer == [504]
+        retried = ("tollgate_gateway_refunds_total", "retry")
+        until(lambda: metric(gw.url, retried[0], result=retried[1]) >= 1, "no refund tried")
+        gw.proc.kill(signal.SIGKILL)
+        gw.stop()
+        store.restart()
+        with redis.Redis.from_url(store.url) as client:
+            assert credits_of(client, key) == 4  # the debit survived the crash (AOF)
+            fresh = start_gateway(tmp_path, store.url, **env)
+            until(lambda: credits_of(client, key) == 5, "the spooled refund was lost")
+        until(lambda: spool.read_text().strip() == "", "the landed refund is still spooled")
+    finally:
         if fresh is not None:
             fresh.stop()
         gw.stop()

@@ -40,12 +40,14 @@ class Relay:
     def cut(self) -> None:
         """Silence the replies on every connection open now (see the module docstring)."""
 
+        done = threading.Event()
+
         def silence() -> None:
             for link in self._links:
                 link.silent = True
+            done.set()
 
-        done = threading.Event()
-        self._loop.call_soon_threadsafe(lambda: (silence(), done.set()))
+        self._loop.call_soon_threadsafe(silence)
         done.wait(10)
 
     def _run(self, started: threading.Event) -> None:

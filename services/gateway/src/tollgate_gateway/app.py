@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,6 +37,7 @@ from tollgate_gateway.proxy import PREFIX, Parts, Proxy, Receive, Scope, Send
 from tollgate_gateway.refunds import Refunds
 from tollgate_gateway.request import Incoming, Reply
 from tollgate_gateway.settings import GatewaySettings
+from tollgate_gateway.spool import Spool
 from tollgate_gateway.table import RedisFollower, RouteState, load_file
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,8 @@ class Gateway:
         )
         events = EventSink(redis, self.metrics) if s.events_enabled else None
         authorizer = create_authorizer(s, pool, lean, events.emit if events else _drop)
-        refunds = Refunds(authorizer, redis, self.metrics, s.refund_sweep_seconds)
+        spool = Spool(Path(s.refund_spool_file) if s.refund_spool_file else None)
+        refunds = Refunds(authorizer, redis, self.metrics, s.refund_sweep_seconds, spool)
         cache = ResponseCache(
             lean, LocalTier(s.cache_local_entries, s.cache_local_bytes), s.redis_backoff_seconds
         )

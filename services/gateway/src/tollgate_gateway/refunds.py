@@ -13,15 +13,20 @@ safe. Each is tried at once, off the response path; one that does not land is
 2. parked in Redis (a sorted set, ``PENDING_KEY``: charge id -> time parked), whenever Redis is
    reachable, so it outlives this process: every gateway sweeps parked refunds on start and every
    ``refund_sweep_seconds`` (those older than that, so a live owner's fresh ones are not doubled),
-   and removes an entry once its refund landed. On SIGTERM the queue gets the shutdown grace to
-   land what it holds; what is left stays parked.
+   and removes an entry once its refund landed. Redis rather than a local file first, because any
+   gateway can land a parked refund, also after this pod is gone for good;
+3. spooled to a local file (spool.py) when Redis cannot take it either, which is exactly when the
+   ledger is down too: this gateway lands it after its own restart.
+
+On SIGTERM the queue gets the shutdown grace to land what it holds; what is left stays parked (or
+spooled).
 
 Limits (stated in the README too): a refund must land within ``CHARGE_TTL_SECONDS`` (the charge
-record expires); a refund that could not be parked (Redis unreachable as well) lives only in this
-process's memory, so a SIGKILL of the gateway in that window loses it; and a SIGKILL of the
-gateway loses the refunds of requests in flight at that moment (charged, never answered: nothing
-has recorded yet that they are owed). Closing that last window needs a settle record per served
-request, i.e. one more Redis write per success; the hot path is kept to one EVALSHA instead.
+record expires); a spooled refund is lost with its pod (the chart keeps the spool on the pod's
+emptyDir); and a SIGKILL of the gateway loses the refunds of requests in flight at that moment
+(charged, never answered: nothing has recorded yet that they are owed). Closing that last window
+needs a settle record per served request, i.e. one more Redis write per success; the hot path is
+kept to one EVALSHA instead.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from redis.exceptions import RedisError
 
 from tollgate_gateway.auth import Authorizer, RefundNotLanded
 from tollgate_gateway.metrics import Metrics
+from tollgate_gateway.spool import Spool
 
 log = logging.getLogger(__name__)
 PENDING_KEY = "tollgate:gateway:refunds:pending"
@@ -53,12 +59,18 @@ class Refunds:
     """The gateway's refund queue (see the module docstring)."""
 
     def __init__(
-        self, authorizer: Authorizer, redis: Any, metrics: Metrics, sweep_seconds: float
+        self,
+        authorizer: Authorizer,
+        redis: Any,
+        metrics: Metrics,
+        sweep_seconds: float,
+        spool: Spool,
     ) -> None:
         self.authorizer = authorizer
         self.redis = redis  # redis-py: parking is off the hot path
         self.metrics = metrics
         self.sweep_seconds = sweep_seconds
+        self.spool = spool
         self.due: dict[str, float] = {}  # charge id -> monotonic time of its next try
         self.attempts: dict[str, int] = {}
         self.parked: set[str] = set()
@@ -77,6 +89,8 @@ class Refunds:
         self._wake.set()
 
     async def start(self) -> None:
+        for charge_id in self.spool.load():  # this gateway's, from before its restart
+            self.submit(charge_id)
         await self._sweep(older_than=None)  # a gateway that crashed left these
         self._task = asyncio.ensure_future(self._run())
 
@@ -138,6 +152,7 @@ class Refunds:
         self.due.pop(charge_id, None)
         self.attempts.pop(charge_id, None)
         self._count()
+        self.spool.discard([charge_id])
         if charge_id in self.parked:
             self.parked.discard(charge_id)
             # if this fails, a later sweep finds it and refunds it again: a no-op
@@ -148,9 +163,11 @@ class Refunds:
         try:
             await self.redis.zadd(PENDING_KEY, {c: time.time() for c in charge_ids}, nx=True)
         except REDIS_ERRORS as exc:
-            log.warning("%d refunds not parked in Redis (memory only): %r", len(charge_ids), exc)
+            log.warning("%d refunds not parked in Redis, spooled: %r", len(charge_ids), exc)
+            self.spool.add(charge_ids)
             return
         self.parked.update(charge_ids)
+        self.spool.discard(charge_ids)  # Redis holds them now, for every gateway
 
     async def _sweep(self, older_than: float | None) -> None:
         """Take on refunds parked in Redis (by any gateway) that are not landed yet."""

@@ -44,6 +44,11 @@ class GatewaySettings(ServiceSettings):
     refund_sweep_seconds: float = Field(
         10.0, gt=0, description="How often refunds parked in Redis (by any gateway) are retried."
     )
+    refund_spool_file: str = Field(
+        "",
+        description="Local file for refunds owed while Redis is down (kept across a restart of "
+        "this gateway); empty = off. The chart sets /tmp/refunds.spool (the pod's emptyDir).",
+    )
     cache_local_entries: int = Field(
         10_000, ge=0, description="In-process cache tier size in entries (0 = off)."
     )
