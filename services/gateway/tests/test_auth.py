@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tollgate_gateway.auth import HttpAuthorizer
 from tollgate_gateway.client import UpstreamPool
+from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.services import start_auth
 
 
@@ -32,3 +35,18 @@ async def test_unreachable_auth_is_unavailable(tmp_path: Path) -> None:
         assert d.reason == "unavailable"
     finally:
         await pool.aclose()
+
+
+@pytest.mark.parametrize("mode", ["notfound", "ok"])
+async def test_an_answer_that_is_not_auths_is_no_decision(tmp_path: Path, mode: str) -> None:
+    """AUTH_URL pointing at something else (a 404, a 200 without a reason): "auth_error", so
+    neither the client's fault nor a failOpen route's free pass."""
+    up = Upstream("not-auth", tmp_path, mode=mode)
+    pool = UpstreamPool()
+    try:
+        authorizer = HttpAuthorizer(up.url, pool, 5.0)
+        d = await authorizer.authorize("k", "r", "/x", 1, "127.0.0.1", "charge0001")
+        assert d.reason == "auth_error"
+    finally:
+        await pool.aclose()
+        up.stop()

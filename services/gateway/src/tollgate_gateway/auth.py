@@ -14,9 +14,9 @@ INTERFACE CONTRACT (the proxy pipeline codes against exactly this):
 - ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize`` and ``POST /v1/refund``.
   Only a service that truly cannot be reached (connect error, timeout, 5xx) gives
   ``reason="unavailable"``, the one answer a route's ``failOpen`` serves through (fail closed by
-  default); its 4xx is the request's fault (``rejected``, 400) and a 2xx without a decision is
-  ``auth_error`` (503, never fail-open). Both unknown outcomes may have charged: the proxy refunds
-  the charge id.
+  default); its 400 is the request's fault (``rejected``, 400 to the client) and any other answer
+  without a decision is ``auth_error`` (503, never fail-open). Both unknown outcomes may have
+  charged: the proxy refunds the charge id.
 - ``LedgerAuthorizer`` (``AUTH_MODE=redis``): runs the auth service's own ledger script
   (tollgate_common.credits) against Redis from the gateway: one EVALSHA, no HTTP hop, the same
   atomic accounting. The hop costs the auth process more CPU than the whole script (measured in
@@ -130,10 +130,12 @@ class HttpAuthorizer:
         if answer is None or answer[0] >= 500:
             return UNAVAILABLE
         status, data = answer
-        if 400 <= status < 500:  # auth refused the request itself: never "unavailable"
-            log.warning("auth refused an authorize as malformed (HTTP %d): %.200r", status, data)
+        if status == 400:  # auth refused the request's input (its RPC's one 4xx): the client's
+            log.warning("auth refused an authorize as malformed: %.200r", data)
             return REJECTED
-        if not isinstance(data, dict) or "reason" not in data:
+        if status != 200 or not isinstance(data, dict) or "reason" not in data:
+            # not auth's answer (a wrong AUTH_URL, a proxy's 404): no decision, never fail-open
+            log.warning("auth answered %d without a decision: %.200r", status, data)
             return AUTH_ERROR
         try:
             return Decision(**{k: v for k, v in data.items() if k in FIELDS})
