@@ -75,34 +75,57 @@ async def load(stack: Stack, key: str, fault: Callable[[], None]) -> Counter[int
 
 
 def settled(stack: Stack, key_id: str) -> int:
-    """The key's credits once no gateway holds a refund to land."""
+    """The key's credits once no gateway holds a refund to land and the balance holds still."""
     deadline = time.monotonic() + 60
-    while stack.gateway_metric("tollgate_gateway_refunds_pending") > 0:
-        assert time.monotonic() < deadline, "refunds did not land"
-        time.sleep(0.1)
-    return stack.credits(key_id)
+    while True:
+        while stack.gateway_metric("tollgate_gateway_refunds_pending") > 0:
+            assert time.monotonic() < deadline, "refunds did not land"
+            time.sleep(0.1)
+        before = stack.credits(key_id)
+        time.sleep(1.0)  # a late authorize still queued in Redis would show now
+        if stack.credits(key_id) == before and not stack.gateway_metric(
+            "tollgate_gateway_refunds_pending"
+        ):
+            return before
+        assert time.monotonic() < deadline, "the balance did not settle"
+
+
+COUNTERS = {
+    "refunded": ("tollgate_gateway_refunds_total", {"result": "refunded"}),
+    "voided": ("tollgate_gateway_refunds_total", {"result": "absent"}),
+    "retries": ("tollgate_gateway_refunds_total", {"result": "retry"}),
+    "unavailable": ("tollgate_gateway_auth_decisions_total", {"reason": "unavailable"}),
+    "auth_error": ("tollgate_gateway_auth_decisions_total", {"reason": "auth_error"}),
+}
+
+
+def counters(stack: Stack) -> dict[str, float]:
+    return {k: stack.gateway_metric(name, **labels) for k, (name, labels) in COUNTERS.items()}
 
 
 def run(
     stack: Stack, name: str, fault: Callable[[], None], record: Callable[[str, object], None]
 ) -> None:
+    """One bounded load with ``fault`` in the middle; then the ledger must balance: credits kept
+    (debited and not refunded) == answers served with a charge (200s on a paid route)."""
     key_id, key = stack.new_key(CREDITS)
-    refunded_before = stack.gateway_metric("tollgate_gateway_refunds_total", result="refunded")
+    before = counters(stack)
     statuses = asyncio.run(load(stack, key, fault))
     left = settled(stack, key_id)
-    refunds = (
-        stack.gateway_metric("tollgate_gateway_refunds_total", result="refunded") - refunded_before
-    )
+    delta = {k: int(v - before[k]) for k, v in counters(stack).items()}
     served = statuses[200]
     kept = CREDITS - left
     figures = {
         "run": f"{name}[{stack.mode}]",
         "requests": sum(statuses.values()),
-        "statuses": dict(sorted(statuses.items())),
-        "debits": int(kept + refunds),
-        "refunds": int(refunds),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "debits": kept + delta["refunded"],
+        "refunds": delta["refunded"],
         "served": served,
         "drift": kept - served,
+        "unknown_outcomes": delta["unavailable"] + delta["auth_error"],
+        "refunds_voided": delta["voided"],
+        "refund_retries": delta["retries"],
     }
     print("FAULT-RUN", json.dumps(figures))
     record("figures", figures)
@@ -128,6 +151,20 @@ def test_redis_restart(
 ) -> None:
     """Redis stopped mid-load (gracefully, or SIGKILL) and started again on its AOF: drift 0."""
     run(faulty, f"redis-{sig.name.lower()}", lambda: faulty.redis.restart(sig), record_property)
+
+
+def test_redis_hangs_past_the_auth_deadline(
+    faulty: Stack, record_property: Callable[[str, object], None]
+) -> None:
+    """Redis stopped (SIGSTOP) longer than the authorize deadline, then resumed: the gateways gave
+    up on authorizes Redis runs later, and refunded them by charge id first: drift 0."""
+
+    def fault() -> None:
+        faulty.redis.proc.kill(signal.SIGSTOP)
+        time.sleep(3.0)  # past AUTH_TIMEOUT_SECONDS (1) and the lean client's timeout (2)
+        faulty.redis.proc.kill(signal.SIGCONT)
+
+    run(faulty, "redis-sigstop", fault, record_property)
 
 
 def test_notifier_sigkill_loses_nothing(
