@@ -82,6 +82,7 @@ def test_redis_down_fails_closed_in_redis_mode(tmp_path: Path) -> None:
         assert r.json()["status"] is False
         free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": key}, timeout=10)
         assert free.status_code == 200  # failOpen
+        assert metric(gw.url, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
     finally:
         gw.stop()
         auth.stop()
