@@ -41,6 +41,8 @@ def test_auth_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> N
     free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": "tg_aaaaaaaa_" + "x" * 43})
     assert free.status_code == 200
     assert metric(gw.url, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
+    # nothing reached a ledger, so nothing is owed back (no refund per request of an outage)
+    assert metric(gw.url, "tollgate_gateway_refunds_pending") == 0
 
 
 def test_redis_down_fails_closed(solo: tuple[RedisServer, Service, Service]) -> None:
@@ -83,6 +85,7 @@ def test_redis_down_fails_closed_in_redis_mode(tmp_path: Path) -> None:
         free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": key}, timeout=10)
         assert free.status_code == 200  # failOpen
         assert metric(gw.url, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
+        assert metric(gw.url, "tollgate_gateway_refunds_pending") == 0  # nothing was sent
     finally:
         gw.stop()
         auth.stop()

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from redis.exceptions import NoScriptError, ResponseError
 
-from tollgate_common.resp import LeanRedis, encode
+from tollgate_common.resp import LeanRedis, NotSent, encode
+from tollgate_testkit.ports import free_port
 from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.relay import Relay
 
@@ -126,3 +127,10 @@ async def test_silent_connection_is_dropped_though_callers_give_up_sooner(
     finally:
         await r.aclose()
         relay.stop()
+
+
+async def test_nothing_listening_is_not_sent() -> None:
+    """A refused connection raises NotSent (a ConnectionError): the command cannot have run."""
+    r = LeanRedis(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(NotSent):
+        await r.execute("PING")

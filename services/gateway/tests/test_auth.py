@@ -33,6 +33,7 @@ async def test_unreachable_auth_is_unavailable(tmp_path: Path) -> None:
         authorizer = HttpAuthorizer("http://127.0.0.1:1", pool, 2.0)
         d = await authorizer.authorize("k", "r", "/x", 1, "127.0.0.1", "charge0001")
         assert d.reason == "unavailable"
+        assert d.sent is False  # so no refund is owed for it
     finally:
         await pool.aclose()
 

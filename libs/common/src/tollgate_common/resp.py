@@ -36,6 +36,10 @@ def encode(*args: Any) -> bytes:
     return b"".join(out)
 
 
+class NotSent(ConnectionError):
+    """No connection could be opened, so the command was not sent (it cannot have run)."""
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
@@ -113,7 +117,7 @@ class LeanRedis:
                 async with asyncio.timeout(self.connect_timeout):
                     _, proto = await loop.create_connection(_Conn, self.host, self.port)
             except (OSError, TimeoutError) as exc:
-                raise ConnectionError(f"redis {self.host}:{self.port}: {exc!r}") from exc
+                raise NotSent(f"redis {self.host}:{self.port}: {exc!r}") from exc
             if self.password:
                 await self._send(proto, "AUTH", self.password)
             if self.db:

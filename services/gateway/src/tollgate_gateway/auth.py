@@ -40,7 +40,9 @@ from redis.exceptions import RedisError
 
 from tollgate_common.credits import MAX_KEY_CHARS, Ledger, events_for
 from tollgate_common.events import Event
-from tollgate_gateway.client import UpstreamError, UpstreamPool
+from tollgate_common.resp import NotSent
+from tollgate_gateway.client import UpstreamPool
+from tollgate_gateway.connection import ConnectFailed, UpstreamError
 from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.settings import GatewaySettings
 
@@ -58,6 +60,7 @@ class Decision:
     retry_after: float | None = None  # seconds, when rate limited
     credits_remaining: int | None = None
     charge_id: str | None = None  # for a refund when nothing good came back
+    sent: bool = True  # False: the ask never left the gateway, so it cannot have charged
 
 
 class RefundNotLanded(Exception):
@@ -104,8 +107,9 @@ class HttpAuthorizer:
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def _post(self, path: str, payload: dict[str, object]) -> tuple[int, object] | None:
-        """Status and JSON of one call; None when auth could not be reached in time."""
+    async def _post(self, path: str, payload: dict[str, object]) -> tuple[int, object]:
+        """Status and JSON of one call; raises UpstreamError (ConnectFailed: nothing was sent)
+        or TimeoutError when auth could not be reached in time."""
         body = orjson.dumps(payload)
         headers = [(b"content-type", b"application/json")]
         if self._loop is None:
@@ -115,7 +119,7 @@ class HttpAuthorizer:
                 r = await self.pool.request(self.origin, "POST", self.base + path, headers, body)
         except (UpstreamError, TimeoutError) as exc:
             log.warning("auth service call %s failed: %r", path, exc)
-            return None
+            raise
         try:
             return r.status, orjson.loads(r.body)
         except orjson.JSONDecodeError:
@@ -126,10 +130,14 @@ class HttpAuthorizer:
     ) -> Decision:
         payload = {"key": key, "route": route[:256], "path": path, "cost": cost, "client": client}
         payload["charge_id"] = charge_id
-        answer = await self._post("/v1/authorize", payload)
-        if answer is None or answer[0] >= 500:
+        try:
+            status, data = await self._post("/v1/authorize", payload)
+        except ConnectFailed:
+            return NOT_SENT
+        except (UpstreamError, TimeoutError):
             return UNAVAILABLE
-        status, data = answer
+        if status >= 500:
+            return UNAVAILABLE
         if status == 400:  # auth refused the request's input (its RPC's one 4xx): the client's
             log.warning("auth refused an authorize as malformed: %.200r", data)
             return REJECTED
@@ -143,16 +151,22 @@ class HttpAuthorizer:
             return AUTH_ERROR
 
     async def refund(self, charge_id: str) -> bool:
-        answer = await self._post("/v1/refund", {"charge_id": charge_id})
-        if answer is None or not 200 <= answer[0] < 300 or not isinstance(answer[1], dict):
-            raise RefundNotLanded(f"auth answered {answer[0] if answer else 'nothing'}")
-        return answer[1].get("refunded") is True
+        try:
+            status, data = await self._post("/v1/refund", {"charge_id": charge_id})
+        except (UpstreamError, TimeoutError) as exc:
+            raise RefundNotLanded(repr(exc)) from exc
+        if status != 200 or not isinstance(data, dict):
+            raise RefundNotLanded(f"auth answered {status}")
+        return data.get("refunded") is True
 
     async def aclose(self) -> None:
         return None  # the pool belongs to the gateway
 
 
 UNAVAILABLE = Decision(allowed=False, reason="unavailable", message="auth service unreachable")
+NOT_SENT = Decision(
+    allowed=False, reason="unavailable", message="auth service unreachable", sent=False
+)
 AUTH_ERROR = Decision(allowed=False, reason="auth_error", message="no decision from auth")
 REJECTED = Decision(allowed=False, reason="rejected", message="refused as malformed")
 INVALID_KEY = Decision(allowed=False, reason="invalid_key")
@@ -194,6 +208,9 @@ class LedgerAuthorizer:
                     invalid_window=s.invalid_key_window_seconds,
                     charge_id=charge_id,
                 )
+        except NotSent as exc:
+            log.warning("credit ledger unreachable: %r", exc)
+            return NOT_SENT
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("credit ledger unavailable: %r", exc)
             return UNAVAILABLE

@@ -276,8 +276,10 @@ class Proxy:
                 if cost:
                     self.p.refunds.submit(charge_id)
                 raise
-            if d.reason in UNKNOWN_OUTCOME and cost:
+            if d.reason in UNKNOWN_OUTCOME and cost and d.sent:
                 # Auth or Redis died after the debit, maybe: the refund makes sure it did not.
+                # (Not when the ask never left: a Redis or auth that is down would otherwise
+                # owe a refund per request for the whole outage.)
                 self.p.refunds.submit(charge_id)
         m.child(m.auth, d.reason).inc()
         if d.allowed:
