@@ -29,6 +29,9 @@ test: install ## Run every test (unit, service, integration, Kubernetes) against
 test-integration: ## Run only the black-box tests of the whole stack.
 	$(UV) run --frozen pytest tests/integration $(PYTEST_ARGS)
 
+test-cluster: ## Run only the real-pods tier: a local single-node Kubernetes, the images as pods (root; TOLLGATE_CLUSTER_KEEP=1 keeps it up).
+	$(UV) run --frozen pytest tests/cluster $(PYTEST_ARGS)
+
 lint: ## ruff, mypy --strict and the import contracts (services never import each other).
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
@@ -65,4 +68,4 @@ deploy: ## helm install the chart into the current cluster with the kind values.
 clean: ## Remove local state (.run/, caches). Built Kubernetes binaries stay in ~/.cache/tollgate.
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test test-integration lint fmt bench images cluster-up cluster-down deploy clean
+.PHONY: help install run test test-integration test-cluster lint fmt bench images cluster-up cluster-down deploy clean

@@ -349,7 +349,7 @@ cmd_down() {
   ip link del cni0 2>/dev/null || true
   ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
   # etcd and the PKI go too: the next `up` is a fresh cluster
-  rm -rf "$STATE/etcd" "$PKI" /var/lib/kubelet/pods 2>/dev/null || true
+  rm -rf "$STATE/etcd" "$STATE/volumes" "$PKI" /var/lib/kubelet/pods 2>/dev/null || true
   log "down"
 }
 

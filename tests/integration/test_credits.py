@@ -103,3 +103,52 @@ def test_credit_events_reach_the_stream(stack: Stack) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert all(key.encode() not in b"".join(f.values()) for f in events)  # no secret leaked
+
+
+def sample(url: str, name: str, **labels: str) -> float:
+    """One sample of a service's /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for fam in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for s in fam.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return 0.0
+
+
+def test_credits_are_metered_per_route(stack: Stack) -> None:
+    """Credits the ledger debited and gave back show per route on the gateway that served."""
+    gw = stack.gateways[0].url
+    charged = "tollgate_gateway_credits_charged_total"
+    refunded = "tollgate_gateway_credits_refunded_total"
+    before = {
+        r: (sample(gw, charged, route=r), sample(gw, refunded, route=r))
+        for r in ("default/live", "default/broken")
+    }
+    landed = sample(gw, "tollgate_gateway_refunds_total", result="refunded")
+    _, key = stack.new_key(10)
+    assert httpx.get(f"{gw}/api/v1/live/MTR", params={"api_key": key}).status_code == 200
+    assert httpx.get(f"{gw}/api/v1/broken/MTR", params={"api_key": key}).status_code == 502
+    deadline = time.monotonic() + 5
+    while sample(gw, "tollgate_gateway_refunds_total", result="refunded") == landed:
+        assert time.monotonic() < deadline, "the refund was not counted"
+        time.sleep(0.05)
+    assert sample(gw, charged, route="default/live") == before["default/live"][0] + 1
+    assert sample(gw, refunded, route="default/live") == before["default/live"][1]
+    assert sample(gw, charged, route="default/broken") == before["default/broken"][0] + 3
+    assert sample(gw, refunded, route="default/broken") == before["default/broken"][1] + 3
+
+
+def test_rate_limits_are_counted_per_plan(stack: Stack) -> None:
+    """A 429 is counted under the route and the key's plan."""
+    with stack.admin() as c:
+        c.put("/v1/admin/plans/metered", json={"name": "metered", "rate": 0.01, "burst": 1})
+    _, key = stack.new_key(100, plan="metered")
+    gw = stack.gateways[0].url
+    name = "tollgate_gateway_rate_limited_total"
+    before = sample(gw, name, route="default/live", plan="metered")
+    codes = [
+        httpx.get(f"{gw}/api/v1/live/PL", params={"api_key": key}).status_code for _ in range(3)
+    ]
+    assert codes == [200, 429, 429]
+    assert sample(gw, name, route="default/live", plan="metered") == before + 2

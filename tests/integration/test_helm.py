@@ -126,6 +126,16 @@ def test_unknown_values_are_rejected() -> None:
     assert "replica" in r.stderr
 
 
+def test_an_empty_namespace_name_is_refused() -> None:
+    """`--set operator.namespaces={}` renders [""]: an operator watching nothing, silently."""
+    r = helm(
+        "template", "t", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set", "operator.namespaces={}",
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "namespaces" in r.stderr
+
+
 def test_external_redis_requires_a_url() -> None:
     """Turning the in-chart Redis off without a URL fails with a message that says why."""
     r = helm(
@@ -318,3 +328,97 @@ def test_plain_rbac_file_is_the_charts() -> None:
     assert r.returncode == 0, r.stderr
     plain = (ROOT / "deploy/rbac/operator-rbac.yaml").read_text()
     assert list(yaml.safe_load_all(plain)) == list(yaml.safe_load_all(r.stdout))
+
+
+def test_monitoring_objects_are_off_by_default() -> None:
+    """No PrometheusRule or ServiceMonitor without their CRDs asked for (values default off)."""
+    kinds = {d["kind"] for d in render()}
+    assert not {"PrometheusRule", "ServiceMonitor"} & kinds
+
+
+def test_prometheus_rule_is_the_plain_rules_file() -> None:
+    """prometheusRule.enabled renders deploy/prometheus/tollgate-rules.yaml verbatim as the
+    PrometheusRule's spec, with the extra labels a rule selector needs."""
+    docs = render(**{"prometheusRule.enabled": "true", "prometheusRule.labels.release": "kps"})
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    plain = yaml.safe_load((ROOT / "deploy/prometheus/tollgate-rules.yaml").read_text())
+    assert rule["spec"] == plain
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+
+
+def test_every_service_is_scraped_on_its_metrics_port() -> None:
+    """serviceMonitor.enabled: one ServiceMonitor per service; each selects exactly one Service
+    of that component, on a port that targets the container port serving /metrics."""
+    docs = render(**{"serviceMonitor.enabled": "true", "serviceMonitor.labels.release": "kps"})
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    services = [d for d in docs if d["kind"] == "Service"]
+    pods = {
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in deployments(docs)
+    }
+    metrics_port = {"gateway": 9090, "auth": 8081, "notifier": 8082, "operator": 8084}
+    assert sorted(m["metadata"]["name"] for m in monitors) == [
+        f"t-tollgate-{c}" for c in sorted(metrics_port)
+    ]
+    for m in monitors:
+        assert m["metadata"]["labels"]["release"] == "kps"
+        want = m["spec"]["selector"]["matchLabels"]
+        [svc] = [s for s in services if want.items() <= s["metadata"]["labels"].items()]
+        [endpoint] = m["spec"]["endpoints"]
+        assert endpoint["path"] == "/metrics"
+        [port] = [p for p in svc["spec"]["ports"] if p["name"] == endpoint["port"]]
+        component = want["app.kubernetes.io/component"]
+        [container] = pods[component]["spec"]["template"]["spec"]["containers"]
+        by_name = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert by_name[port["targetPort"]] == metrics_port[component], component
+
+
+def test_dashboards_ship_in_the_configmap() -> None:
+    """Both dashboards (overview and credits) are in the Grafana sidecar's ConfigMap."""
+    import json
+
+    [cm] = [
+        d for d in render() if d["kind"] == "ConfigMap" and "dashboards" in d["metadata"]["name"]
+    ]
+    titles = {k: json.loads(v)["title"] for k, v in cm["data"].items()}
+    assert titles == {"tollgate.json": "Tollgate", "tollgate-credits.json": "Tollgate credits"}
+
+
+def test_pod_checksums_do_not_move_with_generated_secrets() -> None:
+    """Two renders draw different generated passwords (as an install and the first upgrade do,
+    before and after lookup finds the Secret); the pods must not see that as a change, or the
+    first upgrade restarts Redis under its clients."""
+
+    def checksums() -> dict[str, str]:
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"][
+                "checksum/secret"
+            ]
+            for d in render()
+            if d["kind"] == "Deployment"
+            and "checksum/secret" in d["spec"]["template"]["metadata"].get("annotations", {})
+        }
+
+    first, second = checksums(), checksums()
+    assert set(first) == {"t-tollgate-redis", "t-tollgate-auth"}
+    assert first == second
+    changed = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+        for d in render(**{"auth.existingSecret": "mine"})
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-tollgate-auth"
+    }
+    assert changed["t-tollgate-auth"] != first["t-tollgate-auth"]
+
+
+def test_redis_persistence_claims_a_volume_kept_on_uninstall() -> None:
+    docs = render(**{"redis.persistence.enabled": "true", "redis.persistence.storageClass": "fast"})
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["storageClassName"] == "fast"
+    redis = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "t-tollgate-redis"
+    )
+    volumes = redis["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "data", "persistentVolumeClaim": {"claimName": "t-tollgate-redis"}}]
+    assert not any(d["kind"] == "PersistentVolumeClaim" for d in render())

@@ -491,3 +491,29 @@ def test_request_target_refuses_what_cannot_be_served(
 def test_http10_without_host_is_served() -> None:
     """HTTP/1.0 predates Host: none is fine."""
     assert request_target("GET", "1.0", 0, b"/x") == (b"/x", b"")
+
+
+async def test_shutdown_answers_a_request_on_an_idle_connection_instead_of_racing_it() -> None:
+    """A keep-alive connection idle when the drain starts is not closed under the client's feet:
+    a request sent on it gets its answer, with the close announced."""
+    async with running(keep_alive_seconds=2.0) as server:
+        r, w = await connect(server)
+        w.write(b"GET /first HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert (await read_response(r))[0] == 200
+        stopping = asyncio.ensure_future(server.shutdown(5.0))
+        await asyncio.sleep(0.1)
+        w.write(b"GET /second HTTP/1.1\r\nhost: t\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert (status, headers["connection"]) == (200, "close")
+        assert b"/second" in body
+        assert await asyncio.wait_for(r.read(), 5) == b""  # then closed by the server
+        await stopping
+
+
+async def test_shutdown_closes_idle_connections_at_the_keep_alive_timeout() -> None:
+    async with running(keep_alive_seconds=0.5) as server:
+        r, w = await connect(server)
+        w.write(b"GET /x HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert (await read_response(r))[0] == 200
+        await asyncio.wait_for(server.shutdown(5.0), 4)
+        assert await asyncio.wait_for(r.read(), 1) == b""

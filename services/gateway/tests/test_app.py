@@ -80,3 +80,49 @@ def test_redis_down_is_reported_not_unready(
         assert r.json()["pool"] is False
     finally:
         redis_server.restart()
+
+
+def sample(gw: RunningGateway, name: str, **labels: str) -> float | None:
+    """One sample of the gateway's /metrics (None when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{gw.url}/metrics").text
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return None
+
+
+def test_metrics_say_whether_redis_answers(
+    gateway_factory: Gws, redis_url: str, redis_server: RedisServer
+) -> None:
+    """tollgate_gateway_redis_up is 1 while Redis answers a PING, 0 while it is gone."""
+    publish_empty(redis_url)
+    gw = gateway_factory()
+    assert readyz(gw).status_code == 200
+    assert sample(gw, "tollgate_gateway_redis_up") == 1
+    redis_server.stop()
+    try:
+        assert sample(gw, "tollgate_gateway_redis_up") == 0
+    finally:
+        redis_server.restart()
+    assert sample(gw, "tollgate_gateway_redis_up") == 1
+
+
+def test_fail_open_is_counted_per_route(gateway_factory: Gws, upstream_factory: Any) -> None:
+    """Auth unreachable: a failOpen route serves, and tollgate_gateway_auth_fail_open_total
+    counts it under the route; a fail-closed route's 503 is not counted."""
+    from tollgate_testkit.ports import free_port
+
+    from .conftest import route_doc
+
+    up = upstream_factory()
+    routes = route_doc("free", "/free", [up.url], failOpen=True) + "---\n"
+    routes += route_doc("paid", "/paid", [up.url])
+    gw = gateway_factory(routes, auth_url=f"http://127.0.0.1:{free_port()}")
+    key = {"api_key": "tg_aaaaaaaa_" + "x" * 43}
+    assert httpx.get(f"{gw.url}/api/v1/free/X", params=key).status_code == 200
+    assert httpx.get(f"{gw.url}/api/v1/paid/X", params=key).status_code == 503
+    assert sample(gw, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
+    assert sample(gw, "tollgate_gateway_auth_fail_open_total", route="default/paid") is None

@@ -482,3 +482,40 @@ def full_listener() -> Iterator[int]:
         for s in fillers:
             s.close()
         listener.close()
+
+
+async def test_a_refused_connect_is_tried_once_more(
+    pool: UpstreamPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a Service address a second connect lands on another pod; nothing was sent, so the
+    retry is safe for a POST too. Here the listener appears right after the first refusal."""
+    from tollgate_testkit.ports import free_port
+
+    port = free_port()
+    servers: list[asyncio.Server] = []
+
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.readuntil(b"\r\n\r\n")
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        await w.drain()
+        w.close()
+        await w.wait_closed()
+
+    real_open = UpstreamPool._open
+
+    async def open_then_listen(self: UpstreamPool, *args: object) -> object:
+        try:
+            return await real_open(self, *args)  # type: ignore[arg-type]
+        except ConnectionRefusedError:
+            if not servers:
+                servers.append(await asyncio.start_server(answer, "127.0.0.1", port))
+            raise
+
+    monkeypatch.setattr(UpstreamPool, "_open", open_then_listen)
+    try:
+        r = await pool.request(f"http://127.0.0.1:{port}", "POST", "/v1/authorize", [], b"{}")
+        assert (r.status, r.body) == (200, b"ok")
+    finally:
+        for s in servers:
+            s.close()
+            await s.wait_closed()

@@ -61,3 +61,16 @@ tolerations: {{- toYaml . | nindent 2 }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Checksums for the pods that read a generated Secret: of the values that choose its content, never
+of the generated content itself. Rendering the Secret for a checksum draws new random values on
+install (lookup finds nothing yet), so the first upgrade would see a "changed" Secret and restart
+Redis under its clients. The generated values never change after install anyway.
+*/}}
+{{- define "tollgate.redisSecretChecksum" -}}
+{{ list .Values.redis.enabled .Values.redis.externalUrl .Values.redis.existingSecret | toJson | sha256sum }}
+{{- end }}
+{{- define "tollgate.authSecretChecksum" -}}
+{{ list .Values.auth.existingSecret | toJson | sha256sum }}
+{{- end }}

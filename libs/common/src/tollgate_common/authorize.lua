@@ -7,6 +7,7 @@
 -- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
 -- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s
 -- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
+-- and, for ok and rate_limited, cost (debited) and plan as well (the gateway's metrics by plan)
 
 local now = tonumber(ARGV[1])
 -- The caller chose the charge id (credits.py): refunded already (its answer was lost and the
@@ -60,7 +61,7 @@ if rate > 0 then
   local allow_at = new_tat - tolerance
   limit = burst
   if now < allow_at then
-    return {'rate_limited', limit, 0, base - now, allow_at - now, tonumber(rec[2] or '0'), key_id, '', 0}
+    return {'rate_limited', limit, 0, base - now, allow_at - now, tonumber(rec[2] or '0'), key_id, '', 0, 0, plan or ''}
   end
   remaining = math.floor((tolerance - (new_tat - now)) / interval)
   reset = new_tat - now
@@ -80,4 +81,4 @@ if cost > 0 then
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end
 end
-return {'ok', limit, remaining, reset, -1, left, key_id, event, 0}
+return {'ok', limit, remaining, reset, -1, left, key_id, event, 0, cost, plan or ''}

@@ -94,6 +94,8 @@ class Outcome:
     event: str  # "", "low" or "exhausted"
     invalid_count: int
     charge_id: str | None  # set when charged
+    cost: int = 0  # credits debited (ok only)
+    plan: str = ""  # the key's plan (ok and rate_limited)
 
     @property
     def allowed(self) -> bool:
@@ -123,6 +125,8 @@ def outcome(result: list[Any], charge_id: str) -> Outcome:
         event=_s(result[7]),
         invalid_count=int(result[8]),
         charge_id=charge_id if reason == "ok" else None,
+        cost=int(result[9]) if len(result) > 9 else 0,
+        plan=_s(result[10]) if len(result) > 10 else "",
     )
 
 

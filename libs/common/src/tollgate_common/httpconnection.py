@@ -152,6 +152,7 @@ class HttpConnection(asyncio.Protocol):
         self.busy = False  # a task is answering
         self._task: asyncio.Task[None] | None = None
         self.closing = False  # answer what is in progress, then close
+        self.draining = False  # shutting down: answer what comes, each answer announces the close
         self.gone: asyncio.Future[None] = self.loop.create_future()
         # When the last answer went out (or the connection opened, or body bytes last came):
         # bytes that start no request (a client trickling CRLFs) do not keep a connection alive.
@@ -294,7 +295,7 @@ class HttpConnection(asyncio.Protocol):
                     return
                 if out:
                     self.transport.write(out)
-                if not p.keep_alive or self.closing:
+                if not p.keep_alive or self.closing or self.draining:
                     if self.refusal:
                         self.transport.write(self.refusal)
                     self.transport.close()
@@ -329,7 +330,7 @@ class HttpConnection(asyncio.Protocol):
             )
         # A refusal of a later pipelined request is written after this reply, so this one
         # does not announce the close.
-        keep = p.keep_alive and (not self.closing or bool(self.refusal))
+        keep = p.keep_alive and not self.draining and (not self.closing or bool(self.refusal))
         return render(reply, self.server.date_header, keep, p.method == "HEAD")
 
     def _incoming(self, p: Parsed) -> Incoming:
@@ -406,7 +407,9 @@ class HttpConnection(asyncio.Protocol):
         self.transport.close()
 
     def drain(self) -> None:
-        """Shutdown: close now if idle, or after the request in progress."""
-        self.closing = True
-        if not self.busy:
-            self.transport.close()
+        """Shutdown: the next answer says `connection: close` and ends the connection. An idle
+        connection is not closed at once but left to the keep-alive timeout: a client that sends
+        on it just then would see a reset for a request we may have read (for the gateway, an
+        authorize whose outcome it never learns). Pools that time out idle connections before we
+        do (the gateway's: 4 s against 5 s) close it themselves or get the close with an answer."""
+        self.draining = True

@@ -27,4 +27,6 @@ def decision(o: Outcome) -> Decision:
         retry_after=o.retry_after,
         credits_remaining=o.credits,
         charge_id=o.charge_id,
+        cost=o.cost,
+        plan=o.plan,
     )

@@ -60,6 +60,8 @@ class Decision(BaseModel):
     retry_after: float | None = None
     credits_remaining: int | None = None
     charge_id: str | None = None
+    cost: int = 0  # credits debited, for the gateway's per-route credit metrics
+    plan: str = ""  # the key's plan, for the gateway's rate-limit metrics by plan
 
 
 class RefundRequest(BaseModel):

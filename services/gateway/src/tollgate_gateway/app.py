@@ -147,11 +147,7 @@ class Gateway:
         readiness: a Redis outage hits every replica alike, and pulling them all out of the
         Service would turn a Redis blip into a full outage, failOpen routes and the last good
         table included."""
-        lean, pool = False, False
-        if self.lean is not None:
-            lean, pool = await asyncio.gather(
-                answers(self.lean.execute("PING")), answers(self.redis.ping())
-            )
+        lean, pool = await self.pings()
         detail = {
             "table_version": self.state.version,
             "routes": len(self.state.router),
@@ -160,6 +156,15 @@ class Gateway:
             "pool": pool,
         }
         return self.state.loaded, detail
+
+    async def pings(self) -> tuple[bool, bool]:
+        """Whether the lean client and the redis-py pool answer a PING (0.5 s each, at once)."""
+        if self.lean is None:
+            return False, False
+        lean, pool = await asyncio.gather(
+            answers(self.lean.execute("PING")), answers(self.redis.ping())
+        )
+        return lean, pool
 
 
 REFUND_GRACE_SECONDS = 5.0  # at shutdown; what does not land by then stays parked in Redis
@@ -243,6 +248,7 @@ def create_admin(gw: Gateway) -> FastAPI:
 
     @admin.get("/metrics")
     async def metrics() -> Response:
+        gw.metrics.redis_up.set(1 if all(await gw.pings()) else 0)
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @admin.get("/routes")

@@ -61,6 +61,8 @@ class Decision:
     credits_remaining: int | None = None
     charge_id: str | None = None  # for a refund when nothing good came back
     sent: bool = True  # False: the ask never left the gateway, so it cannot have charged
+    cost: int = 0  # credits debited (the plan's price for the path, else the route's)
+    plan: str = ""  # the key's plan, when the ledger read it
 
 
 class RefundNotLanded(Exception):
@@ -128,8 +130,14 @@ class HttpAuthorizer:
     async def authorize(
         self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
     ) -> Decision:
-        payload = {"key": key, "route": route[:256], "path": path, "cost": cost, "client": client}
-        payload["charge_id"] = charge_id
+        payload = {
+            "key": key,
+            "route": route[:256],
+            "path": path,
+            "cost": cost,
+            "client": client,
+            "charge_id": charge_id,
+        }
         try:
             status, data = await self._post("/v1/authorize", payload)
         except ConnectFailed:
@@ -225,6 +233,8 @@ class LedgerAuthorizer:
             retry_after=o.retry_after,
             credits_remaining=o.credits,
             charge_id=o.charge_id,
+            cost=o.cost,
+            plan=o.plan,
         )
 
     async def refund(self, charge_id: str) -> bool:

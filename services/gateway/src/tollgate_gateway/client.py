@@ -202,13 +202,14 @@ class UpstreamPool:
         ctx = self._tls_context() if o.tls else None
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, proto = await loop.create_connection(
-                    lambda: Connection(self.max_body_bytes, self._counts),
-                    o.host,
-                    o.port,
-                    ssl=ctx,
-                    server_hostname=o.host if ctx else None,
-                )
+                try:
+                    proto = await self._open(loop, o, ctx)
+                except ConnectionRefusedError:
+                    # Nothing was sent, so one more try is safe for any method. Behind a
+                    # Service address it lands on another pod (kube-proxy picks per connection):
+                    # a pod that stopped listening before its endpoint was withdrawn costs no
+                    # request.
+                    proto = await self._open(loop, o, ctx)
         except TimeoutError:
             raise ConnectFailed(f"connect to {o.host}:{o.port} timed out") from None
         except OSError as exc:  # refused, unreachable, and TLS failures (ssl.SSLError)
@@ -217,6 +218,18 @@ class UpstreamPool:
             proto.close()
             raise UpstreamError("the upstream pool is closed")
         o.all.add(proto)
+        return proto
+
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop, o: _Origin, ctx: ssl.SSLContext | None
+    ) -> Connection:
+        _, proto = await loop.create_connection(
+            lambda: Connection(self.max_body_bytes, self._counts),
+            o.host,
+            o.port,
+            ssl=ctx,
+            server_hostname=o.host if ctx else None,
+        )
         return proto
 
     def _tls_context(self) -> ssl.SSLContext:

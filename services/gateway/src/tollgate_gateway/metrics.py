@@ -68,6 +68,25 @@ class Metrics:
             "Refund tries by result: refunded, absent (no such charge: a no-op), retry.",
             ("result",),
         )
+        # Credits as the ledger debited them (the plan's price for the path, else the route's).
+        self.credits_charged = Family(
+            "tollgate_gateway_credits_charged", "Credits debited.", ("route",)
+        )
+        self.credits_refunded = Family(
+            "tollgate_gateway_credits_refunded",
+            "Credits given back (request not served).",
+            ("route",),
+        )
+        self.credits_saved = Family(
+            "tollgate_gateway_credits_saved",
+            "Credits not charged because the cache answered (the route's creditCost).",
+            ("route",),
+        )
+        self.rate_limited = Family(
+            "tollgate_gateway_rate_limited",
+            "Requests refused by the rate limit.",
+            ("route", "plan"),
+        )
         self.inflight = Inflight()
         self.refunds_pending = Inflight()
         self._families = Families(
@@ -79,6 +98,10 @@ class Metrics:
             self.auth,
             self.fail_open,
             self.refunds,
+            self.credits_charged,
+            self.credits_refunded,
+            self.credits_saved,
+            self.rate_limited,
         )
         r.register(self)  # collect() below
         # Set rarely: prometheus-client's own classes are fine here.
@@ -91,6 +114,13 @@ class Metrics:
         self.events_dropped = Counter(
             "tollgate_gateway_events_dropped",
             "Events not appended (queue full or Redis down).",
+            registry=r,
+        )
+        # Set by each scrape from a PING of both clients (app.py), as redis_exporter's redis_up:
+        # the follower's own view exists only when the table comes from Redis.
+        self.redis_up = Gauge(
+            "tollgate_gateway_redis_up",
+            "1 if both Redis clients answered a PING at the last scrape, else 0.",
             registry=r,
         )
 

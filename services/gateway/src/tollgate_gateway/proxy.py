@@ -236,10 +236,10 @@ class Proxy:
             raise
         except NoData:
             if spec.refund_on_404:
-                self._refund(decision)
+                self._refund(compiled, decision)
             raise
         except BaseException:  # client gone, cancelled, a bug: nothing was served
-            self._refund(decision)
+            self._refund(compiled, decision)
             raise
         assert won.response is not None
         self._served(compiled)
@@ -283,6 +283,10 @@ class Proxy:
                 self.p.refunds.submit(charge_id)
         m.child(m.auth, d.reason).inc()
         if d.allowed:
+            if d.cost:
+                m.child(m.credits_charged, compiled.route.name).inc(d.cost)
+            if free and spec.credit_cost > d.cost:
+                m.child(m.credits_saved, compiled.route.name).inc(spec.credit_cost - d.cost)
             return d
         if d.reason == "unavailable":
             if spec.fail_open:
@@ -291,6 +295,8 @@ class Proxy:
             raise AuthUnavailable()
         if d.reason in UNKNOWN_OUTCOME:
             raise AuthUnavailable()
+        if d.reason == "rate_limited":
+            m.child(m.rate_limited, compiled.route.name, d.plan).inc()
         raise AccessDenied(d)
 
     async def _fetch(
@@ -379,12 +385,12 @@ class Proxy:
         log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
             self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
-        self._refund(d)
+        self._refund(compiled, d)
 
-    def _refund(self, d: Decision | None) -> None:
+    def _refund(self, compiled: CompiledRoute, d: Decision | None) -> None:
         """Nothing good came back: the credits of this request go back, off the response path."""
         if d is not None and d.charge_id:
-            self.p.refunds.submit(d.charge_id)
+            self.p.refunds.submit(d.charge_id, compiled.route.name, d.cost)
 
 
 def _nodata_message(attempts: list[Attempt]) -> str:

@@ -74,15 +74,20 @@ class Refunds:
         self.due: dict[str, float] = {}  # charge id -> monotonic time of its next try
         self.attempts: dict[str, int] = {}
         self.parked: set[str] = set()
+        # route and credits of a refund this process was handed (not of a swept or spooled one):
+        # only for tollgate_gateway_credits_refunded_total
+        self.what: dict[str, tuple[str, int]] = {}
         self._inflight: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, charge_id: str) -> None:
+    def submit(self, charge_id: str, route: str = "", cost: int = 0) -> None:
         """Owe this charge back: try now, keep trying until it lands."""
         if charge_id in self.due:
             return
+        if cost:
+            self.what[charge_id] = (route, cost)
         self.due[charge_id] = 0.0
         self.attempts[charge_id] = 0
         self._count()
@@ -149,6 +154,9 @@ class Refunds:
             self._inflight.discard(charge_id)
             self._wake.set()
         m.child(m.refunds, "refunded" if refunded else "absent").inc()
+        route, cost = self.what.pop(charge_id, ("", 0))
+        if refunded and cost:
+            m.child(m.credits_refunded, route).inc(cost)
         self.due.pop(charge_id, None)
         self.attempts.pop(charge_id, None)
         self._count()

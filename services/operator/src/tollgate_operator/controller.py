@@ -29,6 +29,7 @@ class Controller:
         self.metrics.reconciles.labels(trigger).inc()
         self.metrics.table_version.set(version)
         self.metrics.routes.set(len(desired.routes))
+        self.metrics.table_synced.set_to_current_time()
         if changed:
             self.metrics.publishes.inc()
             log.info(

@@ -19,3 +19,10 @@ class Metrics:
         self.publishes = Counter(
             "tollgate_operator_publishes", "Table versions written.", registry=r
         )
+        # The drift timer re-checks every drift_check_seconds: an old value means the operator
+        # stopped reaching Redis or stopped reconciling (the TollgateTableNotPublished alert).
+        self.table_synced = Gauge(
+            "tollgate_operator_table_synced_timestamp_seconds",
+            "Unix time the table in Redis was last written or found current.",
+            registry=r,
+        )

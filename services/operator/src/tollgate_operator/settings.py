@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
 from pydantic_settings import SettingsConfigDict
 
 from tollgate_common.settings import ServiceSettings
+
+# A namespace name (DNS-1123 label). `helm --set operator.namespaces={}` renders [""], and kopf
+# would then watch a namespace that cannot exist, silently serving no route: refuse it at start.
+Namespace = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 
 
 class OperatorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TOLLGATE_OPERATOR_", extra="ignore", frozen=True)
 
-    namespaces: list[str] = Field(
+    namespaces: list[Namespace] = Field(
         default_factory=list, description="Namespaces to watch (JSON list); empty = all."
     )
     cluster_domain: str = Field("cluster.local", description="For Service endpoint URLs.")

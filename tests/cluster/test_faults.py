@@ -1,0 +1,145 @@
+"""Faults as pods: a gateway, the operator and Redis deleted while clients keep calling."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+
+from tollgate_testkit.cluster import Cluster, wait_until
+from tollgate_testkit.load import Load
+
+from .conftest import serves
+
+
+def settle(cluster: Cluster, component: str, replicas: int) -> None:
+    """Wait until the component is back to `replicas` ready pods and nothing else terminating."""
+
+    def done() -> bool:
+        dep = cluster.get("deployment", cluster.name(component))
+        s = dep["status"]
+        return (
+            s.get("readyReplicas") == replicas
+            and s.get("updatedReplicas") == replicas
+            and s.get("replicas") == replicas
+            and len(cluster.ready_pods(component)) == replicas
+        )
+
+    wait_until(f"{component} back to {replicas} ready pods", done, timeout=120)
+
+
+def test_gateway_pod_deleted_under_load(cluster: Cluster, eod: str) -> None:
+    """preStop keeps the pod serving until kube-proxy forgets it; the drain finishes what is in
+    flight; the PDB and the second replica carry the rest: no client sees a failure."""
+    key_id, key = cluster.new_key(1_000_000)
+    victim = cluster.ready_pods("gateway")[0]["metadata"]["name"]
+    with Load(f"{cluster.gateway_url}/api/v1{eod}/FAULT.US?api_key={key}", workers=4) as load:
+        load.wait_for(200)
+        cluster.kubectl("delete", "pod", victim, "--wait=false")
+        wait_until(f"{victim} gone", lambda: not victim_exists(cluster, victim), timeout=90)
+        settle(cluster, "gateway", 2)
+        n = load.outcomes.total
+        load.wait_for(n + 200)
+    out = load.stop()
+    assert out.failed == 0, str(out)
+    assert 1_000_000 - cluster.credits(key_id) == out.charged == out.codes[200]
+
+
+def victim_exists(cluster: Cluster, name: str) -> bool:
+    return any(
+        p["metadata"]["name"] == name
+        for p in cluster.get("pods", "-l", "app.kubernetes.io/component=gateway")["items"]
+    )
+
+
+def operator_metric(cluster: Cluster, name: str) -> float:
+    pod = cluster.pods("operator")[0]
+    text = httpx.get(f"http://{pod['status']['podIP']}:8084/metrics", timeout=5).text
+    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(name))
+
+
+def test_operator_pod_deleted_keeps_and_republishes_the_table(cluster: Cluster, eod: str) -> None:
+    """The gateways keep serving while no operator runs; the new pod resumes every ApiBackend
+    and asserts the same table (publishing is idempotent: same routes, same version)."""
+    _, key = cluster.new_key(1_000_000)
+    version = operator_metric(cluster, "tollgate_operator_table_version")
+    victim = cluster.pods("operator")[0]["metadata"]["name"]
+    with Load(f"{cluster.gateway_url}/api/v1{eod}/OPERATOR.US?api_key={key}", workers=2) as load:
+        load.wait_for(50)
+        cluster.kubectl("delete", "pod", victim, "--wait=true", "--timeout=60s")
+        assert serves(cluster, eod)
+        settle(cluster, "operator", 1)
+        wait_until(
+            "the new operator to resume and publish",
+            lambda: (
+                operator_metric(cluster, "tollgate_operator_table_version") == version
+                and operator_metric(cluster, 'tollgate_operator_reconciles_total{trigger="resume"}')
+                > 0
+            ),
+            timeout=60,
+        )
+        n = load.outcomes.total
+        load.wait_for(n + 50)
+    out = load.stop()
+    assert out.failed == 0, str(out)
+    assert serves(cluster, eod)
+
+
+def test_a_change_made_while_no_operator_runs_is_published_on_its_return(
+    cluster: Cluster, eod: str
+) -> None:
+    prefix = f"/off{uuid.uuid4().hex[:6]}"
+    deployment = f"deployment/{cluster.name('operator')}"
+    cluster.kubectl("scale", deployment, "--replicas=0")
+    try:
+        wait_until("no operator", lambda: not cluster.pods("operator"), timeout=60)
+        cluster.kubectl("apply", "-f", "-", stdin=route(f"off-{prefix[4:]}", prefix))
+        time.sleep(3)
+        assert not serves(cluster, prefix)  # nobody has published it yet
+    finally:
+        cluster.kubectl("scale", deployment, "--replicas=1")
+    settle(cluster, "operator", 1)
+    wait_until(f"{prefix} on every gateway", lambda: serves(cluster, prefix), timeout=60)
+    cluster.kubectl("delete", "apibackend", f"off-{prefix[4:]}", "--timeout=30s")
+
+
+def route(name: str, prefix: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "tollgate.dev/v1alpha1",
+            "kind": "ApiBackend",
+            "metadata": {"name": name},
+            "spec": {
+                "pathPrefix": prefix,
+                "endpoints": [{"service": {"name": "eod-b", "port": 9002}}],
+            },
+        }
+    )
+
+
+def test_redis_pod_deleted_fails_closed_then_recovers(cluster: Cluster, eod: str) -> None:
+    """Without Redis no request is served unpaid (503, fail closed); the gateways keep their last
+    good table; once Redis is back (its append-only file on the claim) the same key works again
+    and every credit debited is an answer served."""
+    key_id, key = cluster.new_key(1_000_000)
+    url = f"{cluster.gateway_url}/api/v1{eod}/REDIS.US?api_key={key}"
+    assert httpx.get(url, timeout=10).status_code == 200
+    victim = cluster.pods("redis")[0]["metadata"]["name"]
+    with Load(url, workers=3, pause=0.02) as load:
+        load.wait_for(100)
+        cluster.kubectl("delete", "pod", victim, "--wait=true", "--timeout=60s")
+        wait_until("a failed-closed answer", lambda: load.outcomes.codes[503] > 0, timeout=30)
+        assert serves(cluster, eod)
+        settle(cluster, "redis", 1)
+        wait_until("service again", lambda: httpx.get(url, timeout=10).status_code == 200, 60)
+        n = load.outcomes.codes[200]
+        wait_until("load served again", lambda: load.outcomes.codes[200] > n + 50, timeout=60)
+    out = load.stop()
+    assert set(out.codes) <= {200, 503}, str(out)
+    assert not out.errors, str(out)
+    wait_until("gateways and auth ready", lambda: len(cluster.ready_pods("gateway")) == 2, 60)
+    time.sleep(1)  # the last refunds of answers that failed mid-way land off the response path
+    debited = 1_000_000 - cluster.credits(key_id)
+    assert debited == out.charged + 1, f"{out}; debited {debited}"
