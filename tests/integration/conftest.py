@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tollgate_testkit.provider import Provider, RedisHandle
+from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth, start_gateway
-from tollgate_testkit.upstreams import DemoUpstream
+from tollgate_testkit.upstreams import DemoUpstream, Upstream
 
 
 def routes_yaml(upstream: str) -> str:
@@ -62,6 +63,8 @@ class Stack:
     upstream: DemoUpstream
     auths: list[Service]
     gateways: list[Service]
+    mode: str = "http"
+    upstreams: list[DemoUpstream] = field(default_factory=list)
 
     def admin(self) -> httpx.Client:
         return httpx.Client(
@@ -80,31 +83,76 @@ class Stack:
         with self.admin() as c:
             return int(c.get(f"/v1/admin/keys/{key_id}").json()["credits"])
 
+    def gateway_metric(self, name: str, **labels: str) -> float:
+        """The sum over both gateways of one Prometheus sample (0 when absent)."""
+        return sum(metric(g.url, name, **labels) for g in self.gateways)
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of a service's /metrics, summed over the label sets that match ``labels``."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        sample, _, rest = head.partition("{")
+        if sample != name:
+            continue
+        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += float(value)
+    return total
+
 
 @contextmanager
-def running_stack(work: Path, provider: Provider, auth_mode: str) -> Iterator[Stack]:
-    """redis, one upstream, two auth processes, two gateways: each asking its own auth service
-    over HTTP, or (AUTH_MODE=redis) running the ledger script itself; all stopped on exit, in
-    reverse order, whatever failed to start. Redis and the upstream come from ``provider``."""
+def open_stack(
+    work: Path,
+    mode: str,
+    routes: str | None = None,
+    upstreams: list[DemoUpstream] | None = None,
+    *,
+    provider: Provider | None = None,
+    appendonly: bool = False,
+    **gateway_env: str,
+) -> Iterator[Stack]:
+    """redis, two auth processes, two gateways: each asking its own auth service over HTTP, or
+    (AUTH_MODE=redis) running the ledger script itself; all stopped on exit, in reverse order,
+    whatever failed to start. ``routes`` defaults to routes_yaml on a fresh upstream; the given
+    ``upstreams`` are stopped with the stack. Redis and the default upstream come from
+    ``provider`` when given (a Redis with the chart's append-only file is always a process)."""
     with ExitStack() as cleanup:
-        redis = provider.redis(work / "redis")
+        if provider is not None and not appendonly:
+            redis: RedisHandle = provider.redis(work / "redis")
+        else:
+            redis = RedisServer(work / "redis", appendonly=appendonly)
         cleanup.callback(redis.stop)
-        up = provider.upstream("up", work)
-        cleanup.callback(up.stop)
-        routes = work / "routes.yaml"
-        routes.write_text(routes_yaml(up.url))
+        ups = list(upstreams or [])
+        for up in ups:
+            cleanup.callback(up.stop)
+        if routes is None:
+            ups.insert(0, provider.upstream("up", work) if provider else Upstream("up", work))
+            cleanup.callback(ups[0].stop)
+            routes = routes_yaml(ups[0].url)
+        assert ups, "routes given without their upstreams"
+        path = work / "routes.yaml"
+        path.write_text(routes)
         auths: list[Service] = []
         for _ in range(2):
             auths.append(start_auth(work, redis.url, KEY_PEPPER=PEPPER))
             cleanup.callback(auths[-1].stop)
         gateways: list[Service] = []
-        mode = {"AUTH_MODE": auth_mode, "KEY_PEPPER": PEPPER}
+        env = {"AUTH_MODE": mode, "KEY_PEPPER": PEPPER, **gateway_env}
         for a in auths:
             gateways.append(
-                start_gateway(work, redis.url, ROUTES_FILE=str(routes), AUTH_URL=a.url, **mode)
+                start_gateway(work, redis.url, ROUTES_FILE=str(path), AUTH_URL=a.url, **env)
             )
             cleanup.callback(gateways[-1].stop)
-        yield Stack(redis, up, auths, gateways)
+        yield Stack(redis, ups[0], auths, gateways, mode, ups)
+
+
+@contextmanager
+def running_stack(work: Path, provider: Provider, auth_mode: str) -> Iterator[Stack]:
+    """The standard stack with Redis and the upstream from ``provider``."""
+    with open_stack(work, auth_mode, provider=provider) as s:
+        yield s
 
 
 @pytest.fixture(scope="module", params=["http", "redis"])

@@ -11,7 +11,7 @@ import pytest
 from tollgate_testkit.provider import Provider, RedisHandle
 from tollgate_testkit.services import Service, start_auth, start_gateway
 
-from .conftest import routes_yaml
+from .conftest import metric, routes_yaml
 
 
 @pytest.fixture
@@ -42,6 +42,9 @@ def test_auth_down_fails_closed(solo: tuple[RedisHandle, Service, Service]) -> N
     assert "auth" in r.json()["message"]
     free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": "tg_aaaaaaaa_" + "x" * 43})
     assert free.status_code == 200
+    assert metric(gw.url, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
+    # nothing reached a ledger, so nothing is owed back (no refund per request of an outage)
+    assert metric(gw.url, "tollgate_gateway_refunds_pending") == 0
 
 
 def test_redis_down_fails_closed(solo: tuple[RedisHandle, Service, Service]) -> None:
@@ -83,6 +86,8 @@ def test_redis_down_fails_closed_in_redis_mode(tmp_path: Path, fixture_provider:
         assert r.json()["status"] is False
         free = httpx.get(f"{gw.url}/api/v1/free/X", params={"api_key": key}, timeout=10)
         assert free.status_code == 200  # failOpen
+        assert metric(gw.url, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
+        assert metric(gw.url, "tollgate_gateway_refunds_pending") == 0  # nothing was sent
     finally:
         gw.stop()
         auth.stop()

@@ -7,8 +7,10 @@ import asyncio
 import pytest
 from redis.exceptions import NoScriptError, ResponseError
 
-from tollgate_common.resp import LeanRedis, encode
+from tollgate_common.resp import LeanRedis, NotSent, encode
+from tollgate_testkit.ports import free_port
 from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.relay import Relay
 
 
 def test_encode() -> None:
@@ -99,3 +101,36 @@ async def test_hung_redis_times_out_and_recovers(redis_server: RedisServer, redi
         redis_server.proc.kill(signal.SIGCONT)
     assert await r.get("k") == b"v"
     await r.aclose()
+
+
+async def test_silent_connection_is_dropped_though_callers_give_up_sooner(
+    redis_url: str,
+) -> None:
+    """Replies stop coming on the connection (a black hole) and every caller's deadline is
+    shorter than the client's timeout (the ledger's case): the connection is still dropped after
+    ``timeout``, and a call on a fresh one succeeds."""
+    relay = Relay(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    r = LeanRedis(relay.url, timeout=0.5)
+    try:
+        assert await r.execute("PING") == b"PONG"
+        relay.cut()
+        answers = []
+        for _ in range(10):
+            try:
+                async with asyncio.timeout(0.2):
+                    answers.append(await r.execute("PING"))
+                break
+            except (TimeoutError, ConnectionError):  # the silent connection, given up
+                continue
+        assert answers == [b"PONG"]
+        assert relay.connections == 2
+    finally:
+        await r.aclose()
+        relay.stop()
+
+
+async def test_nothing_listening_is_not_sent() -> None:
+    """A refused connection raises NotSent (a ConnectionError): the command cannot have run."""
+    r = LeanRedis(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(NotSent):
+        await r.execute("PING")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tollgate_operator.api import Backend, Condition
 from tollgate_operator.reconcile import event_for, reconcile, status_patch
+from tollgate_operator.table import routes_json
 
 
 def backend(name: str, spec: dict[str, Any], created: str = "2026-01-01T00:00:00Z") -> Backend:
@@ -22,6 +24,19 @@ def test_service_endpoint_becomes_cluster_dns_url() -> None:
         "http://eod-a.ns.svc.cluster.local:9001"
     ]
     assert desired.status["ns/eod"][0].reason == "Published"
+
+
+def test_refund_on_404_reaches_the_table() -> None:
+    """``refundOn404: false`` is carried into the published table (default: true)."""
+    keep = backend(
+        "keep", {"pathPrefix": "/k", "endpoints": [{"url": "http://a:1"}], "refundOn404": False}
+    )
+    plain = backend("plain", {"pathPrefix": "/p", "endpoints": [{"url": "http://a:1"}]})
+    docs = json.loads(routes_json(reconcile([keep, plain], "cluster.local").routes))
+    assert {d["name"]: d["spec"]["refundOn404"] for d in docs} == {
+        "ns/keep": False,
+        "ns/plain": True,
+    }
 
 
 def test_invalid_spec_is_not_ready_and_others_still_publish() -> None:

@@ -4,11 +4,20 @@
 -- primary with replicas; on Redis Cluster all of a key's data would need one hash tag.
 --
 -- KEYS[1] key record (hash)   KEYS[2] invalid-key counter of the client address
+-- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
 -- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s
 -- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
 -- and, for ok and rate_limited, cost (debited) and plan as well (the gateway's metrics by plan)
 
 local now = tonumber(ARGV[1])
+-- The caller chose the charge id (credits.py): refunded already (its answer was lost and the
+-- caller gave it up) means this late authorize must change nothing; charged already (applied
+-- twice) means it is done.
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return {'refunded', -1, -1, -1, -1, -1, '', '', 0} end
+  local held = redis.call('HMGET', KEYS[1], 'id', 'credits')
+  return {'ok', -1, -1, -1, -1, tonumber(held[2] or '0'), held[1] or '', '', 0}
+end
 local rec = redis.call('HMGET', KEYS[1], 'id', 'credits', 'revoked', 'expires_at', 'plan')
 local key_id = rec[1]
 if not key_id then
@@ -67,7 +76,7 @@ local left = credits
 local event = ''
 if cost > 0 then
   left = redis.call('HINCRBY', KEYS[1], 'credits', -cost)
-  redis.call('SET', 'tollgate:auth:charge:' .. ARGV[3], KEYS[1] .. '|' .. cost, 'EX', tonumber(ARGV[4]))
+  redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost, 'EX', tonumber(ARGV[4]))
   local low = tonumber(ARGV[6])
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end

@@ -7,6 +7,14 @@ the HTTP hop to auth. Both run the identical script, so accounting stays exact e
 
 Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit and charge
 record); ``refund`` is one EVALSHA.
+
+Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
+asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can
+still be refunded by that id. The refund leaves a tombstone (``refunded:<id>``, as long-lived as
+a charge record) that the authorize script honours: a refund of a charge that never happened is a
+no-op and stays one, even if that authorize is applied later; an authorize applied twice with one
+id debits once. What a tombstone cannot cover: an authorize applied more than
+``charge_ttl`` after its refund (the tombstone has expired) - seconds are the real-world bound.
 """
 
 from __future__ import annotations
@@ -25,6 +33,11 @@ from tollgate_common.redis import LuaScript
 
 P = "tollgate:auth:"
 KEY_RE = re.compile(r"^tg_([a-z2-7]{8})_([A-Za-z0-9_-]{32,64})$")
+# What an authorize may carry: longer is the client's error (401 for a key, 414 for a path), which
+# the gateway answers itself, in both auth modes, before it asks.
+MAX_KEY_CHARS = 256
+MAX_PATH_CHARS = 2048
+CHARGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 _charge_ids = UniqueIds(10)
@@ -59,11 +72,19 @@ def record_key(hashed: str) -> str:
     return f"{P}key:{hashed}"
 
 
+def charge_key(charge_id: str) -> str:
+    return f"{P}charge:{charge_id}"
+
+
+def tombstone_key(charge_id: str) -> str:
+    return f"{P}refunded:{charge_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The authorize script's answer; times in seconds; None where it does not apply."""
 
-    reason: str  # ok invalid_key revoked expired rate_limited no_credits
+    reason: str  # ok invalid_key revoked expired rate_limited no_credits refunded
     limit: int | None
     remaining: int | None
     reset: float | None
@@ -170,10 +191,17 @@ class Ledger:
         charge_ttl: int,
         low_threshold: int,
         invalid_window: int,
+        charge_id: str | None = None,
     ) -> Outcome:
-        charge_id = new_charge_id()
+        """One authorize; ``charge_id`` chosen by the caller (see the module docstring)."""
+        charge_id = charge_id or new_charge_id()
         hashed = key_hash(raw_key, self.pepper) if key_id_of(raw_key) else "-"
-        keys = [record_key(hashed), f"{P}invalid:{client or '-'}"]
+        keys = [
+            record_key(hashed),
+            f"{P}invalid:{client or '-'}",
+            charge_key(charge_id),
+            tombstone_key(charge_id),
+        ]
         args = [
             int(time.time() * 1000),
             cost,
@@ -185,7 +213,9 @@ class Ledger:
         ]
         return outcome(await self._authorize(self.redis, keys, args), charge_id)
 
-    async def refund(self, charge_id: str) -> int:
-        """Give a charge back exactly once; returns the credits after, or -1 if unknown."""
-        left: int = await self._refund(self.redis, [f"{P}charge:{charge_id}"], [])
+    async def refund(self, charge_id: str, tombstone_ttl: int = 3600) -> int:
+        """Give a charge back exactly once; returns the credits after, or -1 if unknown. Either
+        way the charge id is dead from now on: an authorize with it debits nothing."""
+        keys = [charge_key(charge_id), tombstone_key(charge_id)]
+        left: int = await self._refund(self.redis, keys, [tombstone_ttl])
         return left

@@ -1,4 +1,8 @@
--- Give a charge back exactly once. KEYS[1] the charge record. Returns credits after, or -1.
+-- Give a charge back exactly once. KEYS[1] the charge record, KEYS[2] its tombstone;
+-- ARGV[1] the tombstone's TTL in seconds. Returns credits after, or -1 (no such charge).
+-- The tombstone is set either way: an authorize with this charge id arriving later (its answer
+-- was lost, the caller gave it up) debits nothing (authorize.lua checks it).
+redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[1]))
 local rec = redis.call('GET', KEYS[1])
 if not rec then return -1 end
 redis.call('DEL', KEYS[1])

@@ -11,8 +11,9 @@ Failure semantics: a lost connection fails every waiting call with ConnectionErr
 call reconnects; a caller's cancellation (deadline) leaves its reply to be read and dropped, so
 later replies still match their callers. A reply later than ``timeout`` raises TimeoutError and
 drops the connection (a Redis that stops answering must not hold requests until their deadline;
-redis-py's socket_timeout does the same). Errors Redis returns raise ResponseError, NOSCRIPT as
-redis-py's NoScriptError, so callers handle both clients alike.
+redis-py's socket_timeout does the same), also when its caller gave up sooner. Errors Redis
+returns raise ResponseError, NOSCRIPT as redis-py's NoScriptError, so callers handle both clients
+alike.
 
 The URL means what redisurl.py says (rediss:// is TLS with the system trust store and hostname
 checking, a username sends ``AUTH username password``). Plain or TLS is decided once, when the
@@ -39,6 +40,10 @@ def encode(*args: Any) -> bytes:
         b = a if isinstance(a, bytes) else str(a).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(out)
+
+
+class NotSent(ConnectionError):
+    """No connection could be opened, so the command was not sent (it cannot have run)."""
 
 
 class _Conn(asyncio.Protocol):
@@ -90,6 +95,8 @@ def _expire(conn: _Conn, fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError("redis did not answer in time"))
         conn.close(ConnectionError("redis connection dropped after a timeout"))
+    elif fut in conn.waiters:  # its caller gave up, and its reply has not come either
+        conn.close(ConnectionError("redis connection dropped after a timeout"))
 
 
 class LeanRedis:
@@ -130,7 +137,8 @@ class LeanRedis:
                     proto.close(ConnectionError("redis connection set-up failed"))
                     raise
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            raise ConnectionError(f"redis {where}: {exc!r}") from exc
+            # no command of the caller's left this client: NotSent (a ConnectionError) says so
+            raise NotSent(f"redis {where}: {exc!r}") from exc
         return proto
 
     async def _set_up(self, proto: _Conn, where: str) -> None:
@@ -157,9 +165,17 @@ class LeanRedis:
         fut = self._send(conn, *args)
         timer = fut.get_loop().call_later(self.timeout, _expire, conn, fut)
         try:
-            return await fut
-        finally:
+            result = await fut
+        except asyncio.CancelledError:
+            # The timer stays: a caller's deadline shorter than ``timeout`` (the ledger's) must not
+            # keep a connection whose replies stopped coming (issue 11: a lost reply shifted
+            # every later reply onto the caller before it, each caller then gave up, forever).
+            raise
+        except BaseException:
             timer.cancel()
+            raise
+        timer.cancel()
+        return result
 
     # the redis-py-compatible subset the hot paths use
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:

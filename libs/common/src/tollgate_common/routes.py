@@ -115,6 +115,11 @@ class ApiBackendSpec(_Model):
         False, description="Serve when the auth service is unreachable (for free data)."
     )
     charge_cache_hits: bool = Field(True, description="Charge credits for cache hits too.")
+    refund_on_404: bool = Field(
+        True,
+        description="Refund a request the upstreams had no data for (404 or status false); "
+        "false: such an answer is charged like data.",
+    )
     circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
 
     @field_validator("headers")

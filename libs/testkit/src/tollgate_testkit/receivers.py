@@ -53,16 +53,20 @@ class SmtpServer:
 
 
 class WebhookReceiver:
-    """An HTTP endpoint recording JSON posts; ``status`` sets what it answers."""
+    """An HTTP endpoint recording JSON posts; ``status`` sets what it answers, ``delay`` how
+    long each post takes (seconds)."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
         self.status = 200
+        self.delay = 0.0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 if receiver.status < 300:
                     receiver.posts.append(json.loads(body))
                 self.send_response(receiver.status)

@@ -4,6 +4,7 @@ only, with ACL users (Debian's redis-server is built with OpenSSL)."""
 from __future__ import annotations
 
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ class AclUser:
 
 
 class RedisServer:
+    """``appendonly``: persist as the chart does (AOF, fsync every second), so a restart keeps
+    the data; without it a restart comes back empty."""
+
     def __init__(
         self,
         workdir: Path,
@@ -31,6 +35,7 @@ class RedisServer:
         *,
         tls: ServerPki | None = None,
         user: AclUser | None = None,
+        appendonly: bool = False,
     ) -> None:
         """``tls``: serve TLS only (``--port 0``), with this key pair; ``user``: the one ACL
         user, the passwordless default user switched off (so nothing works without AUTH)."""
@@ -43,8 +48,12 @@ class RedisServer:
         self.workdir = workdir
         self.tls = tls
         self.user = user
+        self.appendonly = appendonly
         workdir.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        aof = ["--appendonly", "yes", "--appendfsync", "everysec"]
+        if not appendonly:
+            aof = ["--appendonly", "no"]
+        argv = [binary, "--bind", "127.0.0.1", "--save", "", *aof]
         argv += ["--dir", str(workdir), "--protected-mode", "yes"]
         if tls is None:
             argv += ["--port", str(self.port)]
@@ -68,7 +77,11 @@ class RedisServer:
     def stop(self) -> None:
         self.proc.stop()
 
-    def restart(self) -> None:
-        """Stop and start again on the same port (an outage, then recovery)."""
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop with ``sig`` (SIGKILL: a crash) and start again on the same port (an outage,
+        then recovery)."""
+        self.proc.kill(sig)
         self.stop()
-        self.__init__(self.workdir, self.port, tls=self.tls, user=self.user)  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            self.workdir, self.port, tls=self.tls, user=self.user, appendonly=self.appendonly
+        )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import signal
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tollgate_testkit.ports import free_port
@@ -16,6 +17,10 @@ class Service:
     name: str
     proc: Proc
     port: int
+    kind: str = ""
+    workdir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    health: str = "/healthz"
 
     @property
     def url(self) -> str:
@@ -23,6 +28,16 @@ class Service:
 
     def stop(self) -> None:
         self.proc.stop()
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop with ``sig`` (SIGKILL: a crash), then start the same service on the same port."""
+        assert self.workdir is not None, "started without start_service"
+        self.proc.kill(sig)
+        self.proc.stop()  # reaps it and closes its log
+        fresh = start_service(
+            self.kind, self.workdir, self.env, name=self.name, health=self.health, port=self.port
+        )
+        self.proc = fresh.proc
 
 
 def start_service(
@@ -33,10 +48,11 @@ def start_service(
     name: str | None = None,
     health: str = "/healthz",
     process_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Service:
     """Start ``python -m tollgate_<kind>`` with TOLLGATE_<KIND>_* settings and wait for health;
-    ``process_env`` is passed as it is (SSL_CERT_FILE, ...)."""
-    port = free_port()
+    ``process_env`` is passed as it is (SSL_CERT_FILE, ...); ``port``: come back on the same one."""
+    port = port or free_port()
     prefix = f"TOLLGATE_{kind.upper()}_"
     full = {
         **(process_env or {}),
@@ -51,7 +67,7 @@ def start_service(
     except BaseException:
         proc.stop()
         raise
-    return Service(label, proc, port)
+    return Service(label, proc, port, kind, workdir, dict(env), health)
 
 
 def start_auth(

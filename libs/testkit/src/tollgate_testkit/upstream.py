@@ -6,7 +6,7 @@ what frameworks will not: hang, reset the connection, send invalid JSON, close a
 Behaviour is switched at run time with ``POST /_control`` and a JSON body::
 
     {"mode": "ok" | "slow" | "hang" | "reset" | "error500" | "badjson" | "statusfalse"
-              | "close" | "chunked" | "nostore" | "big",
+              | "notfound" | "close" | "chunked" | "nostore" | "big",
      "delay": 0.5,     # seconds, for "slow" (and added to every mode when set)
      "size": 1000000}  # bytes of padding, for "big"
 
@@ -164,6 +164,8 @@ class DemoProtocol(asyncio.Protocol):
             status, doc = 500, {"status": False, "message": "upstream exploded", "server": st.name}
         elif mode == "statusfalse":
             doc = {"status": False, "message": "no data for symbol", "server": st.name}
+        elif mode == "notfound":  # the "no data" answer as a 404
+            status, doc = 404, {"status": False, "message": "no data for symbol", "server": st.name}
         elif mode == "big":
             doc["padding"] = "x" * st.size
         elif mode == "nostore":

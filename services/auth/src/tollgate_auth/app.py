@@ -118,6 +118,7 @@ class Service:
                 charge_ttl=s.charge_ttl_seconds,
                 low_threshold=s.credits_low_threshold,
                 invalid_window=s.invalid_key_window_seconds,
+                charge_id=req.charge_id,
             )
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
@@ -134,7 +135,7 @@ class Service:
     async def refund(self, charge_id: str) -> bool:
         assert self.store is not None
         try:
-            left = await self.store.refund(charge_id)
+            left = await self.store.refund(charge_id, self.settings.charge_ttl_seconds)
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
             raise StoreDown("credit store unavailable") from exc

@@ -12,6 +12,7 @@ MESSAGES = {
     "expired": "this API key has expired",
     "rate_limited": "rate limit exceeded",
     "no_credits": "not enough credits for this path",
+    "refunded": "this charge id was refunded already",
 }
 
 

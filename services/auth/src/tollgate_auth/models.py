@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tollgate_common.credits import CHARGE_ID_PATTERN, MAX_KEY_CHARS, MAX_PATH_CHARS
+
 MAX_CREDITS = 10**15
 """The most a balance, a top-up or a cost may be: far inside both the doubles of the Lua ledger
 and Redis integers, even with a top-up added to a full balance."""
@@ -36,11 +38,14 @@ CostPrefix = Annotated[str, Field(pattern=r"^/", max_length=256)]
 class AuthorizeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    key: str = Field(max_length=256)
+    key: str = Field(max_length=MAX_KEY_CHARS)
     route: str = Field("", max_length=256)
-    path: str = Field("/", max_length=2048)
+    path: str = Field("/", max_length=MAX_PATH_CHARS)
     cost: int = Field(1, ge=0)
     client: str = Field("", max_length=64)
+    charge_id: str | None = Field(
+        None, pattern=CHARGE_ID_PATTERN, description="Chosen by the gateway (refundable by it)."
+    )
 
 
 class Decision(BaseModel):

@@ -106,6 +106,7 @@ class Store:
         charge_ttl: int,
         low_threshold: int,
         invalid_window: int,
+        charge_id: str | None = None,
     ) -> Outcome:
         return await self.ledger.authorize(
             raw_key,
@@ -115,10 +116,11 @@ class Store:
             charge_ttl=charge_ttl,
             low_threshold=low_threshold,
             invalid_window=invalid_window,
+            charge_id=charge_id,
         )
 
-    async def refund(self, charge_id: str) -> int:
-        return await self.ledger.refund(charge_id)
+    async def refund(self, charge_id: str, tombstone_ttl: int = 3600) -> int:
+        return await self.ledger.refund(charge_id, tombstone_ttl)
 
     # --- keys
     async def create_key(self, req: KeyCreate) -> KeyCreated:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,8 +34,10 @@ from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.proxy import PREFIX, Parts, Proxy, Receive, Scope, Send
+from tollgate_gateway.refunds import Refunds
 from tollgate_gateway.request import Incoming, Reply
 from tollgate_gateway.settings import GatewaySettings
+from tollgate_gateway.spool import Spool
 from tollgate_gateway.table import RedisFollower, RouteState, load_file
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,8 @@ class Gateway:
         )
         events = EventSink(redis, self.metrics) if s.events_enabled else None
         authorizer = create_authorizer(s, pool, lean, events.emit if events else _drop)
+        spool = Spool(Path(s.refund_spool_file) if s.refund_spool_file else None)
+        refunds = Refunds(authorizer, redis, self.metrics, s.refund_sweep_seconds, spool)
         cache = ResponseCache(
             lean, LocalTier(s.cache_local_entries, s.cache_local_bytes), s.redis_backoff_seconds
         )
@@ -95,8 +100,20 @@ class Gateway:
             await self.follower.start()
         if events is not None:
             events.start()
+        if auth_enabled(s):  # a pure proxy must not sweep (and drop) other gateways' refunds
+            await refunds.start()
         self.proxy = Proxy(
-            Parts(s, self.state, pool, authorizer, auth_enabled(s), cache, events, self.metrics)
+            Parts(
+                s,
+                self.state,
+                pool,
+                authorizer,
+                auth_enabled(s),
+                cache,
+                events,
+                self.metrics,
+                refunds,
+            )
         )
         # Everything allocated so far lives as long as the process: move it out of the garbage
         # collector's sight, so collections during traffic stop re-scanning ~70k start-up objects
@@ -108,7 +125,8 @@ class Gateway:
         try:
             yield
         finally:
-            await self.proxy.drain()
+            # requests in flight have finished (the server drained them): land their refunds
+            await refunds.stop(min(s.shutdown_grace_seconds, REFUND_GRACE_SECONDS))
             if self.follower is not None:
                 await self.follower.stop()
             if events is not None:
@@ -149,6 +167,7 @@ class Gateway:
         return lean, pool
 
 
+REFUND_GRACE_SECONDS = 5.0  # at shutdown; what does not land by then stays parked in Redis
 PUBLIC_ADMIN_PATHS = frozenset({"/healthz", "/readyz"})
 
 

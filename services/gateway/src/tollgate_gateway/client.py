@@ -27,7 +27,8 @@ INTERFACE CONTRACT (the rest of the gateway codes against exactly this):
   hop-by-hop headers.
 - Deadlines belong to the caller (``asyncio.timeout``). The pool is cancel-safe: a cancelled
   request closes its connection instead of returning it to the pool.
-- Errors: ``UpstreamError`` for connect failures, resets, protocol errors, oversized bodies.
+- Errors: ``UpstreamError`` for connect failures (``ConnectFailed``: nothing was sent), resets,
+  protocol errors, oversized bodies.
 - ``await pool.aclose()`` closes every connection.
 """
 
@@ -38,7 +39,14 @@ import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
-from tollgate_gateway.connection import Connection, Counts, Stale, UpstreamError, UpstreamResponse
+from tollgate_gateway.connection import (
+    ConnectFailed,
+    Connection,
+    Counts,
+    Stale,
+    UpstreamError,
+    UpstreamResponse,
+)
 from tollgate_gateway.limiter import Limiter
 
 __all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse"]
@@ -203,9 +211,9 @@ class UpstreamPool:
                     # request.
                     proto = await self._open(loop, o, ctx)
         except TimeoutError:
-            raise UpstreamError(f"connect to {o.host}:{o.port} timed out") from None
+            raise ConnectFailed(f"connect to {o.host}:{o.port} timed out") from None
         except OSError as exc:  # refused, unreachable, and TLS failures (ssl.SSLError)
-            raise UpstreamError(f"connect to {o.host}:{o.port} failed: {exc}") from None
+            raise ConnectFailed(f"connect to {o.host}:{o.port} failed: {exc}") from None
         if self._closed:  # aclose ran while we connected: it could not see this one
             proto.close()
             raise UpstreamError("the upstream pool is closed")

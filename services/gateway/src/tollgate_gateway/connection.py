@@ -17,6 +17,11 @@ class UpstreamError(Exception):
     """The upstream could not be reached or did not speak valid HTTP."""
 
 
+class ConnectFailed(UpstreamError):
+    """No connection could be opened, so nothing of the request was sent (a caller may rely on
+    that: an authorize that never left cannot have charged)."""
+
+
 class Stale(UpstreamError):
     """The connection closed before a single byte of the answer arrived: on a pooled connection,
     the server closed it while idle just as we sent (the keep-alive race)."""

@@ -3,9 +3,10 @@
 GatewayError
 ├── BadRequest            400  malformed request (bad query encoding, ...)
 ├── PayloadTooLarge       413  request body over the limit
+├── UriTooLong            414  path over the ledger's limit (MAX_PATH_CHARS)
 ├── RouteNotFound         404  no ApiBackend claims the path
-├── AccessDenied          401/402/403/429  the auth service said no (reason decides)
-├── AuthUnavailable       503  auth service or its Redis unreachable (fail closed)
+├── AccessDenied          400/401/402/403/429  the auth service said no (reason decides)
+├── AuthUnavailable       503  auth service or its Redis unreachable (fail closed), or no decision
 ├── NoData                404  upstreams answered, none had data (``status: false``, 404)
 ├── UpstreamFailed        502  every upstream failed (error, reset, 5xx, invalid JSON);
 │                              the client reads the route and a count, ``detail`` the URLs
@@ -27,6 +28,7 @@ DENIAL_STATUS = {
     "expired": 403,
     "no_credits": 402,
     "rate_limited": 429,
+    "rejected": 400,
 }
 DENIAL_MESSAGE = {
     "missing_key": "an API key is required: pass ?api_key=... or an X-API-Key header",
@@ -35,6 +37,7 @@ DENIAL_MESSAGE = {
     "expired": "this API key has expired",
     "no_credits": "this API key has no credits left for this path",
     "rate_limited": "rate limit exceeded; retry after the time in Retry-After",
+    "rejected": "malformed request",
 }
 
 
@@ -57,6 +60,11 @@ class BadRequest(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
     default_message = "request body too large"
+
+
+class UriTooLong(GatewayError):
+    status = 414
+    default_message = "request path too long"
 
 
 class RouteNotFound(GatewayError):

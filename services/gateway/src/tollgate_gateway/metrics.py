@@ -65,7 +65,7 @@ class Metrics:
         )
         self.refunds = Family(
             "tollgate_gateway_refunds",
-            "Refunds by result: refunded, failed (given up: the credits are lost).",
+            "Refund tries by result: refunded, absent (no such charge: a no-op), retry.",
             ("result",),
         )
         # Credits as the ledger debited them (the plan's price for the path, else the route's).
@@ -88,6 +88,7 @@ class Metrics:
             ("route", "plan"),
         )
         self.inflight = Inflight()
+        self.refunds_pending = Inflight()
         self._families = Families(
             self.requests,
             self.latency,
@@ -133,3 +134,6 @@ class Metrics:
         g = GaugeMetricFamily("tollgate_gateway_inflight", "Requests in flight.")
         g.add_metric([], float(self.inflight.value))
         yield g
+        r = GaugeMetricFamily("tollgate_gateway_refunds_pending", "Refunds owed, not landed yet.")
+        r.add_metric([], float(self.refunds_pending.value))
+        yield r

@@ -4,6 +4,11 @@ rest of this path); ``Proxy.__call__`` is the same path as a raw ASGI app for AS
 
 One request: match the route, authorize and charge (auth service), answer from the cache or run
 the route's strategy under its deadline, pass the answer on. Errors become HTTP in errors.py.
+
+Every debit ends as a served answer or a refund (issue 11): the charge id is chosen here before
+asking, and anything but a served answer after the charge (upstreams failed, no data unless the
+route says ``refundOn404: false``, deadline, client gone, cancelled) hands it to the refund queue
+(refunds.py), as does an authorize whose outcome is unknown.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from tollgate_common.credits import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.exchange import BodyTooLarge
-from tollgate_gateway.auth import Authorizer, Decision
+from tollgate_gateway.auth import INVALID_KEY, UNKNOWN_OUTCOME, Authorizer, Decision, too_long
 from tollgate_gateway.cache import Cached, Coalescer, ResponseCache, cache_key
 from tollgate_gateway.client import UpstreamError, UpstreamPool
 from tollgate_gateway.deadline import Deadline
@@ -29,6 +35,7 @@ from tollgate_gateway.errors import (
     PayloadTooLarge,
     RouteNotFound,
     UpstreamFailed,
+    UriTooLong,
     decision_headers,
     to_response,
 )
@@ -44,6 +51,7 @@ from tollgate_gateway.headers import (
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.outcome import Verdict, classify
 from tollgate_gateway.path import normalize
+from tollgate_gateway.refunds import Refunds
 from tollgate_gateway.request import (
     ClientGone,
     Incoming,
@@ -80,6 +88,7 @@ class Parts:
     cache: ResponseCache
     events: EventSink | None
     metrics: Metrics
+    refunds: Refunds
 
 
 class Proxy:
@@ -90,7 +99,6 @@ class Proxy:
         # getpid() syscall, and py-spy showed those as ~10% of a proxied request.
         self.loop: asyncio.AbstractEventLoop | None = None
         self.coalescer = Coalescer()
-        self._background: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI: the request from ``scope``/``receive``, the reply through ``send``."""
@@ -151,6 +159,8 @@ class Proxy:
         if not full.startswith(PREFIX_SLASH):  # /api%2Fv1/...: decoded, it only looked like it
             raise RouteNotFound(f"no such route: {full}")
         path = full[len(PREFIX) :]
+        if len(path) > MAX_PATH_CHARS:  # the ledger's bound, answered here in both auth modes
+            raise UriTooLong(f"request path over {MAX_PATH_CHARS} characters")
         compiled = self.p.state.router.match(path)
         if compiled is None:
             raise RouteNotFound(f"no such route: {path}")
@@ -180,34 +190,36 @@ class Proxy:
             m.child(m.cache, compiled.route.name, "hit" if hit else "miss").inc()
 
         decision = await self._authorize(compiled, key, path, req.client, free=hit is not None)
-        extra = decision_headers(decision) if decision is not None else []
-        if hit is not None:
-            self._served(compiled)
-            return Reply(hit.status, [*hit.headers, (b"x-cache", b"HIT"), *extra], hit.body)
-
-        target = path
-        if query_parts:
-            target += "?" + b"&".join(query_parts).decode("latin-1")
-        up_headers = upstream_request_headers(
-            headers,
-            client_ip=req.client,
-            scheme=req.scheme,
-            request_id=request_id,
-            extra=compiled.extra_headers,
-            trust_forwarded_for=self.p.settings.trust_forwarded_for,
-        )
-
-        work: Coroutine[Any, Any, Cached]
-        if cacheable:
-            work = self.coalescer.run(
-                self._loop(),
-                ckey,
-                lambda: self._fetch_answer(compiled, method, target, up_headers, body, ckey),
-                lambda: self.p.cache.local.get(ckey, time.time()),
-            )
-        else:
-            work = self._fetch_answer(compiled, method, target, up_headers, body, None)
+        # From here on the request is charged (decision.charge_id): it ends served or refunded.
+        # Inline rather than one more coroutine: each await level costs twice per answer.
         try:
+            extra = decision_headers(decision) if decision is not None else []
+            if hit is not None:
+                self._served(compiled)
+                return Reply(hit.status, [*hit.headers, (b"x-cache", b"HIT"), *extra], hit.body)
+
+            target = path
+            if query_parts:
+                target += "?" + b"&".join(query_parts).decode("latin-1")
+            up_headers = upstream_request_headers(
+                headers,
+                client_ip=req.client,
+                scheme=req.scheme,
+                request_id=request_id,
+                extra=compiled.extra_headers,
+                trust_forwarded_for=self.p.settings.trust_forwarded_for,
+            )
+
+            work: Coroutine[Any, Any, Cached]
+            if cacheable:
+                work = self.coalescer.run(
+                    self._loop(),
+                    ckey,
+                    lambda: self._fetch_answer(compiled, method, target, up_headers, body, ckey),
+                    lambda: self.p.cache.local.get(ckey, time.time()),
+                )
+            else:
+                work = self._fetch_answer(compiled, method, target, up_headers, body, None)
             if req.gone is None:  # an ASGI server: watch for the client leaving
                 answer = await until_disconnect(self._loop(), req, work)
             else:  # our server cancels this task when the client leaves
@@ -223,7 +235,11 @@ class Proxy:
         except (UpstreamFailed, DeadlineExceeded) as exc:
             self._failed(compiled, exc, decision)
             raise
-        except ClientGone:
+        except NoData:
+            if spec.refund_on_404:
+                self._refund(compiled, decision)
+            raise
+        except BaseException:  # client gone, cancelled, a bug: nothing was served
             self._refund(compiled, decision)
             raise
         self._served(compiled)
@@ -265,9 +281,24 @@ class Proxy:
         m = self.p.metrics
         if not key:
             d = Decision(allowed=False, reason="missing_key")
+        elif too_long(key):  # no key is that long: the client's error, in both modes
+            d = INVALID_KEY
         else:
             cost = 0 if free and not spec.charge_cache_hits else spec.credit_cost
-            d = await self.p.authorizer.authorize(key, compiled.route.name, path, cost, client)
+            charge_id = new_charge_id()
+            try:
+                d = await self.p.authorizer.authorize(
+                    key, compiled.route.name, path, cost, client, charge_id
+                )
+            except BaseException:  # cancelled mid-ask (client gone, shutdown): maybe charged
+                if cost:
+                    self.p.refunds.submit(charge_id)
+                raise
+            if d.reason in UNKNOWN_OUTCOME and cost and d.sent:
+                # Auth or Redis died after the debit, maybe: the refund makes sure it did not.
+                # (Not when the ask never left: a Redis or auth that is down would otherwise
+                # owe a refund per request for the whole outage.)
+                self.p.refunds.submit(charge_id)
         m.child(m.auth, d.reason).inc()
         if d.allowed:
             if d.cost:
@@ -279,6 +310,8 @@ class Proxy:
             if spec.fail_open:
                 m.child(m.fail_open, compiled.route.name).inc()
                 return None
+            raise AuthUnavailable()
+        if d.reason in UNKNOWN_OUTCOME:
             raise AuthUnavailable()
         if d.reason == "rate_limited":
             m.child(m.rate_limited, compiled.route.name, d.plan).inc()
@@ -374,23 +407,8 @@ class Proxy:
 
     def _refund(self, compiled: CompiledRoute, d: Decision | None) -> None:
         """Nothing good came back: the credits of this request go back, off the response path."""
-        if d is None or not d.charge_id:
-            return
-        task = asyncio.ensure_future(self._give_back(compiled.route.name, d.charge_id, d.cost))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _give_back(self, route: str, charge_id: str, cost: int) -> None:
-        m = self.p.metrics
-        if await self.p.authorizer.refund(charge_id):
-            m.child(m.refunds, "refunded").inc()
-            m.child(m.credits_refunded, route).inc(cost)
-        else:
-            m.child(m.refunds, "failed").inc()
-
-    async def drain(self) -> None:
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if d is not None and d.charge_id:
+            self.p.refunds.submit(d.charge_id, compiled.route.name, d.cost)
 
 
 def _nodata_message(attempts: list[Attempt]) -> str:

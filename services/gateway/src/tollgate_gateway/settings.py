@@ -41,6 +41,14 @@ class GatewaySettings(ServiceSettings):
     invalid_key_burst: int = Field(20, ge=1, description="redis mode: as auth's setting.")
     invalid_key_window_seconds: int = Field(60, ge=1, description="redis mode: as auth's.")
     charge_ttl_seconds: int = Field(3600, ge=60, description="redis mode: as auth's setting.")
+    refund_sweep_seconds: float = Field(
+        10.0, gt=0, description="How often refunds parked in Redis (by any gateway) are retried."
+    )
+    refund_spool_file: str = Field(
+        "",
+        description="Local file for refunds owed while Redis is down (kept across a restart of "
+        "this gateway); empty = off. The chart sets /tmp/refunds.spool (the pod's emptyDir).",
+    )
     cache_local_entries: int = Field(
         10_000, ge=0, description="In-process cache tier size in entries (0 = off)."
     )

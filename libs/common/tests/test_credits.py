@@ -1,0 +1,74 @@
+"""The ledger's charge ids against a real redis-server: a charge is idempotent, and a refund of a
+charge whose outcome was never learnt stays a no-op even if that authorize lands later."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tollgate_common.credits import Ledger, key_hash, new_charge_id, record_key
+from tollgate_common.redis import create_redis
+
+KEY = "tg_abcdefgh_" + "s" * 43
+
+
+@pytest.fixture
+async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
+    client = create_redis(redis_url)
+    await client.hset(record_key(key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10})
+    yield Ledger(client)
+    await client.aclose()
+
+
+async def charge(ledger: Ledger, charge_id: str, cost: int = 3) -> str:
+    o = await ledger.authorize(
+        KEY,
+        "/x",
+        cost,
+        "10.0.0.1",
+        charge_ttl=60,
+        low_threshold=0,
+        invalid_window=60,
+        charge_id=charge_id,
+    )
+    return o.reason
+
+
+async def credits(ledger: Ledger) -> int:
+    return int(await ledger.redis.hget(record_key(key_hash(KEY)), "credits"))
+
+
+async def test_one_charge_id_debits_once(ledger: Ledger) -> None:
+    """An authorize applied twice with one charge id debits once."""
+    cid = new_charge_id()
+    assert await charge(ledger, cid) == "ok"
+    assert await charge(ledger, cid) == "ok"
+    assert await credits(ledger) == 7
+
+
+async def test_refund_gives_back_once(ledger: Ledger) -> None:
+    """Two refunds of one charge: the credits come back once."""
+    cid = new_charge_id()
+    await charge(ledger, cid)
+    assert await ledger.refund(cid) == 10
+    assert await ledger.refund(cid) == -1
+    assert await credits(ledger) == 10
+
+
+async def test_refund_before_the_authorize_lands(ledger: Ledger) -> None:
+    """A refund of a charge that never happened is a no-op, and stays one: the authorize,
+    applied later, debits nothing."""
+    cid = new_charge_id()
+    assert await ledger.refund(cid) == -1
+    assert await charge(ledger, cid) != "ok"
+    assert await credits(ledger) == 10
+
+
+async def test_refund_then_replayed_authorize(ledger: Ledger) -> None:
+    """Charged, refunded, then the same authorize applied again: still nothing owed."""
+    cid = new_charge_id()
+    await charge(ledger, cid)
+    await ledger.refund(cid)
+    assert await charge(ledger, cid) != "ok"
+    assert await credits(ledger) == 10
