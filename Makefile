@@ -28,8 +28,11 @@ run: ## Start the whole stack locally (redis, demo upstreams, auth, gateway, not
 	@$(UV) sync --frozen --all-packages -q
 	$(UV) run --frozen python -m tollgate_testkit.devstack
 
-test: install ## Run every test (unit, service, integration, Kubernetes) against real servers.
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+test: install ## Run every test (unit, service, integration, Kubernetes, real pods) against real servers.
+	@# containerd + dockerd for the real-pods tier and the testcontainers fixtures, where this
+	@# host can run them (root, packages); stopped again after the run if this started them.
+	@bash hack/cluster.sh runtime >/dev/null 2>&1 || echo "no container runtime: the real-pods and container tests will skip"
+	rc=0; $(UV) run --frozen pytest $(PYTEST_ARGS) || rc=$$?; bash hack/cluster.sh runtime-down >/dev/null 2>&1; exit $$rc
 
 test-integration: ## Run only the black-box tests of the whole stack.
 	$(UV) run --frozen pytest tests/integration $(PYTEST_ARGS)

@@ -9,8 +9,9 @@
 #   hack/cluster.sh can-run   exit 0 when this host can start the cluster (root, binaries, runtime)
 #   hack/cluster.sh runtime   containerd (CRI) and dockerd (image builds) on local sockets
 #   hack/cluster.sh up        control plane + node; waits for the node and the default ServiceAccount
-#   hack/cluster.sh down      stops every process it started (by PID file), removes pods, mounts,
+#   hack/cluster.sh down      stops every process of the cluster (by PID file), removes pods, mounts,
 #                             iptables chains, cni0 and the node address; a second run starts clean
+#   hack/cluster.sh runtime-down  stops containerd and dockerd if `runtime` started them
 #   hack/cluster.sh env       prints `export KUBECONFIG=...`
 #
 # Addresses: loopback, and NODE_IP, a /32 on lo (this kernel has no dummy interface) that pods
@@ -81,6 +82,8 @@ cmd_can_run() { # says why not on stderr
 }
 
 cmd_runtime() {
+  [ "$(id -u)" = 0 ] || { echo "not root: no container runtime" >&2; return 1; }
+  command -v containerd >/dev/null || { echo "containerd missing (hack/cluster.sh deps)" >&2; return 1; }
   mkdir -p "$STATE/etc"
   cat >"$STATE/etc/containerd.toml" <<TOML
 version = 2
@@ -106,7 +109,7 @@ TOML
     start containerd containerd -c "$STATE/etc/containerd.toml"
     wait_for 30 containerd ctr --address "$CTR_SOCK" version
   fi
-  if ! docker version >/dev/null 2>&1; then
+  if command -v dockerd >/dev/null && ! docker version >/dev/null 2>&1; then
     start dockerd dockerd --containerd="$CTR_SOCK" --host=unix:///var/run/docker.sock
     touch "$STATE/pids/dockerd.ours" # down then removes docker0 and dockerd's iptables rules too
     wait_for 30 dockerd docker version
@@ -114,7 +117,8 @@ TOML
 }
 
 pause_image() { # the sandbox image: a 20-line Go program, since no registry serves registry.k8s.io/pause
-  ctr --address "$CTR_SOCK" -n k8s.io images ls -q | grep -qx 'docker.io/local/pause:3.10' && return 0
+  # grep without -q: -q exits at the first match, and with pipefail the writer's SIGPIPE fails it
+  ctr --address "$CTR_SOCK" -n k8s.io images ls -q | grep -x 'docker.io/local/pause:3.10' >/dev/null && return 0
   local d="$STATE/pause"
   mkdir -p "$d"
   cat >"$d/main.go" <<'GO'
@@ -183,7 +187,7 @@ pki() {
 }
 
 network() {
-  ip addr show dev lo | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo
+  ip -4 -o addr show dev lo | grep -F " $NODE_IP/32 " >/dev/null || ip addr add "$NODE_IP/32" dev lo
   sysctl -qw net.ipv4.ip_forward=1
   modprobe br_netfilter 2>/dev/null || true
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
@@ -300,6 +304,25 @@ cmd_up() {
   log "up: export KUBECONFIG=$KUBECONFIG_ADMIN"
 }
 
+cmd_runtime_down() { # dockerd and containerd, only if this script started them
+  stop dockerd
+  stop containerd
+  if [ -f "$STATE/pids/dockerd.ours" ]; then
+    ip link del docker0 2>/dev/null || true
+    for s in filter nat; do
+      { iptables-save -t "$s" | grep -E '^-A .*(DOCKER|docker0)' || true; } | sed 's/^-A/-D/' | while read -r r; do
+        # shellcheck disable=SC2086
+        iptables -t "$s" $r 2>/dev/null || true
+      done
+      for r in DOCKER DOCKER-USER DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2; do iptables -t "$s" -X "$r" 2>/dev/null || true; done
+    done
+    iptables -P FORWARD ACCEPT # dockerd had set it to DROP
+    rm -f "$STATE/pids/dockerd.ours"
+  fi
+  { grep -oE ' /run/containerd/[^ ]*' /proc/mounts || true; } | sort -r \
+    | while read -r s; do umount "$s" 2>/dev/null || umount -l "$s" 2>/dev/null || true; done
+}
+
 cmd_down() {
   local s
   stop kubelet
@@ -311,22 +334,9 @@ cmd_down() {
   fi
   for s in kube-proxy coredns kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$s"; done
   kube-proxy --cleanup >/dev/null 2>&1 || true
-  stop dockerd
-  stop containerd
-  if [ -f "$STATE/pids/dockerd.ours" ]; then
-    ip link del docker0 2>/dev/null || true
-    for s in filter nat; do
-      iptables-save -t "$s" | grep -E '^-A .*(DOCKER|docker0)' | sed 's/^-A/-D/' | while read -r r; do
-        # shellcheck disable=SC2086
-        iptables -t "$s" $r 2>/dev/null || true
-      done
-      for r in DOCKER DOCKER-USER DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2; do iptables -t "$s" -X "$r" 2>/dev/null || true; done
-    done
-    iptables -P FORWARD ACCEPT # dockerd had set it to DROP
-    rm -f "$STATE/pids/dockerd.ours"
-  fi
-  # mounts of the kubelet and the CRI (secrets, projected tokens, shm, netns), deepest first
-  { grep -oE ' (/var/lib/kubelet|/run/containerd|/run/netns)[^ ]*' /proc/mounts || true; } | sort -r \
+  # mounts of the kubelet and of the pods' containers (secrets, projected tokens, shm, netns),
+  # deepest first; Docker's containers (testcontainers) on the same containerd are left alone
+  { grep -oE ' (/var/lib/kubelet|/run/containerd/[^ ]*/k8s\.io|/run/netns)[^ ]*' /proc/mounts || true; } | sort -r \
     | while read -r s; do umount "$s" 2>/dev/null || umount -l "$s" 2>/dev/null || true; done
   # chains the kubelet and the CNI firewall plugin leave (kube-proxy --cleanup removed its own)
   iptables -D INPUT -j KUBE-FIREWALL 2>/dev/null || true
@@ -358,6 +368,7 @@ case "${1:-}" in
   runtime) cmd_runtime ;;
   up) cmd_up ;;
   down) cmd_down ;;
+  runtime-down) cmd_runtime_down ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_ADMIN" ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;
 esac
