@@ -17,11 +17,11 @@ install: ## Install system servers, the Python workspace and the Kubernetes test
 
 ##@ Development
 
-run: ## Start the whole stack locally (redis, demo upstreams, auth, gateway, notifier); prints a curl line.
+run: ## Start the whole stack locally on 127.0.0.1 (RUN_ARGS='--host 0.0.0.0 --port-offset 100'); prints curl lines.
 	@command -v redis-server >/dev/null || TOLLGATE_SKIP_K8S_TOOLS=1 bash hack/install.sh
 	@command -v uv >/dev/null || python3 -m pip install -q uv
 	@$(UV) sync --frozen --all-packages -q
-	$(UV) run --frozen python -m tollgate_testkit.devstack
+	$(UV) run --frozen python -m tollgate_testkit.devstack $(RUN_ARGS)
 
 test: install ## Run every test (unit, service, integration, Kubernetes) against real servers.
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
