@@ -1,5 +1,7 @@
 # Tollgate: `make` alone prints this help. `.ci/run` calls the same targets a developer does.
 SHELL := /bin/bash
+# A failing command fails its recipe even inside a pipeline (`pytest | tee` would hide it).
+.SHELLFLAGS := -eu -o pipefail -c
 UV ?= uv
 PYTEST_ARGS ?=
 TOOLS ?= $(HOME)/.cache/tollgate/tools/bin
@@ -9,11 +11,21 @@ export PATH := $(TOOLS):$(PATH)
 
 ##@ General
 
-help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+help: ## Show this help (colours only on a terminal, and not with NO_COLOR).
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then c=$$'\033[36m' b=$$'\033[1m' r=$$'\033[0m'; else c= b= r=; fi; \
+	awk -v c="$$c" -v b="$$b" -v r="$$r" 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make %s<target>%s\n", c, r} /^[a-zA-Z_-]+:.*?##/ { printf "  %s%-18s%s %s\n", c, $$1, r, $$2 } /^##@/ { printf "\n%s%s%s\n", b, substr($$0, 5), r } ' $(MAKEFILE_LIST)
+
+# `make test` runs the installer only when the stamp is older than the installers or the lockfile
+# (or gone: `make clean`, a fresh clone); `make install` always runs all of it (.ci/run does).
+INSTALL_STAMP ?= .run/install$(if $(filter 1,$(TOLLGATE_SKIP_K8S_TOOLS)),-no-k8s).stamp
 
 install: ## Install system servers, the Python workspace and the Kubernetes test binaries.
 	bash hack/install.sh
+	@mkdir -p $(dir $(INSTALL_STAMP)) && touch $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): hack/install.sh hack/k8s-tools.sh hack/cluster.sh uv.lock
+	bash hack/install.sh
+	@mkdir -p $(@D) && touch $@
 
 ##@ Development
 
@@ -23,7 +35,7 @@ run: ## Start the whole stack locally on 127.0.0.1 (RUN_ARGS='--host 0.0.0.0 --p
 	@$(UV) sync --frozen --all-packages -q
 	$(UV) run --frozen python -m tollgate_testkit.devstack $(RUN_ARGS)
 
-test: install ## Run every test (unit, service, integration, Kubernetes) against real servers.
+test: $(INSTALL_STAMP) ## Run every test (unit, service, integration, Kubernetes) against real servers; installs once.
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-integration: ## Run only the black-box tests of the whole stack.
