@@ -1,4 +1,4 @@
-"""The Makefile's own behaviour: plain help off a terminal, pipefail, install once for `make test`."""
+"""The Makefile itself: plain help off a terminal, pipefail, `make test` installs once."""
 
 from __future__ import annotations
 

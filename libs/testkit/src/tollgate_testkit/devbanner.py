@@ -67,7 +67,8 @@ def banner(ep: Endpoints, key: str | None, admin_token: str) -> str:
     ports = " ".join(str(p) for p in ep.upstreams)
     control = f"curl -s -XPOST {ep.connect}:$p/_control -d"
     lines += [
-        "  Break both demo upstreams and the notifier reports it once (.run/notifier.log):",
+        "  Break both demo upstreams and the notifier reports it once"
+        f" ({ep.run_dir}/notifier.log):",
         f"""    for p in {ports}; do {control} '{{"mode":"error500"}}'; echo; done""",
         f"    curl -s '{ep.gateway_url}/api/v1/eod-live/X{q}'   # 502: every upstream failed",
         "  Heal them and the next good request sends the resolved message:",
@@ -102,14 +103,18 @@ def how_it_ended(returncode: int | None) -> str:
     return f"exited with status {returncode}"
 
 
-def upstream_died(name: str, pid: int, port: int, returncode: int | None, argv: str) -> str:
+def upstream_died(
+    name: str, pid: int, port: int, returncode: int | None, argv: str, run_dir: Path
+) -> str:
     """A demo upstream died: the stack stays up, since that is what the failure demo is about."""
     return "\n".join(
         [
             f"make run: {name} (pid {pid}, port {port}) {how_it_ended(returncode)}.",
             "  The stack stays up: the gateway's routes go on with the other upstream; with both",
-            "  down it answers 502 and the notifier reports the route once (.run/notifier.log).",
-            f"  Bring it back: {argv} &",
+            "  down it answers 502 and the notifier reports the route once"
+            f" ({run_dir}/notifier.log).",
+            "  Bring it back in another terminal (Ctrl-C there stops it):",
+            f"    {argv}",
         ]
     )
 

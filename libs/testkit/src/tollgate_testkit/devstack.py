@@ -174,7 +174,7 @@ def report_death(stack: Stack, name: str) -> str:
     if name in UPSTREAMS:
         port = stack.ports.named()[name]
         argv = " ".join(upstream_argv(port, name[-1], stack.host))
-        return devbanner.upstream_died(name, proc.pid, port, code, argv)
+        return devbanner.upstream_died(name, proc.pid, port, code, argv, stack.run_dir)
     return devbanner.service_died(name, proc.pid, code, proc.log_path, log_tail(proc))
 
 

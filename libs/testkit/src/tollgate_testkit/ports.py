@@ -38,10 +38,11 @@ def port_taken(host: str, port: int) -> bool:
 
 
 @dataclass(frozen=True)
-class Listener:
+class Socket:
     address: str
-    port: int
-    inode: int
+    port: int  # the local port
+    inode: int  # 0 for a socket no process holds any more (TIME_WAIT)
+    listening: bool
 
 
 def _address(hex_addr: str) -> str:
@@ -51,32 +52,40 @@ def _address(hex_addr: str) -> str:
     return str(ipaddress.ip_address(words))
 
 
-def parse_listeners(table: str) -> list[Listener]:
-    """The listening sockets of one ``/proc/net/tcp`` or ``tcp6`` table (pure)."""
+def parse_sockets(table: str) -> list[Socket]:
+    """The sockets of one ``/proc/net/tcp`` or ``tcp6`` table, by local address (pure)."""
     out = []
     for line in table.splitlines()[1:]:
         cols = line.split()
-        if len(cols) < 10 or cols[3] != LISTEN:
+        if len(cols) < 10:
             continue
         hex_addr, _, hex_port = cols[1].partition(":")
-        out.append(Listener(_address(hex_addr), int(hex_port, 16), int(cols[9])))
+        sock = Socket(_address(hex_addr), int(hex_port, 16), int(cols[9]), cols[3] == LISTEN)
+        out.append(sock)
     return out
 
 
-def listeners(port: int) -> list[Listener]:
-    """Every socket listening on ``port`` on this machine, IPv4 and IPv6."""
-    found: list[Listener] = []
+def sockets(port: int) -> list[Socket]:
+    """Every TCP socket on this machine whose local port is ``port``, IPv4 and IPv6."""
+    found: list[Socket] = []
     for name in ("tcp", "tcp6"):
         try:
             table = Path("/proc/net", name).read_text()
         except OSError:
             continue
-        found += [li for li in parse_listeners(table) if li.port == port]
+        found += [so for so in parse_sockets(table) if so.port == port]
     return found
 
 
+def listeners(port: int) -> list[Socket]:
+    """The sockets listening on ``port``."""
+    return [so for so in sockets(port) if so.listening]
+
+
 def _owner(inodes: set[int]) -> str | None:
-    wanted = {f"socket:[{i}]" for i in inodes}
+    wanted = {f"socket:[{i}]" for i in inodes if i}
+    if not wanted:
+        return None
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -91,10 +100,18 @@ def _owner(inodes: set[int]) -> str | None:
 
 
 def holder(port: int) -> str:
-    """Who listens on ``port``, as well as /proc can tell: ``pid N: argv`` or a vaguer phrase."""
+    """Who holds ``port``, as well as /proc can tell: ``pid N: argv (...)`` or a vaguer phrase.
+    Besides a server, a port can be the local end of a connection (one in the ephemeral range)."""
     found = listeners(port)
+    what = "listening on"
+    if not found:
+        found, what = sockets(port), "a connection from"
     if not found:
         return "a process this check cannot see"
-    where = ", ".join(sorted({f"{li.address}:{li.port}" for li in found}))
-    owner = _owner({li.inode for li in found})
-    return f"{owner} (listening on {where})" if owner else f"another user's process on {where}"
+    where = ", ".join(sorted({f"{so.address}:{so.port}" for so in found}))
+    owner = _owner({so.inode for so in found})
+    if owner:
+        return f"{owner} ({what} {where})"
+    if not any(so.inode for so in found):
+        return f"a connection closing (TIME_WAIT) from {where}"
+    return f"another user's process ({what} {where})"
