@@ -127,3 +127,10 @@ def test_banner_ends_with_how_to_stop() -> None:
     assert text.strip().splitlines()[-1].strip().startswith("Stop: Ctrl-C")
     assert '{"mode":"error500"}' in text
     assert '{"mode":"ok"}' in text
+
+
+def test_banner_warns_when_every_interface_listens() -> None:
+    """--host 0.0.0.0: the banner says the admin token's API is reachable from the network."""
+    ep = Endpoints("0.0.0.0", "127.0.0.1", 8080, 8081, (9001, 9002), Path(".run"))
+    assert "every interface" in banner(ep, "tg_x_y", "dev-token")
+    assert "http://127.0.0.1:8080/api/v1/eod/AAPL" in banner(ep, "tg_x_y", "dev-token")

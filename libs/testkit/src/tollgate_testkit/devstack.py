@@ -181,14 +181,17 @@ def report_death(stack: Stack, name: str) -> str:
 def start_failure(stack: Stack, exc: Exception) -> str:
     """What to say when the last process started would not come up: the port it could not get
     (taken between our check and its bind), or its last log lines; never a traceback of ours."""
+    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not stack.procs:
+        return f"make run: start-up failed: {why}"
     name, proc = list(stack.procs.items())[-1]
     port = stack.ports.named().get(name)
     if port is not None and "address already in use" in proc.output():
         return devbanner.busy_message([(name, port, holder(port))], stack.host)
-    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return devbanner.service_died(
-        name, proc.pid, proc.popen.poll(), proc.log_path, log_tail(proc)
-    ) + (f"\n  ({why})")
+    if proc.alive():  # it runs, but what came next failed (the demo key, say)
+        return f"make run: start-up failed after {name} started: {why} (log: {proc.log_path})"
+    code = proc.popen.returncode
+    return devbanner.service_died(name, proc.pid, code, proc.log_path, log_tail(proc))
 
 
 def watch(stack: Stack, stopped: list[bool]) -> int:
@@ -266,8 +269,8 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     ap.add_argument(
         "--port-offset",
-        type=int,
-        default=int(env.get("TOLLGATE_DEV_PORT_OFFSET", "0")),
+        type=int,  # argparse converts a string default too: a bad env value is a usage error
+        default=env.get("TOLLGATE_DEV_PORT_OFFSET", "0"),
         help="added to every port: 6390, 9001, 9002, 8080-8082 (env TOLLGATE_DEV_PORT_OFFSET)",
     )
     ap.add_argument("--run-dir", type=Path, default=ROOT / ".run", help="logs and state")
