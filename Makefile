@@ -1,5 +1,7 @@
 # Tollgate: `make` alone prints this help. `.ci/run` calls the same targets a developer does.
 SHELL := /bin/bash
+# A failing command fails its recipe even inside a pipeline (`pytest | tee` would hide it).
+.SHELLFLAGS := -eu -o pipefail -c
 UV ?= uv
 PYTEST_ARGS ?=
 TOOLS ?= $(HOME)/.cache/tollgate/tools/bin
@@ -14,21 +16,31 @@ export PATH := $(TOOLS):$(PATH)
 
 ##@ General
 
-help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+help: ## Show this help (colours only on a terminal, and not with NO_COLOR).
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then c=$$'\033[36m' b=$$'\033[1m' r=$$'\033[0m'; else c= b= r=; fi; \
+	awk -v c="$$c" -v b="$$b" -v r="$$r" 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make %s<target>%s\n", c, r} /^[a-zA-Z_-]+:.*?##/ { printf "  %s%-18s%s %s\n", c, $$1, r, $$2 } /^##@/ { printf "\n%s%s%s\n", b, substr($$0, 5), r } ' $(MAKEFILE_LIST)
+
+# `make test` runs the installer only when the stamp is older than the installers or the lockfile
+# (or gone: `make clean`, a fresh clone); `make install` always runs all of it (.ci/run does).
+INSTALL_STAMP ?= .run/install$(if $(filter 1,$(TOLLGATE_SKIP_K8S_TOOLS)),-no-k8s).stamp
 
 install: ## Install system servers, the Python workspace and the Kubernetes test binaries.
 	bash hack/install.sh
+	@mkdir -p $(dir $(INSTALL_STAMP)) && touch $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): hack/install.sh hack/k8s-tools.sh hack/cluster.sh uv.lock
+	bash hack/install.sh
+	@mkdir -p $(@D) && touch $@
 
 ##@ Development
 
-run: ## Start the whole stack locally (redis, demo upstreams, auth, gateway, notifier); prints a curl line.
+run: ## Start the whole stack locally on 127.0.0.1 (RUN_ARGS='--host 0.0.0.0 --port-offset 100'); prints curl lines.
 	@command -v redis-server >/dev/null || TOLLGATE_SKIP_K8S_TOOLS=1 bash hack/install.sh
 	@command -v uv >/dev/null || python3 -m pip install -q uv
 	@$(UV) sync --frozen --all-packages -q
-	$(UV) run --frozen python -m tollgate_testkit.devstack
+	$(UV) run --frozen python -m tollgate_testkit.devstack $(RUN_ARGS)
 
-test: install ## Run every test (unit, service, integration, Kubernetes, real pods) against real servers.
+test: $(INSTALL_STAMP) ## Run every test (unit, service, integration, Kubernetes, real pods) against real servers; installs once.
 	@# containerd + dockerd for the real-pods tier and the testcontainers fixtures, where this
 	@# host can run them (root, packages); stopped again after the run if this started them.
 	@bash hack/cluster.sh runtime >/dev/null 2>&1 || echo "no container runtime: the real-pods and container tests will skip"

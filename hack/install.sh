@@ -3,8 +3,9 @@
 # system servers (redis-server, nginx, wrk, and Debian's prometheus package for promtool and the
 # Prometheus the alert tests run) and shellcheck (tests/test_kind.py) from apt, uv from PyPI, the
 # Python workspace, and, for the Kubernetes tests, the node's binaries built from their Go modules
-# (hack/k8s-tools.sh) and the container runtime packages of the real-pods tier (hack/cluster.sh
-# deps).
+# (hack/k8s-tools.sh, which also brings Go >= 1.26: Debian's golang-go when root, then Go 1.26 from
+# the Go module proxy) and the container runtime packages of the real-pods tier (hack/cluster.sh
+# deps). TOLLGATE_SKIP_K8S_TOOLS=1 skips Go, the Kubernetes binaries and the runtime packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

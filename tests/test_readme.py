@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,3 +19,12 @@ def test_every_setting_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in module.env_names() if f"`{name}`" not in readme]
     assert missing == []
+
+
+def test_cold_build_time_is_the_same_in_readme_and_script() -> None:
+    """The measured cold build of the Kubernetes tools is one figure, in README and k8s-tools.sh."""
+    script = (ROOT / "hack/k8s-tools.sh").read_text()
+    figures = re.findall(r"measured (\d+ min \d+ s)", script)
+    assert figures == ["21 min 26 s"]
+    readme = (ROOT / "README.md").read_text()
+    assert re.findall(r"measured \*\*(\d+ min \d+ s)\*\*", readme) == figures

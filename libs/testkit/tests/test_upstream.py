@@ -62,3 +62,13 @@ def test_hang_never_answers(upstream_factory: Factory) -> None:
     up = upstream_factory("a", mode="hang")
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(f"{up.url}/eod/X", timeout=0.3)
+
+
+def test_switching_modes_answers_in_one_line(upstream_factory: Factory) -> None:
+    """POST /_control answers with the mode and counters only; GET still lists what was seen."""
+    up = upstream_factory("a")
+    for _ in range(60):
+        httpx.get(f"{up.url}/eod/AAPL", headers={"X-Padding": "p" * 100})
+    r = httpx.post(f"{up.url}/_control", content=b'{"mode": "error500"}')
+    assert r.json() == {"name": "a", "mode": "error500", "delay": 0.0, "requests": 60}
+    assert len(up.stats()["seen"]) == 50

@@ -83,13 +83,13 @@ class Proc:
             time.sleep(0.05)
         raise TimeoutError(f"{url} not ready ({last}):\n{self.output()[-4000:]}")
 
-    def wait_port(self, port: int, timeout: float = 30.0) -> None:
+    def wait_port(self, port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.argv[0]} exited:\n{self.output()[-4000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with socket.create_connection((host, port), timeout=0.5):
                     return
             except OSError:
                 time.sleep(0.05)

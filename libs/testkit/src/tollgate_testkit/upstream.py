@@ -11,7 +11,8 @@ Behaviour is switched at run time with ``POST /_control`` and a JSON body::
      "size": 1000000}  # bytes of padding, for "big"
 
 ``GET /_control`` returns the counters and the last requests seen (method, target, headers), so
-tests can assert what reached the upstream. ``GET /eod/<SYMBOL>`` serves deterministic data.
+tests can assert what reached the upstream; ``POST`` answers with the counters only.
+``GET /eod/<SYMBOL>`` serves deterministic data.
 
 Run: ``python -m tollgate_testkit.upstream --port 9001 --name a``.
 """
@@ -204,13 +205,16 @@ class DemoProtocol(asyncio.Protocol):
             if cfg.get("reset_counters"):
                 st.requests = 0
                 st.seen.clear()
-        out = {
+        out: dict[str, Any] = {
             "name": st.name,
             "mode": st.mode,
             "delay": st.delay,
             "requests": st.requests,
-            "seen": list(st.seen),
         }
+        # Only a GET lists the requests seen: a POST is someone switching modes by hand (make
+        # run's banner), who wants one line back, not the last 50 requests' headers (~10 KB).
+        if method != "POST":
+            out["seen"] = list(st.seen)
         self.transport.write(response(200, json.dumps(out).encode(), close=not keep))
         if not keep:
             self.transport.close()

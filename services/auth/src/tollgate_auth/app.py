@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from tollgate_auth.decisions import decision
+from tollgate_auth.docs import mount_docs
 from tollgate_auth.errors import AuthError, StoreDown, Unauthorized
 from tollgate_auth.keys import display_prefix, same_token
 from tollgate_auth.metrics import Metrics
@@ -172,8 +173,13 @@ St = Annotated[Store, Depends(_store)]
 
 def create_admin(svc: Service) -> FastAPI:
     admin = FastAPI(
-        title="Tollgate auth", lifespan=svc.lifespan, description="API keys, plans and credits."
+        title="Tollgate auth",
+        lifespan=svc.lifespan,
+        description="API keys, plans and credits.",
+        docs_url=None,  # mount_docs serves /docs without a CDN
+        redoc_url=None,
     )
+    mount_docs(admin)
 
     @admin.exception_handler(AuthError)
     async def auth_error(_req: Request, exc: AuthError) -> JSONResponse:

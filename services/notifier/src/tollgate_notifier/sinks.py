@@ -32,13 +32,23 @@ class Sink(Protocol):
     async def aclose(self) -> None: ...
 
 
+# A severity the notifier does not know (a newer producer) still reaches the log, as a warning.
+LEVELS = {"critical": logging.CRITICAL, "warning": logging.WARNING, "info": logging.INFO}
+
+
+def log_level(n: Notification) -> int:
+    """The log level of a notification: its severity's, and INFO once the group is resolved."""
+    if n.status == "resolved":
+        return logging.INFO
+    return LEVELS.get(n.severity, logging.WARNING)
+
+
 class LogSink:
     name = "log"
 
     async def send(self, n: Notification) -> None:
-        level = logging.INFO if n.status == "resolved" or n.severity == "info" else logging.WARNING
         log.log(
-            level,
+            log_level(n),
             "%s: %s (%d events)",
             n.title,
             n.message,
