@@ -6,6 +6,7 @@ up after the run, for the next one or for a look around."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -58,6 +59,22 @@ def eod(cluster: Cluster) -> str:
     cluster.kubectl("apply", "-f", str(ROOT / "deploy/samples/eod.yaml"))
     wait_until("every gateway to serve /eod", lambda: serves(cluster, "/eod"), timeout=30)
     return "/eod"
+
+
+def backend(name: str, prefix: str, cost: int = 1, service: str = "eod-a", port: int = 9001) -> str:
+    """An ApiBackend routing ``prefix`` to one of the demo upstreams, as kubectl input."""
+    return json.dumps(
+        {
+            "apiVersion": "tollgate.dev/v1alpha1",
+            "kind": "ApiBackend",
+            "metadata": {"name": name},
+            "spec": {
+                "pathPrefix": prefix,
+                "endpoints": [{"service": {"name": service, "port": port}}],
+                "creditCost": cost,
+            },
+        }
+    )
 
 
 def serves(cluster: Cluster, prefix: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
@@ -12,7 +11,7 @@ import httpx
 from tollgate_testkit.cluster import Cluster, wait_until
 from tollgate_testkit.load import Load
 
-from .conftest import serves
+from .conftest import backend, serves
 
 
 def settle(cluster: Cluster, component: str, replicas: int) -> None:
@@ -96,7 +95,12 @@ def test_a_change_made_while_no_operator_runs_is_published_on_its_return(
     cluster.kubectl("scale", deployment, "--replicas=0")
     try:
         wait_until("no operator", lambda: not cluster.pods("operator"), timeout=60)
-        cluster.kubectl("apply", "-f", "-", stdin=route(f"off-{prefix[4:]}", prefix))
+        cluster.kubectl(
+            "apply",
+            "-f",
+            "-",
+            stdin=backend(f"off-{prefix[4:]}", prefix, service="eod-b", port=9002),
+        )
         time.sleep(3)
         assert not serves(cluster, prefix)  # nobody has published it yet
     finally:
@@ -104,20 +108,6 @@ def test_a_change_made_while_no_operator_runs_is_published_on_its_return(
     settle(cluster, "operator", 1)
     wait_until(f"{prefix} on every gateway", lambda: serves(cluster, prefix), timeout=60)
     cluster.kubectl("delete", "apibackend", f"off-{prefix[4:]}", "--timeout=30s")
-
-
-def route(name: str, prefix: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "tollgate.dev/v1alpha1",
-            "kind": "ApiBackend",
-            "metadata": {"name": name},
-            "spec": {
-                "pathPrefix": prefix,
-                "endpoints": [{"service": {"name": "eod-b", "port": 9002}}],
-            },
-        }
-    )
 
 
 def probe(url: str, seen: Counter[int]) -> bool:

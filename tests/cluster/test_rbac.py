@@ -14,6 +14,8 @@ import pytest
 
 from tollgate_testkit.cluster import STATE, Cluster, wait_until
 
+from .conftest import backend
+
 Grant = tuple[str, str, str]  # apiGroup, resource[/subresource], verb
 AUDIT = STATE / "logs/audit.log"
 
@@ -56,16 +58,7 @@ def exercise(cluster: Cluster) -> None:
     """Everything the operator does in a route's life: watch, finalizer and status patches,
     an Event, a delete."""
     name = f"rbac-{uuid.uuid4().hex[:6]}"
-    body = {
-        "apiVersion": "tollgate.dev/v1alpha1",
-        "kind": "ApiBackend",
-        "metadata": {"name": name},
-        "spec": {
-            "pathPrefix": f"/{name}",
-            "endpoints": [{"service": {"name": "eod-a", "port": 9001}}],
-        },
-    }
-    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(body))
+    cluster.kubectl("apply", "-f", "-", stdin=backend(name, f"/{name}"))
     wait_until(
         "the route Ready",
         lambda: any(

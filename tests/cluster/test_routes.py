@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -10,22 +9,7 @@ import httpx
 
 from tollgate_testkit.cluster import Cluster, wait_until
 
-from .conftest import serves
-
-
-def backend(name: str, prefix: str, cost: int = 1) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "tollgate.dev/v1alpha1",
-            "kind": "ApiBackend",
-            "metadata": {"name": name},
-            "spec": {
-                "pathPrefix": prefix,
-                "endpoints": [{"service": {"name": "eod-a", "port": 9001}}],
-                "creditCost": cost,
-            },
-        }
-    )
+from .conftest import backend, serves
 
 
 def ready(cluster: Cluster, name: str) -> dict[str, Any]:
