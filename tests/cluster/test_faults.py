@@ -10,6 +10,7 @@ import httpx
 
 from tollgate_testkit.cluster import Cluster, wait_until
 from tollgate_testkit.load import Load
+from tollgate_testkit.prometheus import metric
 
 from .conftest import backend, serves
 
@@ -54,10 +55,9 @@ def victim_exists(cluster: Cluster, name: str) -> bool:
     )
 
 
-def operator_metric(cluster: Cluster, name: str) -> float:
+def operator_metric(cluster: Cluster, name: str, **labels: str) -> float:
     pod = cluster.pods("operator")[0]
-    text = httpx.get(f"http://{pod['status']['podIP']}:8084/metrics", timeout=5).text
-    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(name))
+    return metric(f"http://{pod['status']['podIP']}:8084", name, **labels)
 
 
 def test_operator_pod_deleted_keeps_and_republishes_the_table(cluster: Cluster, eod: str) -> None:
@@ -75,7 +75,7 @@ def test_operator_pod_deleted_keeps_and_republishes_the_table(cluster: Cluster, 
             "the new operator to resume and publish",
             lambda: (
                 operator_metric(cluster, "tollgate_operator_table_version") == version
-                and operator_metric(cluster, 'tollgate_operator_reconciles_total{trigger="resume"}')
+                and operator_metric(cluster, "tollgate_operator_reconciles_total", trigger="resume")
                 > 0
             ),
             timeout=60,

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from tollgate_testkit.cluster import Cluster
+from tollgate_testkit.prometheus import metric
 
 
 def get(cluster: Cluster, path: str, key: str) -> httpx.Response:
@@ -24,15 +25,12 @@ async def burst(cluster: Cluster, paths: list[str], key: str) -> list[httpx.Resp
 
 def requests_served(cluster: Cluster) -> dict[str, float]:
     """tollgate_gateway_requests_total per gateway pod, read from each pod's admin port."""
-    totals: dict[str, float] = {}
-    for pod in cluster.ready_pods("gateway"):
-        text = httpx.get(f"http://{pod['status']['podIP']}:9090/metrics", timeout=5).text
-        totals[pod["metadata"]["name"]] = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("tollgate_gateway_requests_total{")
+    return {
+        pod["metadata"]["name"]: metric(
+            f"http://{pod['status']['podIP']}:9090", "tollgate_gateway_requests_total"
         )
-    return totals
+        for pod in cluster.ready_pods("gateway")
+    }
 
 
 def test_miss_then_hit(cluster: Cluster, eod: str, symbol: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tollgate_testkit.prometheus import metric as metric  # the tests import it from here
 from tollgate_testkit.provider import Provider, RedisHandle
 from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth, start_gateway
@@ -86,20 +87,6 @@ class Stack:
     def gateway_metric(self, name: str, **labels: str) -> float:
         """The sum over both gateways of one Prometheus sample (0 when absent)."""
         return sum(metric(g.url, name, **labels) for g in self.gateways)
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    """One sample of a service's /metrics, summed over the label sets that match ``labels``."""
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        head, _, value = line.rpartition(" ")
-        sample, _, rest = head.partition("{")
-        if sample != name:
-            continue
-        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 @contextmanager

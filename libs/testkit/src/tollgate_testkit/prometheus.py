@@ -37,6 +37,21 @@ SUFFIXES = {
 }
 
 
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample of a service's ``{url}/metrics``, summed over the label sets that match
+    ``labels`` (0 when absent)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        sample, _, rest = head.partition("{")
+        if sample != name:
+            continue
+        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
 def metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects (Grafana's $variables allowed)."""
     s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
