@@ -85,6 +85,14 @@ def test_pods_are_locked_down(values: Path) -> None:
             assert "resources" in c
 
 
+def test_every_container_says_when_it_is_ready() -> None:
+    """A pod counted Ready before its process listens is scraped, or sent traffic, too early
+    (the operator's /metrics refused connections right after a restart)."""
+    for d in deployments(render()):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            assert "readinessProbe" in c, f"{d['metadata']['name']}/{c['name']}"
+
+
 def test_selector_labels_carry_no_version() -> None:
     """Selectors are immutable: no chart version or app version in them."""
     for d in deployments(render()):
