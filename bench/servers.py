@@ -330,7 +330,7 @@ def gateway(
             str(port),
             "--log-level",
             "warning",
-            "tollgate_gateway.app:main_app",
+            "tollgate_gateway.asgi:main_app",
         ]
     elif server.startswith("variant:"):  # bench/variants.py: candidate serving changes
         argv = [sys.executable, "-m", "bench.variants"]

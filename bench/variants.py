@@ -70,7 +70,7 @@ def main() -> None:
         raise SystemExit(f"BENCH_VARIANT must be one of {VARIANTS}, not {variant!r}")
     s = GatewaySettings()
     uvicorn.run(
-        "tollgate_gateway.app:main_app",
+        "tollgate_gateway.asgi:main_app",
         factory=True,
         host=s.host,
         port=s.port,

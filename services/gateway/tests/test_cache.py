@@ -6,7 +6,18 @@ import asyncio
 
 import pytest
 
-from tollgate_gateway.cache import Cached, Coalescer, LocalTier, cache_key, pack, unpack
+from tollgate_common.routes import CacheSpec
+from tollgate_gateway.cache import (
+    Cached,
+    Coalescer,
+    LocalTier,
+    cache_key,
+    cache_rule,
+    pack,
+    unpack,
+)
+
+CACHED = CacheSpec(ttl_seconds=60, max_body_bytes=10)
 
 
 def test_key_is_canonical_over_query_order() -> None:
@@ -23,6 +34,32 @@ def test_key_separates_route_path_method_and_query() -> None:
     assert base != cache_key("GET", "r2", "/p", [b"a=1"])
     assert base != cache_key("GET", "r", "/q", [b"a=1"])
     assert base != cache_key("GET", "r", "/p", [b"a=2"])
+
+
+def test_only_gets_of_a_route_with_a_ttl_are_cacheable() -> None:
+    """HEAD, POST, or a route without a TTL: no cache rule."""
+    assert cache_rule("GET", "r", CACHED, "/p", []) is not None
+    assert cache_rule("HEAD", "r", CACHED, "/p", []) is None
+    assert cache_rule("POST", "r", CACHED, "/p", []) is None
+    assert cache_rule("GET", "r", CacheSpec(ttl_seconds=0), "/p", []) is None
+
+
+def test_rule_keys_the_request_and_keeps_the_ttl() -> None:
+    """The rule's key is the request's cache key; an entry lives for the route's TTL."""
+    rule = cache_rule("GET", "r", CACHED, "/p", [b"b=2", b"a=1"])
+    assert rule is not None
+    assert rule.key == cache_key("GET", "r", "/p", [b"a=1", b"b=2"])
+    assert rule.entry(200, [], b"x", now=1000.0).expires_at == 1060.0
+
+
+def test_rule_admits_answers_within_size_that_allow_storing() -> None:
+    """Over maxBodyBytes, no-store or private: not stored."""
+    rule = cache_rule("GET", "r", CACHED, "/p", [])
+    assert rule is not None
+    assert rule.admits([], b"x" * 10)
+    assert not rule.admits([], b"x" * 11)
+    assert not rule.admits([(b"cache-control", b"no-store")], b"x")
+    assert not rule.admits([(b"Cache-Control", b"max-age=5, private")], b"x")
 
 
 def test_pack_round_trip() -> None:

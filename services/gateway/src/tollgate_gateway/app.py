@@ -1,9 +1,9 @@
 """The gateway application: the proxy path plus a FastAPI app for everything else.
 
 ``serve(settings, stop)`` runs it on the gateway's own HTTP server (server.py) until ``stop``
-resolves; ``create_app(settings)`` is the same gateway as an ASGI app, for ASGI servers (the bench
-compares them). Nothing connects until the lifespan starts, which opens exactly one upstream
-connection pool and one Redis pool and closes them on shutdown.
+resolves; asgi.py serves the same gateway to ASGI servers (the bench compares them). Nothing
+connects until the lifespan starts, which opens exactly one upstream connection pool and one
+Redis pool and closes them on shutdown.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from starlette.exceptions import HTTPException
 from tollgate_common import asgibridge
 from tollgate_common.exchange import error_body
 from tollgate_common.httpserver import HttpServer, Limits
-from tollgate_common.logging import configure_logging
 from tollgate_common.redis import answers, create_redis
 from tollgate_common.resp import LeanRedis
 from tollgate_gateway.auth import create_authorizer
@@ -33,7 +32,7 @@ from tollgate_gateway.cache import LocalTier, ResponseCache
 from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.metrics import Metrics
-from tollgate_gateway.proxy import PREFIX, Parts, Proxy, Receive, Scope, Send
+from tollgate_gateway.proxy import PREFIX_SLASH, Parts, Proxy
 from tollgate_gateway.refunds import Refunds
 from tollgate_gateway.request import Incoming, Reply
 from tollgate_gateway.settings import GatewaySettings
@@ -56,7 +55,6 @@ class Gateway:
         self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
-        self._prefix = PREFIX + "/"
         # With an admin port, the public port answers only the proxy path and the probes:
         # /metrics and /routes (internal upstream URLs) stay off a Service that may be public.
         self._public_only = settings.admin_port != 0
@@ -64,7 +62,7 @@ class Gateway:
     def handle(self, req: Incoming) -> Awaitable[Reply | None]:
         """One request from the gateway's public server: the proxy path, or the admin app (the
         awaitable itself, not one more coroutine around it)."""
-        if self.proxy is not None and req.path.startswith(self._prefix):
+        if self.proxy is not None and req.path.startswith(PREFIX_SLASH):
             return self.proxy.handle(req)
         if self._public_only and req.path not in PUBLIC_ADMIN_PATHS:
             return _not_here()
@@ -274,26 +272,3 @@ def create_admin(gw: Gateway) -> FastAPI:
         }
 
     return admin
-
-
-def create_app(settings: GatewaySettings) -> Any:
-    """The ASGI app: ``/api/v1/...`` to the raw proxy, the rest to FastAPI."""
-    gw = Gateway(settings)
-    admin = gw.admin
-    prefix = PREFIX + "/"
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(prefix) and gw.proxy is not None:
-            await gw.proxy(scope, receive, send)
-        else:
-            await admin(scope, receive, send)
-
-    app.gateway = gw  # type: ignore[attr-defined]  # for tests and debugging
-    return app
-
-
-def main_app() -> Any:
-    """uvicorn factory: settings from the environment, validated once."""
-    settings = GatewaySettings()
-    configure_logging(settings.log_level, settings.log_json)
-    return create_app(settings)

@@ -18,12 +18,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
 from tollgate_common.redis import describe
+from tollgate_common.routes import CacheSpec
+from tollgate_gateway.headers import Headers, cacheable_response
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = b"tollgate:cache:"
@@ -41,12 +44,48 @@ class Cached:
         return len(self.body) + sum(len(n) + len(v) for n, v in self.headers) + 64
 
 
+class Served(Enum):
+    """Where an answer came from; the value is its ``X-Cache`` header."""
+
+    MISS = b"MISS"  # from an upstream
+    HIT = b"HIT"
+
+
 def cache_key(method: str, route: str, path: str, query_parts: list[bytes]) -> bytes:
     """Key for one request: credentials are already out of ``query_parts``; order is canonical."""
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{method}\n{route}\n{path}\n".encode())
     h.update(b"&".join(sorted(query_parts)))
     return KEY_PREFIX + h.hexdigest().encode()
+
+
+@dataclass(slots=True, frozen=True)
+class CacheRule:
+    """How one cacheable request is cached: under which key, for how long, and which of its
+    answers qualify (``admits``)."""
+
+    key: bytes
+    ttl_seconds: float
+    max_body_bytes: int
+
+    def admits(self, headers: Headers, body: bytes) -> bool:
+        """An answer is stored unless it is over the route's size or said no-store/private."""
+        return len(body) <= self.max_body_bytes and cacheable_response(headers)
+
+    def entry(self, status: int, headers: Headers, body: bytes, now: float) -> Cached:
+        return Cached(status, headers, body, now + self.ttl_seconds)
+
+
+def cache_rule(
+    method: str, route: str, spec: CacheSpec, path: str, query_parts: list[bytes]
+) -> CacheRule | None:
+    """The cache rule of a request, None when it is not cacheable: only GETs of a route with a
+    TTL are (a HEAD's empty body must not be served to a GET)."""
+    if method != "GET" or spec.ttl_seconds <= 0:
+        return None
+    return CacheRule(
+        cache_key(method, route, path, query_parts), spec.ttl_seconds, spec.max_body_bytes
+    )
 
 
 def pack(entry: Cached) -> bytes:

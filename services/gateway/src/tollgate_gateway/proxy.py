@@ -1,6 +1,7 @@
 """The proxy path, ``/api/v1/<path>``: ``Proxy.handle`` takes an ``Incoming`` straight from the
 services' HTTP server (no framework routing: FastAPI's costs about 120 µs a request, more than the
-rest of this path); ``Proxy.__call__`` is the same path as a raw ASGI app for ASGI servers.
+rest of this path) and gives back a ``Reply``; that is its one interface (ASGI servers reach it
+through asgi.py).
 
 One request: match the route, authorize and charge (auth service), answer from the cache or run
 the route's strategy under its deadline, pass the answer on. Errors become HTTP in errors.py.
@@ -16,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from tollgate_common.credits import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.exchange import BodyTooLarge
 from tollgate_gateway.auth import INVALID_KEY, UNKNOWN_OUTCOME, Authorizer, Decision, too_long
-from tollgate_gateway.cache import Cached, Coalescer, ResponseCache, cache_key
+from tollgate_gateway.cache import Cached, CacheRule, Coalescer, ResponseCache, Served, cache_rule
 from tollgate_gateway.client import UpstreamError, UpstreamPool
 from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.errors import (
@@ -42,7 +43,6 @@ from tollgate_gateway.errors import (
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.headers import (
     Headers,
-    cacheable_response,
     client_response_headers,
     key_from_headers,
     split_query,
@@ -51,17 +51,9 @@ from tollgate_gateway.headers import (
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.outcome import Verdict, classify
 from tollgate_gateway.path import normalize
+from tollgate_gateway.pricing import credit_cost
 from tollgate_gateway.refunds import Refunds
-from tollgate_gateway.request import (
-    ClientGone,
-    Incoming,
-    Reply,
-    client_ip,
-    read_body,
-    request_id,
-    until_disconnect,
-    wait_disconnect,
-)
+from tollgate_gateway.request import ClientGone, Incoming, Reply, request_id
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.table import RouteState
@@ -70,9 +62,6 @@ from tollgate_gateway.upstreams import CompiledRoute, Upstream
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 PREFIX_SLASH = PREFIX + "/"
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 JSON = (b"content-type", b"application/json")
 
 
@@ -99,28 +88,6 @@ class Proxy:
         # getpid() syscall, and py-spy showed those as ~10% of a proxied request.
         self.loop: asyncio.AbstractEventLoop | None = None
         self.coalescer = Coalescer()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI: the request from ``scope``/``receive``, the reply through ``send``."""
-        req = Incoming(
-            scope["method"],
-            scope["path"],
-            scope.get("raw_path") or scope["path"].encode(),
-            scope["query_string"],
-            scope["headers"],
-            client_ip(scope),
-            scope.get("scheme", "http"),
-            lambda limit: read_body(receive, limit),
-            lambda: wait_disconnect(receive),
-        )
-        reply = await self.handle(req)
-        if reply is None:
-            return
-        reply.headers.append((b"content-length", b"%d" % len(reply.body)))
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
-        )
-        await send({"type": "http.response.body", "body": reply.body})
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -169,81 +136,92 @@ class Proxy:
     async def _serve_route(
         self, req: Incoming, request_id: bytes, compiled: CompiledRoute, path: str
     ) -> Reply:
-        spec = compiled.route.spec
-        headers = req.headers
-        key, query_parts = split_query(req.query_string)
-        if key is None:
-            key = key_from_headers(headers)
-        method = req.method
+        key, query_parts = credentials(req)
         try:
             body = await req.read_body(self.p.settings.max_request_body_bytes)
         except BodyTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
-
-        ckey = b""
-        hit: Cached | None = None
-        cacheable = method == "GET" and spec.cache.ttl_seconds > 0
-        if cacheable:
-            ckey = cache_key(method, compiled.route.name, path, query_parts)
-            hit = await self.p.cache.get(ckey)
-            m = self.p.metrics
-            m.child(m.cache, compiled.route.name, "hit" if hit else "miss").inc()
-
-        decision = await self._authorize(compiled, key, path, req.client, free=hit is not None)
+        rule = cache_rule(
+            req.method, compiled.route.name, compiled.route.spec.cache, path, query_parts
+        )
+        answer = None
+        if rule is not None:
+            answer = await self.p.cache.get(rule.key)
+            self._count_lookup(compiled, answer)
+        served = Served.MISS if answer is None else Served.HIT
+        decision = await self._authorize(compiled, key, path, req.client, served)
         # From here on the request is charged (decision.charge_id): it ends served or refunded.
         # Inline rather than one more coroutine: each await level costs twice per answer.
         try:
-            extra = decision_headers(decision) if decision is not None else []
-            if hit is not None:
-                self._served(compiled)
-                return Reply(hit.status, [*hit.headers, (b"x-cache", b"HIT"), *extra], hit.body)
-
-            target = path
-            if query_parts:
-                target += "?" + b"&".join(query_parts).decode("latin-1")
-            up_headers = upstream_request_headers(
-                headers,
-                client_ip=req.client,
-                scheme=req.scheme,
-                request_id=request_id,
-                extra=compiled.extra_headers,
-                trust_forwarded_for=self.p.settings.trust_forwarded_for,
-            )
-
-            work: Coroutine[Any, Any, Cached]
-            if cacheable:
-                work = self.coalescer.run(
-                    self._loop(),
-                    ckey,
-                    lambda: self._fetch_answer(compiled, method, target, up_headers, body, ckey),
-                    lambda: self.p.cache.local.get(ckey, time.time()),
-                )
-            else:
-                work = self._fetch_answer(compiled, method, target, up_headers, body, None)
-            if req.gone is None:  # an ASGI server: watch for the client leaving
-                answer = await until_disconnect(self._loop(), req, work)
-            else:  # our server cancels this task when the client leaves
+            if answer is None:
+                target = upstream_target(path, query_parts)
+                headers = self._upstream_headers(req, request_id, compiled)
+                work = self._work(compiled, req.method, target, headers, body, rule)
                 try:
                     answer = await work
                 except asyncio.CancelledError:
-                    if not req.gone():
-                        raise
-                    me = asyncio.current_task(self._loop())
-                    assert me is not None
-                    me.uncancel()
-                    raise ClientGone() from None
-        except (UpstreamFailed, DeadlineExceeded) as exc:
-            self._failed(compiled, exc, decision)
-            raise
-        except NoData:
-            if spec.refund_on_404:
-                self._refund(compiled, decision)
-            raise
-        except BaseException:  # client gone, cancelled, a bug: nothing was served
-            self._refund(compiled, decision)
+                    self._raise_if_gone(req)
+                    raise
+        except BaseException as exc:
+            self._unserved(compiled, decision, exc)
             raise
         self._served(compiled)
-        return Reply(answer.status, [*answer.headers, (b"x-cache", b"MISS"), *extra], answer.body)
+        return answer_reply(answer, served, decision)
+
+    def _count_lookup(self, compiled: CompiledRoute, hit: Cached | None) -> None:
+        m = self.p.metrics
+        m.child(m.cache, compiled.route.name, "hit" if hit else "miss").inc()
+
+    def _upstream_headers(
+        self, req: Incoming, request_id: bytes, compiled: CompiledRoute
+    ) -> Headers:
+        return upstream_request_headers(
+            req.headers,
+            client_ip=req.client,
+            scheme=req.scheme,
+            request_id=request_id,
+            extra=compiled.extra_headers,
+            trust_forwarded_for=self.p.settings.trust_forwarded_for,
+        )
+
+    def _work(
+        self,
+        compiled: CompiledRoute,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: bytes,
+        rule: CacheRule | None,
+    ) -> Coroutine[Any, Any, Cached]:
+        """The upstream call for a miss (not a coroutine itself: no await level of its own);
+        concurrent misses of a cacheable request share one (cache.Coalescer)."""
+        if rule is None:
+            return self._fetch_answer(compiled, method, target, headers, body, None)
+        key = rule.key
+        return self.coalescer.run(
+            self._loop(),
+            key,
+            lambda: self._fetch_answer(compiled, method, target, headers, body, rule),
+            lambda: self.p.cache.local.get(key, time.time()),
+        )
+
+    def _raise_if_gone(self, req: Incoming) -> None:
+        """In a cancellation: ClientGone when it was the server's, for a client that left (the
+        server cancels the request's task then, with ``gone`` set); otherwise nothing."""
+        if req.gone is None or not req.gone():
+            return
+        me = asyncio.current_task(self._loop())
+        assert me is not None
+        me.uncancel()
+        raise ClientGone() from None
+
+    def _unserved(self, compiled: CompiledRoute, d: Decision | None, exc: BaseException) -> None:
+        """A charged request that ends without an answer: report it, and refund unless the
+        route charges for no data."""
+        if isinstance(exc, (UpstreamFailed, DeadlineExceeded)):
+            self._failed(compiled, exc, d)
+        elif not isinstance(exc, NoData) or compiled.route.spec.refund_on_404:
+            self._refund(compiled, d)  # no data, client gone, cancelled, a bug: nothing served
 
     async def _fetch_answer(
         self,
@@ -252,28 +230,23 @@ class Proxy:
         target: str,
         headers: Headers,
         body: bytes,
-        ckey: bytes | None,
+        rule: CacheRule | None,
     ) -> Cached:
-        """The upstream's answer as the client gets it, stored under ``ckey`` (when given and
-        cacheable) before it is returned: a coalesced fetch stores it while its key is still in
-        flight, so nobody arriving later misses it (cache.Coalescer)."""
+        """The upstream's answer as the client gets it, stored under the rule's key (when given
+        and the answer qualifies) before it is returned: a coalesced fetch stores it while its key
+        is still in flight, so nobody arriving later misses it (cache.Coalescer)."""
         won = await self._fetch(compiled, method, target, headers, body)
         assert won.response is not None
         resp = won.response
         out = client_response_headers(resp.headers)
-        cache = compiled.route.spec.cache
-        if (
-            ckey is not None
-            and len(resp.body) <= cache.max_body_bytes
-            and cacheable_response(resp.headers)
-        ):
-            entry = Cached(resp.status, out, resp.body, time.time() + cache.ttl_seconds)
-            self.p.cache.put(ckey, entry)
+        if rule is not None and rule.admits(resp.headers, resp.body):
+            entry = rule.entry(resp.status, out, resp.body, time.time())
+            self.p.cache.put(rule.key, entry)
             return entry
         return Cached(resp.status, out, resp.body, 0.0)
 
     async def _authorize(
-        self, compiled: CompiledRoute, key: str | None, path: str, client: str, free: bool
+        self, compiled: CompiledRoute, key: str | None, path: str, client: str, served: Served
     ) -> Decision | None:
         if not self.p.auth_enabled:
             return None
@@ -284,7 +257,7 @@ class Proxy:
         elif too_long(key):  # no key is that long: the client's error, in both modes
             d = INVALID_KEY
         else:
-            cost = 0 if free and not spec.charge_cache_hits else spec.credit_cost
+            cost = credit_cost(spec, served)
             charge_id = new_charge_id()
             try:
                 d = await self.p.authorizer.authorize(
@@ -303,7 +276,7 @@ class Proxy:
         if d.allowed:
             if d.cost:
                 m.child(m.credits_charged, compiled.route.name).inc(d.cost)
-            if free and spec.credit_cost > d.cost:
+            if served is Served.HIT and spec.credit_cost > d.cost:
                 m.child(m.credits_saved, compiled.route.name).inc(spec.credit_cost - d.cost)
             return d
         if d.reason == "unavailable":
@@ -423,3 +396,21 @@ def _nodata_message(attempts: list[Attempt]) -> str:
             if isinstance(doc, dict) and isinstance(doc.get("message"), str):
                 return str(doc["message"])
     return "no data for this request"
+
+
+def credentials(req: Incoming) -> tuple[str | None, list[bytes]]:
+    """The request's API key (query first, then headers) and its query without it."""
+    key, query_parts = split_query(req.query_string)
+    return (key if key is not None else key_from_headers(req.headers)), query_parts
+
+
+def upstream_target(path: str, query_parts: list[bytes]) -> str:
+    """The request-target sent upstream: the normalized path, the query minus credentials."""
+    if not query_parts:
+        return path
+    return path + "?" + b"&".join(query_parts).decode("latin-1")
+
+
+def answer_reply(answer: Cached, served: Served, d: Decision | None) -> Reply:
+    extra = decision_headers(d) if d is not None else []
+    return Reply(answer.status, [*answer.headers, (b"x-cache", served.value), *extra], answer.body)

@@ -1,0 +1,14 @@
+"""What an answer costs in credits (pure): the one place the charge-cost rule lives."""
+
+from __future__ import annotations
+
+from tollgate_common.routes import ApiBackendSpec
+from tollgate_gateway.cache import Served
+
+
+def credit_cost(spec: ApiBackendSpec, served: Served) -> int:
+    """The credits a request of this route is charged for an answer served from ``served``:
+    the route's cost, or nothing for a cache hit on a route that does not charge hits."""
+    if served is Served.HIT and not spec.charge_cache_hits:
+        return 0
+    return spec.credit_cost
