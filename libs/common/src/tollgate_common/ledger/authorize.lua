@@ -22,12 +22,15 @@ local now = tonumber(ARGV[1])
 local route = ARGV[8] or ''
 
 local function count(counter, n)
-  redis.pcall('HINCRBY', KEYS[5], counter .. ':' .. route, n)
+  -- a field's first count may be the bucket's first: only then does it need its TTL (one
+  -- command less per request than an EXPIRE every time)
+  if redis.pcall('HINCRBY', KEYS[5], counter .. ':' .. route, n) == n then
+    redis.pcall('EXPIRE', KEYS[5], tonumber(ARGV[10]))
+  end
 end
 
 local function refused(reply)
   count('4xx', 1)
-  redis.pcall('EXPIRE', KEYS[5], tonumber(ARGV[10]))
   return reply
 end
 -- The caller chose the charge id (ledger/__init__.py): refunded already (its answer was lost and the
@@ -108,5 +111,4 @@ if cost > 0 then
 end
 count('requests', 1)
 if ARGV[9] == '1' then count('hits', 1) end
-redis.pcall('EXPIRE', KEYS[5], tonumber(ARGV[10]))
 return {'ok', limit, remaining, reset, -1, left, key_id, event, 0, cost, plan or ''}

@@ -70,6 +70,6 @@ class Ledger:
         ``status_class`` ("4xx", "5xx" or ""): what the client was answered instead, counted in
         the charge's usage bucket with the refund."""
         keys = [layout.charge_key(charge_id), layout.tombstone_key(charge_id)]
-        args = [self.s.charge_ttl_seconds, status_class]
+        args = [self.s.charge_ttl_seconds, status_class, self.s.usage_retention_days * 86400]
         left: int = await self._refund(self.redis, keys, args)
         return left

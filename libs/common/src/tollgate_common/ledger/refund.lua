@@ -1,6 +1,7 @@
 -- Give a charge back exactly once. KEYS[1] the charge record, KEYS[2] its tombstone;
 -- ARGV[1] the tombstone's TTL in seconds, ARGV[2] the status class the client saw ('4xx', '5xx'
--- or '' when it saw none). Returns credits after, or -1 (no such charge).
+-- or '' when it saw none), ARGV[3] the usage retention in seconds. Returns credits after, or -1
+-- (no such charge).
 -- The tombstone is set either way: an authorize with this charge id arriving later (its answer
 -- was lost, the caller gave it up) debits nothing (authorize.lua checks it).
 redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[1]))
@@ -19,10 +20,13 @@ if b then
   local c = string.find(rec, '|', b + 1, true)
   local bucket = string.sub(rec, b + 1, c - 1)
   local route = string.sub(rec, c + 1)
-  redis.pcall('HINCRBY', bucket, 'refunded:' .. route, cost)
-  if ARGV[2] == '4xx' or ARGV[2] == '5xx' then
-    redis.pcall('HINCRBY', bucket, ARGV[2] .. ':' .. route, 1)
+  local function count(field, n)
+    if redis.pcall('HINCRBY', bucket, field .. ':' .. route, n) == n then
+      redis.pcall('EXPIRE', bucket, tonumber(ARGV[3]))  -- the bucket may have expired meanwhile
+    end
   end
+  count('refunded', cost)
+  if ARGV[2] == '4xx' or ARGV[2] == '5xx' then count(ARGV[2], 1) end
   -- A usage event per refund (the notifier's exporter) is one XADD here, with the charge id.
 end
 return left
