@@ -12,7 +12,9 @@
 -- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s,
 --       route, cache_hit ('1' or '0'), usage_ttl_s
 -- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
--- and, for ok and rate_limited, cost (debited) and plan as well (the gateway's metrics by plan)
+-- and, for ok, rate_limited and no_credits, cost (debited) and plan (the gateway's metrics by plan),
+-- and, where a rate limit applies, window_ms: the time the plan refills its whole burst in, the
+-- one window the rate-limit headers state (limit = burst requests per window)
 --
 -- Usage (issue 13): every answer for a known key counts in its hour's bucket, field
 -- '<counter>:<route>' (layout.COUNTERS): requests, charged, hits when served; 4xx when refused.
@@ -74,19 +76,20 @@ if plan and plan ~= '' then
 end
 
 -- rate limit (GCRA), decided before credits so a limited request costs nothing
-local limit, remaining, reset, new_tat = -1, -1, -1, nil
+local limit, remaining, reset, new_tat, window = -1, -1, -1, nil, -1
 local rl = 'tollgate:auth:rl:' .. key_id
 if rate > 0 then
   if burst < 1 then burst = 1 end
   local interval = math.max(math.floor(1000 / rate), 1)
   local tolerance = interval * burst
+  window = tolerance
   local tat = tonumber(redis.call('GET', rl) or '0') or 0
   local base = math.max(tat, now)
   new_tat = base + interval
   local allow_at = new_tat - tolerance
   limit = burst
   if now < allow_at then
-    return refused({'rate_limited', limit, 0, base - now, allow_at - now, tonumber(rec[2] or '0'), key_id, '', 0, 0, plan or ''})
+    return refused({'rate_limited', limit, 0, base - now, allow_at - now, tonumber(rec[2] or '0'), key_id, '', 0, 0, plan or '', window})
   end
   remaining = math.floor((tolerance - (new_tat - now)) / interval)
   reset = new_tat - now
@@ -94,7 +97,7 @@ end
 
 local credits = tonumber(rec[2] or '0') or 0
 if credits < cost then
-  return refused({'no_credits', limit, remaining, reset, -1, credits, key_id, '', 0})
+  return refused({'no_credits', limit, remaining, reset, -1, credits, key_id, '', 0, 0, plan or '', window})
 end
 if new_tat then redis.call('SET', rl, new_tat, 'PX', new_tat - now + 1000) end
 local left = credits
@@ -111,4 +114,4 @@ if cost > 0 then
 end
 count('requests', 1)
 if ARGV[9] == '1' then count('hits', 1) end
-return {'ok', limit, remaining, reset, -1, left, key_id, event, 0, cost, plan or ''}
+return {'ok', limit, remaining, reset, -1, left, key_id, event, 0, cost, plan or '', window}
