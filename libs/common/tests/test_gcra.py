@@ -68,3 +68,14 @@ async def test_remaining_counts_down(plan: Callable[[float, int], Awaitable[Ask]
     """remaining is the rest of the burst."""
     ask = await plan(1, 3)
     assert [(await ask(5000)).remaining for _ in range(3)] == [2, 1, 0]
+
+
+async def test_window_is_the_bursts_refill_time(
+    plan: Callable[[float, int], Awaitable[Ask]],
+) -> None:
+    """The answer states the plan's window: its whole burst refilled at its rate (5 at 2/s:
+    2.5 s), allowed or limited alike."""
+    ask = await plan(2, 5)
+    answers = [await ask(1000) for _ in range(6)]
+    assert [a.window for a in answers] == [2.5] * 6
+    assert answers[-1].reason == "rate_limited"

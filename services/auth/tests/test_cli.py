@@ -26,7 +26,7 @@ def subcommands(p: argparse.ArgumentParser, path: str = "tollgate") -> Iterator[
 def test_every_subcommand_has_a_help_text() -> None:
     """Each noun and verb is listed with a one-line help, and its own --help starts with it."""
     found = dict(subcommands(parser()))
-    assert len(found) == 14
+    assert len(found) == 15
     assert all(found.values()), [name for name, text in found.items() if not text]
 
 
@@ -64,3 +64,31 @@ def test_topup_against_a_real_auth_service(
         run([*base, "keys", "topup", key_id, "-5"])
     assert run([*base, "keys", "show", key_id]) == 0
     assert json.loads(capsys.readouterr().out)["credits"] == 15
+
+
+@pytest.mark.parametrize(
+    ("argv", "path"),
+    [
+        (["usage", "k1"], "/v1/admin/keys/k1/usage?granularity=hour"),
+        (
+            ["usage", "k1", "--from", "2026-01-01", "--to", "1767312000", "--by", "day"],
+            "/v1/admin/keys/k1/usage?from=2026-01-01&to=1767312000&granularity=day",
+        ),
+        (["usage", "k1", "--by", "route"], "/v1/admin/keys/k1/usage?granularity=day"),
+        (["usage", "--from", "2026-01-01"], "/v1/admin/usage?from=2026-01-01"),
+    ],
+)
+def test_usage_asks_the_usage_api(argv: list[str], path: str) -> None:
+    """`tollgate usage`: one key by hour, day or route (read by day), or every key's totals."""
+    from tollgate_auth.cli import request
+
+    method, got, body, _ = request(parser().parse_args(argv))
+    assert (method, got, body) == ("GET", path, None)
+
+
+def test_usage_rejects_an_unknown_grouping(capsys: pytest.CaptureFixture[str]) -> None:
+    """--by takes hour, day or route only: a usage error, nothing sent."""
+    with pytest.raises(SystemExit) as info:
+        run(["--token", "t", "usage", "k1", "--by", "week"])
+    assert info.value.code == 2
+    assert "invalid choice: 'week'" in capsys.readouterr().err

@@ -12,10 +12,11 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -33,11 +34,14 @@ from tollgate_auth.models import (
     KeyCreated,
     KeyInfo,
     KeyPatch,
+    KeyUsage,
     Plan,
     RefundRequest,
+    UsageTotals,
 )
 from tollgate_auth.settings import AuthSettings
 from tollgate_auth.store import Store
+from tollgate_auth.usage import DAY, Granularity, bounded, hours, key_usage, totals
 from tollgate_common import asgibridge
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.exchange import Incoming, Reply
@@ -113,7 +117,13 @@ class Service:
         started = time.perf_counter()
         try:
             d = await self.ledger.authorize(
-                req.key, req.path, req.cost, req.client, charge_id=req.charge_id
+                req.key,
+                req.path,
+                req.cost,
+                req.client,
+                route=req.route,
+                cache_hit=req.cache_hit,
+                charge_id=req.charge_id,
             )
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
@@ -126,10 +136,10 @@ class Service:
             self.emit(events)
         return d
 
-    async def refund(self, charge_id: str) -> bool:
+    async def refund(self, charge_id: str, status_class: str = "") -> bool:
         assert self.ledger is not None
         try:
-            left = await self.ledger.refund(charge_id)
+            left = await self.ledger.refund(charge_id, status_class)
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
             raise StoreDown("credit store unavailable") from exc
@@ -159,9 +169,27 @@ async def _require_admin(request: Request) -> None:
         raise Unauthorized("invalid admin token")
 
 
+class TimeSpan:
+    """The ``from``/``to`` query of the usage endpoints: Unix seconds or ISO 8601 (UTC when no
+    zone is given); ``to`` defaults to now, ``from`` to a day before ``to``."""
+
+    def __init__(
+        self,
+        start: Annotated[datetime | None, Query(alias="from")] = None,
+        end: Annotated[datetime | None, Query(alias="to")] = None,
+    ) -> None:
+        self.end = _unix(end) if end is not None else int(time.time())
+        self.start = _unix(start) if start is not None else self.end - DAY
+
+
+def _unix(at: datetime) -> int:
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+
+
 # Module level: FastAPI resolves these string annotations in the module's namespace.
 Admin = Annotated[None, Depends(_require_admin)]
 St = Annotated[Store, Depends(_store)]
+Span = Annotated[TimeSpan, Depends()]
 
 
 def create_admin(svc: Service) -> FastAPI:
@@ -256,6 +284,23 @@ def create_admin(svc: Service) -> FastAPI:
     async def credits(key_id: str, body: CreditsChange, _: Admin, st: St) -> KeyInfo:
         return await st.change_credits(key_id, body.add, body.set)
 
+    @admin.get("/v1/admin/keys/{key_id}/usage")
+    async def show_key_usage(
+        key_id: str, _: Admin, st: St, span: Span, granularity: Granularity = "hour"
+    ) -> KeyUsage:
+        """One key's usage, by hour or UTC day, with totals by route."""
+        start, end = bounded(span.start, span.end, granularity)
+        await st.get_key(key_id)  # 404 for a key that does not exist
+        found = await st.usage(key_id, hours(start, end))
+        return key_usage(key_id, start, end, granularity, found)
+
+    @admin.get("/v1/admin/usage")
+    async def show_all_usage(_: Admin, st: St, span: Span) -> UsageTotals:
+        """Every key's usage totals over the range (at most 31 days)."""
+        start, end = bounded(span.start, span.end, "hour")
+        rows = [(info, await st.usage(info.id, hours(start, end))) for info in await st.list_keys()]
+        return totals(start, end, rows)
+
     @admin.put("/v1/admin/plans/{name}")
     async def put_plan(name: str, body: Plan, _: Admin, st: St) -> Plan:
         if body.name != name:
@@ -304,7 +349,8 @@ class Handler:
                 d = await self.svc.authorize(AuthorizeRequest.model_validate(data))
                 status = 503 if d.reason == "unavailable" else 200
                 return Reply(status, list(JSON), orjson.dumps(to_wire(d)))
-            refunded = await self.svc.refund(RefundRequest.model_validate(data).charge_id)
+            ask = RefundRequest.model_validate(data)
+            refunded = await self.svc.refund(ask.charge_id, ask.status)
             return Reply(200, list(JSON), orjson.dumps({"status": True, "refunded": refunded}))
         except (ValueError, ValidationError) as exc:  # orjson, pydantic, body size
             return _error(400, f"bad request: {exc}"[:500])

@@ -5,25 +5,30 @@
     tollgate keys expire ID --in DAYS | --never
     tollgate plans list | show NAME | delete NAME
     tollgate plans set NAME --rate 5 --burst 10 [--cost /eod=2 ...]
+    tollgate usage [KEY_ID] [--from WHEN] [--to WHEN] [--by hour|day|route] [--csv]
 
 Reads TOLLGATE_URL (default http://127.0.0.1:8081) and TOLLGATE_ADMIN_TOKEN, or --url/--token.
-``--json`` prints the API's JSON instead of a table.
+``--json`` prints the API's JSON instead of a table; ``usage --csv`` prints CSV.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 KEY_COLUMNS = ["id", "prefix", "name", "plan", "credits", "revoked", "expires_at"]
 PLAN_COLUMNS = ["name", "rate", "burst", "costs"]
+USAGE_COUNTS = ["requests", "charged", "refunded", "hits", "4xx", "5xx"]
 
 
 class CliError(Exception):
@@ -78,7 +83,9 @@ def _verb(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tollgate", description="Manage Tollgate API keys and plans.")
+    p = argparse.ArgumentParser(
+        prog="tollgate", description="Manage Tollgate API keys and plans; read their usage."
+    )
     p.add_argument(
         "--url",
         default=os.environ.get("TOLLGATE_URL", "http://127.0.0.1:8081"),
@@ -135,12 +142,29 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--cost", action="append", default=[], metavar="PREFIX=N", help="credits per request"
     )
+
+    u = _verb(sub, "usage", "usage of one key (by hour, day or route) or totals of every key", on)
+    u.add_argument("key_id", nargs="?", help="key id; without it: every key's totals")
+    when = "Unix seconds or ISO 8601, UTC unless a zone is given"
+    u.add_argument(
+        "--from", dest="start", metavar="WHEN", help=f"start ({when}); default: a day ago"
+    )
+    u.add_argument(
+        "--to", dest="end", metavar="WHEN", help=f"end, exclusive ({when}); default: now"
+    )
+    u.add_argument(
+        "--by",
+        choices=["hour", "day", "route"],
+        default="hour",
+        help="one row per hour, per UTC day or per route (default hour)",
+    )
+    u.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     return p
 
 
 def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, list[str]]:
     """Method, path, body and table columns for a parsed command (pure)."""
-    n, v = args.noun, args.verb
+    n, v = args.noun, getattr(args, "verb", "")
     if n == "keys":
         if v == "create":
             expires = time.time() + args.expires_in * 86400 if args.expires_in else None
@@ -182,7 +206,38 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
                 costs[prefix] = int(amount)
             body = {"name": args.name, "rate": args.rate, "burst": args.burst, "costs": costs}
             return "PUT", f"/v1/admin/plans/{args.name}", body, PLAN_COLUMNS
+    if n == "usage":
+        query = {k: v for k, v in (("from", args.start), ("to", args.end)) if v is not None}
+        if args.key_id is None:
+            return "GET", f"/v1/admin/usage?{urlencode(query)}", None, ["key_id", *USAGE_COUNTS]
+        query["granularity"] = "day" if args.by == "route" else args.by
+        first = "route" if args.by == "route" else "start"
+        path = f"/v1/admin/keys/{args.key_id}/usage?{urlencode(query)}"
+        return "GET", path, None, [first, *USAGE_COUNTS]
     raise CliError(f"unknown command {n} {v}")
+
+
+def usage_rows(args: argparse.Namespace, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a usage answer: per key, per route or per bucket (pure)."""
+    if args.key_id is None:
+        return [{"key_id": k["key_id"], **k["total"]} for k in data["keys"]]
+    if args.by == "route":
+        return [{"route": r or "-", **c} for r, c in sorted(data["routes"].items())]
+    return [{"start": float(b["start"]), **b["counts"]} for b in data["buckets"]]
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as CSV with a header line; times as ISO 8601 UTC (pure)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_iso(r[c]) if c == "start" else r.get(c, "") for c in columns])
+    return out.getvalue().rstrip("\n")
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def run(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -> int:
@@ -211,6 +266,9 @@ def run(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -
         return 1
     if args.json:
         print(json.dumps(data, indent=2))
+    elif args.noun == "usage":
+        rows = usage_rows(args, data)
+        print(to_csv(rows, columns) if args.csv else table(rows, columns))
     else:
         print(table(data if isinstance(data, list) else [data], columns))
         if args.noun == "keys" and args.verb == "create":

@@ -8,7 +8,7 @@ the key an error. Out of bounds is a 422 naming the field, never a 500 or a 503.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -51,10 +51,14 @@ class AuthorizeRequest(BaseModel):
     charge_id: str | None = Field(
         None, pattern=CHARGE_ID_PATTERN, description="Chosen by the gateway (refundable by it)."
     )
+    cache_hit: bool = Field(False, description="Answered from the gateway's cache (usage).")
 
 
 class RefundRequest(BaseModel):
     charge_id: str = Field(max_length=64)
+    status: Literal["", "4xx", "5xx"] = Field(
+        "", description="The status class the client was answered instead (usage records)."
+    )
 
 
 class Plan(BaseModel):
@@ -125,3 +129,32 @@ class KeyInfo(BaseModel):
 
 class KeyCreated(KeyInfo):
     key: str = Field(description="The raw key: shown once, never stored.")
+
+
+class UsageBucket(BaseModel):
+    start: int = Field(description="Unix second the hour or UTC day starts at.")
+    counts: dict[str, int] = Field(description="requests, charged, refunded, hits, 4xx, 5xx.")
+    routes: dict[str, dict[str, int]] = Field(description="The same counts by route.")
+
+
+class KeyUsage(BaseModel):
+    key_id: str
+    start: int = Field(description="Unix second of the first hour read.")
+    end: int = Field(description="Unix second the range ends at (exclusive).")
+    granularity: str
+    total: dict[str, int]
+    routes: dict[str, dict[str, int]]
+    buckets: list[UsageBucket] = Field(description="Oldest first; empty buckets left out.")
+
+
+class KeyTotal(BaseModel):
+    key_id: str
+    prefix: str
+    name: str
+    total: dict[str, int]
+
+
+class UsageTotals(BaseModel):
+    start: int
+    end: int
+    keys: list[KeyTotal] = Field(description="Every key with usage in the range.")

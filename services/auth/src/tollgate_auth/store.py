@@ -16,7 +16,14 @@ from typing import Any
 from tollgate_auth.errors import Conflict, Invalid, NotFound
 from tollgate_auth.keys import display_prefix, key_hash, new_key
 from tollgate_auth.models import MAX_CREDITS, KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
-from tollgate_common.ledger.layout import KEYS_SET, PLANS_SET, id_key, plan_key, record_key
+from tollgate_common.ledger.layout import (
+    KEYS_SET,
+    PLANS_SET,
+    id_key,
+    plan_key,
+    record_key,
+    usage_key,
+)
 from tollgate_common.redis import LuaScript
 
 # KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
@@ -115,9 +122,8 @@ class Store:
         return _info(rec)
 
     async def list_keys(self) -> list[KeyInfo]:
-        ids = sorted(m.decode() for m in await self.redis.smembers(KEYS_SET))
         out = []
-        for key_id in ids:
+        for key_id in await self.key_ids():
             try:
                 out.append(await self.get_key(key_id))
             except NotFound:
@@ -162,6 +168,18 @@ class Store:
             if status == -2:
                 raise Invalid(f"add: the balance cannot go above {MAX_CREDITS}")
         return await self.get_key(key_id)
+
+    # --- usage
+    async def key_ids(self) -> list[str]:
+        return sorted(m.decode() for m in await self.redis.smembers(KEYS_SET))
+
+    async def usage(self, key_id: str, hours: list[int]) -> list[dict[bytes, bytes]]:
+        """The key's usage bucket of each hour (empty where it had none), in one pipeline."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hour in hours:
+                pipe.hgetall(usage_key(key_id, hour))
+            found: list[dict[bytes, bytes]] = await pipe.execute()
+        return found
 
     # --- plans
     async def put_plan(self, plan: Plan) -> Plan:

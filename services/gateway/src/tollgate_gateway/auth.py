@@ -57,10 +57,17 @@ class RefundNotLanded(Exception):
 
 class Authorizer(Protocol):
     async def authorize(
-        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+        self,
+        key: str,
+        route: str,
+        path: str,
+        cost: int,
+        client: str,
+        charge_id: str,
+        cache_hit: bool = False,
     ) -> Decision: ...
 
-    async def refund(self, charge_id: str) -> bool: ...
+    async def refund(self, charge_id: str, status_class: str = "") -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -99,7 +106,14 @@ class HttpAuthorizer:
             return r.status, None
 
     async def authorize(
-        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+        self,
+        key: str,
+        route: str,
+        path: str,
+        cost: int,
+        client: str,
+        charge_id: str,
+        cache_hit: bool = False,
     ) -> Decision:
         payload = {
             "key": key,
@@ -108,6 +122,7 @@ class HttpAuthorizer:
             "cost": cost,
             "client": client,
             "charge_id": charge_id,
+            "cache_hit": cache_hit,
         }
         try:
             status, data = await self._post("/v1/authorize", payload)
@@ -129,9 +144,10 @@ class HttpAuthorizer:
         except TypeError:
             return AUTH_ERROR
 
-    async def refund(self, charge_id: str) -> bool:
+    async def refund(self, charge_id: str, status_class: str = "") -> bool:
         try:
-            status, data = await self._post("/v1/refund", {"charge_id": charge_id})
+            payload: dict[str, object] = {"charge_id": charge_id, "status": status_class}
+            status, data = await self._post("/v1/refund", payload)
         except (UpstreamError, TimeoutError) as exc:
             raise RefundNotLanded(repr(exc)) from exc
         if status != 200 or not isinstance(data, dict):
@@ -167,14 +183,29 @@ class LedgerAuthorizer:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def authorize(
-        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+        self,
+        key: str,
+        route: str,
+        path: str,
+        cost: int,
+        client: str,
+        charge_id: str,
+        cache_hit: bool = False,
     ) -> Decision:
         s = self.s
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         try:
             async with Deadline(self._loop, s.auth_timeout_seconds):
-                d = await self.ledger.authorize(key, path, cost, client, charge_id=charge_id)
+                d = await self.ledger.authorize(
+                    key,
+                    path,
+                    cost,
+                    client,
+                    route=route[:MAX_ROUTE_CHARS],
+                    cache_hit=cache_hit,
+                    charge_id=charge_id,
+                )
         except NotSent as exc:
             log.warning("credit ledger unreachable: %s", describe(exc))
             return NOT_SENT
@@ -185,12 +216,12 @@ class LedgerAuthorizer:
             self.emit(event)
         return d
 
-    async def refund(self, charge_id: str) -> bool:
+    async def refund(self, charge_id: str, status_class: str = "") -> bool:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         try:
             async with Deadline(self._loop, self.s.auth_timeout_seconds):
-                left = await self.ledger.refund(charge_id)
+                left = await self.ledger.refund(charge_id, status_class)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RefundNotLanded(repr(exc)) from exc
         return left >= 0

@@ -96,15 +96,28 @@ def error_body(message: str) -> bytes:
 
 
 def decision_headers(d: Decision) -> list[tuple[bytes, bytes]]:
-    """Rate-limit and credit headers that a Decision carries (IETF draft RateLimit fields' names
-    as used by GitHub: X-RateLimit-Limit / -Remaining / -Reset)."""
+    """Rate-limit and credit headers that a Decision carries: the IETF ``RateLimit-Policy`` and
+    ``RateLimit`` fields (draft-ietf-httpapi-ratelimit-headers-10, structured fields) and the
+    ``X-RateLimit-*`` trio GitHub made common, all in one stated window: the time the key's plan
+    takes to refill its whole burst (``w``). The plan allows ``limit`` (its burst) requests at once
+    and ``limit`` per window on average, i.e. its rate; ``remaining`` may be sent now; ``reset``
+    is when the whole burst is back. The window is rounded up to whole seconds, as the field
+    wants: a rate it states is never above the plan's."""
     out: list[tuple[bytes, bytes]] = []
+    remaining = max(d.remaining, 0) if d.remaining is not None else None
+    reset = max(int(d.reset + 0.999), 0) if d.reset is not None else None
     if d.limit is not None:
         out.append((b"x-ratelimit-limit", str(d.limit).encode()))
-    if d.remaining is not None:
-        out.append((b"x-ratelimit-remaining", str(max(d.remaining, 0)).encode()))
-    if d.reset is not None:
-        out.append((b"x-ratelimit-reset", str(max(int(d.reset + 0.999), 0)).encode()))
+        if d.window is not None:
+            name = d.plan or "default"  # plan names are [a-z0-9_-]: a valid sf-string as is
+            w = max(int(d.window + 0.999), 1)
+            out.append((b"ratelimit-policy", f'"{name}";q={d.limit};w={w}'.encode()))
+            if remaining is not None and reset is not None:
+                out.append((b"ratelimit", f'"{name}";r={remaining};t={reset}'.encode()))
+    if remaining is not None:
+        out.append((b"x-ratelimit-remaining", str(remaining).encode()))
+    if reset is not None:
+        out.append((b"x-ratelimit-reset", str(reset).encode()))
     if d.credits_remaining is not None:
         out.append((b"x-credits-remaining", str(d.credits_remaining).encode()))
     if d.reason == "rate_limited" and d.retry_after is not None:

@@ -25,6 +25,7 @@ from tollgate_common.exchange import BodyTooLarge
 from tollgate_common.ledger import Decision
 from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.ledger.decision import UNKNOWN_OUTCOME
+from tollgate_common.ledger.layout import status_class
 from tollgate_gateway.auth import INVALID_KEY, MISSING_KEY, Authorizer, too_long
 from tollgate_gateway.cache import Cached, CacheRule, Coalescer, ResponseCache, Served, cache_rule
 from tollgate_gateway.client import UpstreamError, UpstreamPool
@@ -221,8 +222,11 @@ class Proxy:
         route charges for no data."""
         if isinstance(exc, (UpstreamFailed, DeadlineExceeded)):
             self._failed(compiled, exc, d)
-        elif not isinstance(exc, NoData) or compiled.route.spec.refund_on_404:
-            self._refund(compiled, d)  # no data, client gone, cancelled, a bug: nothing served
+        elif isinstance(exc, NoData):
+            if compiled.route.spec.refund_on_404:
+                self._refund(compiled, d, "4xx")
+        else:
+            self._refund(compiled, d)  # client gone, cancelled, a bug: nothing served
 
     async def _fetch_answer(
         self,
@@ -263,7 +267,7 @@ class Proxy:
             charge_id = new_charge_id()
             try:
                 d = await authorizer.authorize(
-                    key, compiled.route.name, path, cost, client, charge_id
+                    key, compiled.route.name, path, cost, client, charge_id, served is Served.HIT
                 )
             except BaseException:  # cancelled mid-ask (client gone, shutdown): maybe charged
                 if cost:
@@ -378,12 +382,13 @@ class Proxy:
         log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
             self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
-        self._refund(compiled, d)
+        self._refund(compiled, d, status_class(exc.status))
 
-    def _refund(self, compiled: CompiledRoute, d: Decision | None) -> None:
-        """Nothing good came back: the credits of this request go back, off the response path."""
+    def _refund(self, compiled: CompiledRoute, d: Decision | None, status: str = "") -> None:
+        """Nothing good came back: the credits of this request go back, off the response path
+        (with the status class the client got instead, for the key's usage)."""
         if d is not None and d.charge_id:
-            self.p.refunds.submit(d.charge_id, compiled.route.name, d.cost)
+            self.p.refunds.submit(d.charge_id, compiled.route.name, d.cost, status)
 
 
 def _nodata_message(attempts: list[Attempt]) -> str:

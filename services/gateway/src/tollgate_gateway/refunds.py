@@ -77,17 +77,24 @@ class Refunds:
         # route and credits of a refund this process was handed (not of a swept or spooled one):
         # only for tollgate_gateway_credits_refunded_total
         self.what: dict[str, tuple[str, int]] = {}
+        self.status: dict[str, str] = {}  # charge id -> status class the client saw (usage)
         self._inflight: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, charge_id: str, route: str = "", cost: int = 0) -> None:
-        """Owe this charge back: try now, keep trying until it lands."""
+    def submit(
+        self, charge_id: str, route: str = "", cost: int = 0, status_class: str = ""
+    ) -> None:
+        """Owe this charge back: try now, keep trying until it lands. ``status_class``: what the
+        client was answered instead, for the key's usage (kept in memory only: a parked or
+        spooled refund lands without it)."""
         if charge_id in self.due:
             return
         if cost:
             self.what[charge_id] = (route, cost)
+        if status_class:
+            self.status[charge_id] = status_class
         self.due[charge_id] = 0.0
         self.attempts[charge_id] = 0
         self._count()
@@ -141,7 +148,7 @@ class Refunds:
         m = self.metrics
         assert self.authorizer is not None, "refunds are started only with an authorizer"
         try:
-            refunded = await self.authorizer.refund(charge_id)
+            refunded = await self.authorizer.refund(charge_id, self.status.get(charge_id, ""))
         except RefundNotLanded as exc:
             n = self.attempts[charge_id] = self.attempts.get(charge_id, 0) + 1
             m.child(m.refunds, "retry").inc()
@@ -156,6 +163,7 @@ class Refunds:
             self._wake.set()
         m.child(m.refunds, "refunded" if refunded else "absent").inc()
         route, cost = self.what.pop(charge_id, ("", 0))
+        self.status.pop(charge_id, None)
         if refunded and cost:
             m.child(m.credits_refunded, route).inc(cost)
         self.due.pop(charge_id, None)

@@ -36,9 +36,10 @@ class Decision:
     allowed: bool
     reason: str = "ok"
     message: str = ""
-    limit: int | None = None  # requests per window of the key's plan
+    limit: int | None = None  # the plan's burst: requests allowed at once, and per ``window``
     remaining: int | None = None  # requests left before the rate limit bites
     reset: float | None = None  # seconds until the limit is fully reset
+    window: float | None = None  # seconds the plan takes to refill its burst: limit / rate
     retry_after: float | None = None  # seconds, when rate limited
     credits_remaining: int | None = None
     charge_id: str | None = None  # set when charged: refundable by it
@@ -87,9 +88,9 @@ def _seconds(v: Any) -> float | None:
 
 def from_script(r: list[Any], charge_id: str) -> Decision:
     """The authorize script's reply as a Decision. Its order (authorize.lua's header): reason,
-    limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count, and for ok
-    and rate_limited also cost and plan; -1 stands for None. Spelled out rather than looped:
-    this runs on every request."""
+    limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count, and for ok,
+    rate_limited and no_credits also cost, plan and window_ms; -1 stands for None. Spelled out
+    rather than looped: this runs on every request."""
     reason = _s(r[0])
     ok = reason == "ok"
     return Decision(
@@ -104,6 +105,7 @@ def from_script(r: list[Any], charge_id: str) -> Decision:
         charge_id=charge_id if ok else None,
         cost=int(r[9]) if len(r) > 9 else 0,
         plan=_s(r[10]) if len(r) > 10 else "",
+        window=_seconds(r[11]) if len(r) > 11 else None,
         key_id=_s(r[6]),
         event=_s(r[7]),
         invalid_count=int(r[8]),

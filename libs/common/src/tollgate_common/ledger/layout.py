@@ -23,6 +23,11 @@ HOUR_MS = 3_600_000
 COUNTERS = ("requests", "charged", "refunded", "hits", "4xx", "5xx")
 
 
+def status_class(status: int) -> str:
+    """The usage counter of an answer's status: "4xx", "5xx" or "" (pure)."""
+    return "4xx" if 400 <= status < 500 else "5xx" if 500 <= status < 600 else ""
+
+
 def record_key(hashed: str) -> str:
     return f"{P}key:{hashed}"
 

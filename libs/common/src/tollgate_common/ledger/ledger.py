@@ -31,34 +31,45 @@ class Ledger:
         cost: int,
         client: str,
         *,
+        route: str = "",
+        cache_hit: bool = False,
         charge_id: str | None = None,
         now_ms: int | None = None,
     ) -> Decision:
-        """One authorize; ``charge_id`` chosen by the caller (see the package docstring);
-        ``now_ms`` only for tests of the rate limit's arithmetic."""
+        """One authorize, counted in the key's usage under ``route``; ``charge_id`` chosen by
+        the caller (see the package docstring); ``now_ms`` only for tests of the arithmetic."""
         s = self.s
         charge_id = charge_id or new_charge_id()
-        hashed = key_hash(raw_key, s.key_pepper) if key_id_of(raw_key) else "-"
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        key_id = key_id_of(raw_key)
+        hashed = key_hash(raw_key, s.key_pepper) if key_id else "-"
         keys = [
             layout.record_key(hashed),
             layout.invalid_key(client),
             layout.charge_key(charge_id),
             layout.tombstone_key(charge_id),
+            layout.usage_key(key_id or "-", layout.hour_of(now)),
         ]
         args = [
-            int(time.time() * 1000) if now_ms is None else now_ms,
+            now,
             cost,
             charge_id,
             s.charge_ttl_seconds,
             path,
             s.credits_low_threshold,
             s.invalid_key_window_seconds,
+            route,
+            1 if cache_hit else 0,
+            s.usage_retention_days * 86400,
         ]
         return from_script(await self._authorize(self.redis, keys, args), charge_id)
 
-    async def refund(self, charge_id: str) -> int:
+    async def refund(self, charge_id: str, status_class: str = "") -> int:
         """Give a charge back exactly once; returns the credits after, or -1 if unknown. Either
-        way the charge id is dead from now on: an authorize with it debits nothing."""
+        way the charge id is dead from now on: an authorize with it debits nothing.
+        ``status_class`` ("4xx", "5xx" or ""): what the client was answered instead, counted in
+        the charge's usage bucket with the refund."""
         keys = [layout.charge_key(charge_id), layout.tombstone_key(charge_id)]
-        left: int = await self._refund(self.redis, keys, [self.s.charge_ttl_seconds])
+        args = [self.s.charge_ttl_seconds, status_class, self.s.usage_retention_days * 86400]
+        left: int = await self._refund(self.redis, keys, args)
         return left
