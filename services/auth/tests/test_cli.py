@@ -26,7 +26,7 @@ def subcommands(p: argparse.ArgumentParser, path: str = "tollgate") -> Iterator[
 def test_every_subcommand_has_a_help_text() -> None:
     """Each noun and verb is listed with a one-line help, and its own --help starts with it."""
     found = dict(subcommands(parser()))
-    assert len(found) == 14
+    assert len(found) == 16
     assert all(found.values()), [name for name, text in found.items() if not text]
 
 

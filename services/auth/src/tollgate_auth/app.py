@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from tollgate_auth import cache
 from tollgate_auth.decisions import decision
 from tollgate_auth.docs import mount_docs
 from tollgate_auth.errors import AuthError, StoreDown, Unauthorized
@@ -201,6 +202,7 @@ def create_admin(svc: Service) -> FastAPI:
         return JSONResponse({"status": False, "message": msg}, 422)
 
     admin.state.service = svc
+    admin.include_router(cache.router, dependencies=[Depends(_require_admin)])
 
     @admin.get("/healthz")
     async def healthz() -> dict[str, bool]:

@@ -5,6 +5,7 @@
     tollgate keys expire ID --in DAYS | --never
     tollgate plans list | show NAME | delete NAME
     tollgate plans set NAME --rate 5 --burst 10 [--cost /eod=2 ...]
+    tollgate cache purge ROUTE [PREFIX]
 
 Reads TOLLGATE_URL (default http://127.0.0.1:8081) and TOLLGATE_ADMIN_TOKEN, or --url/--token.
 ``--json`` prints the API's JSON instead of a table.
@@ -19,11 +20,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 KEY_COLUMNS = ["id", "prefix", "name", "plan", "credits", "revoked", "expires_at"]
 PLAN_COLUMNS = ["name", "rate", "burst", "costs"]
+PURGE_COLUMNS = ["route", "prefix", "deleted"]
 
 
 class CliError(Exception):
@@ -78,7 +81,9 @@ def _verb(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tollgate", description="Manage Tollgate API keys and plans.")
+    p = argparse.ArgumentParser(
+        prog="tollgate", description="Manage Tollgate API keys, plans and the response cache."
+    )
     p.add_argument(
         "--url",
         default=os.environ.get("TOLLGATE_URL", "http://127.0.0.1:8081"),
@@ -135,6 +140,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--cost", action="append", default=[], metavar="PREFIX=N", help="credits per request"
     )
+
+    cache = _verb(sub, "cache", "the gateways' response cache", []).add_subparsers(
+        dest="verb", required=True
+    )
+    pg = _verb(cache, "purge", "remove a route's cached answers from Redis and every gateway", on)
+    pg.add_argument("route", help="the route: namespace/name of its ApiBackend")
+    pg.add_argument(
+        "prefix", nargs="?", default="", help="only paths under /api/v1 starting with it (/eod/A)"
+    )
     return p
 
 
@@ -182,6 +196,9 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
                 costs[prefix] = int(amount)
             body = {"name": args.name, "rate": args.rate, "burst": args.burst, "costs": costs}
             return "PUT", f"/v1/admin/plans/{args.name}", body, PLAN_COLUMNS
+    if n == "cache" and v == "purge":
+        query = {"route": args.route, **({"prefix": args.prefix} if args.prefix else {})}
+        return "DELETE", f"/v1/admin/cache?{urlencode(query)}", None, PURGE_COLUMNS
     raise CliError(f"unknown command {n} {v}")
 
 
