@@ -439,10 +439,12 @@ def upstream_target(path: str, query_parts: list[bytes]) -> str:
 
 
 def stale_reply(entry: Cached, d: Decision | None, now: float) -> Reply:
-    """A stale entry as the answer, with its Age (RFC 9111 §5.1)."""
+    """A stale entry as the answer, with its Age (RFC 9111 §5.1): ours, in place of any the
+    upstream sent, since the entry's own age is what the client must weigh."""
     age = b"%d" % max(int(now - entry.stored_at), 0)
     extra = decision_headers(d) if d is not None else []
-    headers = [*entry.headers, (b"x-cache", Served.STALE.value), (b"age", age), *extra]
+    kept = [(n, v) for n, v in entry.headers if n != b"age"]
+    headers = [*kept, (b"x-cache", Served.STALE.value), (b"age", age), *extra]
     return Reply(entry.status, headers, entry.body)
 
 
