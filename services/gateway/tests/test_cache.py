@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tollgate_common.cachekeys import route_part
 from tollgate_common.routes import CacheSpec
 from tollgate_gateway.cache import (
     Cached,
@@ -66,6 +67,45 @@ def test_pack_round_trip() -> None:
     """An entry survives the binary format."""
     e = Cached(200, [(b"content-type", b"application/json"), (b"x", b"")], b'{"a":1}', 123.5)
     assert unpack(pack(e)) == e
+    stale = Cached(200, [], b"x", expires_at=123.5, stale_until=150.25, stored_at=100.0)
+    assert unpack(pack(stale)) == stale
+
+
+def test_rule_keeps_entries_for_stale_if_error() -> None:
+    """staleIfErrorSeconds: the entry is fresh for the TTL and kept that much longer."""
+    spec = CacheSpec(ttl_seconds=60, stale_if_error_seconds=30)
+    rule = cache_rule("GET", "r", spec, "/p", [])
+    assert rule is not None
+    e = rule.entry(200, [], b"x", now=1000.0)
+    assert (e.stored_at, e.expires_at, e.stale_until, e.keep_until) == (1000, 1060, 1090, 1090)
+
+
+def test_local_tier_keeps_a_stale_entry_for_errors_only() -> None:
+    """Past its expiry a stale-if-error entry is no hit, but is there to serve stale until
+    stale_until, and gone after."""
+    tier = LocalTier(10, 1 << 20)
+    tier.put(b"k", Cached(200, [], b"x", expires_at=100.0, stale_until=130.0))
+    assert tier.get(b"k", now=100.0) is None
+    assert tier.get_stale(b"k", now=129.0) is not None
+    assert len(tier) == 1
+    assert tier.get_stale(b"k", now=130.0) is None
+    assert tier.get(b"k", now=130.0) is None
+    assert len(tier) == 0
+
+
+def test_local_tier_purges_by_key_start() -> None:
+    """purge drops the entries whose key starts with the given bytes, and only those."""
+    tier = LocalTier(10, 1 << 20)
+    keys = [
+        cache_key("GET", "ns/eod", "/eod/AAPL", []),
+        cache_key("GET", "ns/eod", "/eod/AAPL", [b"x=1"]),
+        cache_key("GET", "ns/eod", "/eod/MSFT", []),
+        cache_key("GET", "ns/other", "/eod/AAPL", []),
+    ]
+    for k in keys:
+        tier.put(k, Cached(200, [], b"x", 1e12))
+    assert tier.purge(route_part("ns/eod", "/eod/AA")) == 2
+    assert [tier.get(k, 0) is not None for k in keys] == [False, False, True, True]
 
 
 def test_local_tier_expires_entries() -> None:

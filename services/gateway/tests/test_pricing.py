@@ -28,3 +28,9 @@ def test_a_hit_is_free_when_the_route_says_so() -> None:
     free_hits = spec(chargeCacheHits=False)
     assert credit_cost(free_hits, Served.HIT) == 0
     assert credit_cost(free_hits, Served.MISS) == 3
+
+
+def test_a_stale_answer_is_charged_unless_the_route_says_not() -> None:
+    """cache.chargeStale defaults to true; false makes a stale answer free."""
+    assert credit_cost(spec(), Served.STALE) == 3
+    assert credit_cost(spec(cache={"ttlSeconds": 5, "chargeStale": False}), Served.STALE) == 0

@@ -80,6 +80,16 @@ class CacheSpec(_Model):
     max_body_bytes: int = Field(
         1 << 20, ge=0, le=64 << 20, description="Larger responses are not cached."
     )
+    stale_if_error_seconds: int = Field(
+        0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="Keep entries this long past their TTL, to serve when every upstream "
+        "fails or the deadline passes (RFC 5861 stale-if-error); 0 turns it off.",
+    )
+    charge_stale: bool = Field(
+        True, description="Charge a stale answer like any other; false refunds it."
+    )
 
 
 class CircuitBreakerSpec(_Model):

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from tollgate_auth import cache
 from tollgate_auth.docs import mount_docs
 from tollgate_auth.errors import AuthError, StoreDown, Unauthorized
 from tollgate_auth.keys import display_prefix, same_token
@@ -222,6 +223,7 @@ def create_admin(svc: Service) -> FastAPI:
         return JSONResponse({"status": False, "message": msg}, 422)
 
     admin.state.service = svc
+    admin.include_router(cache.router, dependencies=[Depends(_require_admin)])
 
     @admin.get("/healthz")
     async def healthz() -> dict[str, bool]:

@@ -6,6 +6,7 @@
     tollgate plans list | show NAME | delete NAME
     tollgate plans set NAME --rate 5 --burst 10 [--cost /eod=2 ...]
     tollgate usage [KEY_ID] [--from WHEN] [--to WHEN] [--by hour|day|route] [--csv]
+    tollgate cache purge ROUTE [PREFIX]
 
 Reads TOLLGATE_URL (default http://127.0.0.1:8081) and TOLLGATE_ADMIN_TOKEN, or --url/--token.
 ``--json`` prints the API's JSON instead of a table; ``usage --csv`` prints CSV.
@@ -29,6 +30,7 @@ import httpx
 KEY_COLUMNS = ["id", "prefix", "name", "plan", "credits", "revoked", "expires_at"]
 PLAN_COLUMNS = ["name", "rate", "burst", "costs"]
 USAGE_COUNTS = ["requests", "charged", "refunded", "hits", "4xx", "5xx"]
+PURGE_COLUMNS = ["route", "prefix", "deleted"]
 
 
 class CliError(Exception):
@@ -84,7 +86,8 @@ def _verb(
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="tollgate", description="Manage Tollgate API keys and plans; read their usage."
+        prog="tollgate",
+        description="Manage Tollgate API keys, plans and the response cache; read key usage.",
     )
     p.add_argument(
         "--url",
@@ -159,6 +162,14 @@ def parser() -> argparse.ArgumentParser:
         help="one row per hour, per UTC day or per route (default hour)",
     )
     u.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    cache = _verb(sub, "cache", "the gateways' response cache", []).add_subparsers(
+        dest="verb", required=True
+    )
+    pg = _verb(cache, "purge", "remove a route's cached answers from Redis and every gateway", on)
+    pg.add_argument("route", help="the route: namespace/name of its ApiBackend")
+    pg.add_argument(
+        "prefix", nargs="?", default="", help="only paths under /api/v1 starting with it (/eod/A)"
+    )
     return p
 
 
@@ -214,6 +225,9 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
         first = "route" if args.by == "route" else "start"
         path = f"/v1/admin/keys/{args.key_id}/usage?{urlencode(query)}"
         return "GET", path, None, [first, *USAGE_COUNTS]
+    if n == "cache" and v == "purge":
+        query = {"route": args.route, **({"prefix": args.prefix} if args.prefix else {})}
+        return "DELETE", f"/v1/admin/cache?{urlencode(query)}", None, PURGE_COLUMNS
     raise CliError(f"unknown command {n} {v}")
 
 

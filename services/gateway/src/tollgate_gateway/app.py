@@ -33,6 +33,7 @@ from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.proxy import PREFIX_SLASH, Parts, Proxy
+from tollgate_gateway.purges import PurgeListener
 from tollgate_gateway.refunds import Refunds
 from tollgate_gateway.request import Incoming, Reply
 from tollgate_gateway.settings import GatewaySettings
@@ -50,6 +51,7 @@ class Gateway:
         self.metrics = Metrics()
         self.state = RouteState(self.metrics)
         self.proxy: Proxy | None = None
+        self.purges: PurgeListener | None = None
         self.follower: RedisFollower | None = None
         self.redis: Any = None  # redis-py: the route table follower and the event sink
         self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
@@ -91,6 +93,8 @@ class Gateway:
         cache = ResponseCache(
             lean, LocalTier(s.cache_local_entries, s.cache_local_bytes), s.redis_backoff_seconds
         )
+        self.purges = purges = PurgeListener(redis, cache.local)
+        purges.start()
         if s.routes_file:
             self.state.apply(load_file(s.routes_file))
         else:
@@ -128,6 +132,7 @@ class Gateway:
                 await self.follower.stop()
             if events is not None:
                 await events.stop()
+            await purges.stop()
             await cache.drain()
             if authorizer is not None:
                 await authorizer.aclose()

@@ -1,17 +1,20 @@
 """The response cache: an in-process tier in front of Redis, with request coalescing.
 
-Only successful GET answers are stored, under a key built from method, route, path and the
-canonical (sorted) query without credentials. Entries are immutable until they expire, so the
-in-process tier keeps each entry until its Redis expiry and stays coherent across gateways
-without invalidation. One Redis round trip costs about as much CPU as the rest of a request, so a
-local hit makes none. A Redis error bypasses the cache for a short back-off: a dead Redis must
-not add a timeout to every request.
+Only successful GET answers are stored, under a key naming the route and path and a digest of
+the canonical (sorted) query without credentials (tollgate_common/cachekeys.py has the layout).
+Entries are immutable until they expire, so the in-process tier keeps each entry until its Redis
+expiry and stays coherent across gateways without invalidation; a purge (auth's admin API) is the
+one exception, and reaches every gateway's tier over pub/sub (purges.py). One Redis round trip
+costs about as much CPU as the rest of a request, so a local hit makes none. A Redis error
+bypasses the cache for a short back-off: a dead Redis must not add a timeout to every request.
+
+A route with ``cache.staleIfErrorSeconds`` (RFC 5861 §4) keeps its entries that much longer
+than their TTL: never served as hits then, only when every upstream fails (``stale``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import struct
 import time
@@ -24,12 +27,12 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
+from tollgate_common.cachekeys import entry_key
 from tollgate_common.redis import describe
 from tollgate_common.routes import CacheSpec
 from tollgate_gateway.headers import Headers, cacheable_response
 
 log = logging.getLogger(__name__)
-KEY_PREFIX = b"tollgate:cache:"
 T = TypeVar("T")
 
 
@@ -38,7 +41,13 @@ class Cached:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
-    expires_at: float  # wall clock (time.time()), shared by every gateway
+    expires_at: float  # wall clock (time.time()), shared by every gateway: fresh until then
+    stale_until: float = 0.0  # kept until then to be served if every upstream fails
+    stored_at: float = 0.0  # for the Age of a stale answer
+
+    @property
+    def keep_until(self) -> float:
+        return max(self.expires_at, self.stale_until)
 
     def size(self) -> int:
         return len(self.body) + sum(len(n) + len(v) for n, v in self.headers) + 64
@@ -49,14 +58,12 @@ class Served(Enum):
 
     MISS = b"MISS"  # from an upstream
     HIT = b"HIT"
+    STALE = b"STALE"  # an expired entry, because every upstream failed (RFC 5861)
 
 
 def cache_key(method: str, route: str, path: str, query_parts: list[bytes]) -> bytes:
     """Key for one request: credentials are already out of ``query_parts``; order is canonical."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{method}\n{route}\n{path}\n".encode())
-    h.update(b"&".join(sorted(query_parts)))
-    return KEY_PREFIX + h.hexdigest().encode()
+    return entry_key(method, route, path, query_parts)
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,13 +74,15 @@ class CacheRule:
     key: bytes
     ttl_seconds: float
     max_body_bytes: int
+    stale_seconds: float = 0.0
 
     def admits(self, headers: Headers, body: bytes) -> bool:
         """An answer is stored unless it is over the route's size or said no-store/private."""
         return len(body) <= self.max_body_bytes and cacheable_response(headers)
 
     def entry(self, status: int, headers: Headers, body: bytes, now: float) -> Cached:
-        return Cached(status, headers, body, now + self.ttl_seconds)
+        fresh_until = now + self.ttl_seconds
+        return Cached(status, headers, body, fresh_until, fresh_until + self.stale_seconds, now)
 
 
 def cache_rule(
@@ -84,14 +93,26 @@ def cache_rule(
     if method != "GET" or spec.ttl_seconds <= 0:
         return None
     return CacheRule(
-        cache_key(method, route, path, query_parts), spec.ttl_seconds, spec.max_body_bytes
+        cache_key(method, route, path, query_parts),
+        spec.ttl_seconds,
+        spec.max_body_bytes,
+        spec.stale_if_error_seconds,
     )
 
 
 def pack(entry: Cached) -> bytes:
-    """Binary layout: expires_at (f64), status (u16), n headers (u16), [len name, len value,
-    name, value]..., body. Compact and cheap to parse, unlike JSON with base64 bodies."""
-    parts = [struct.pack("!dHH", entry.expires_at, entry.status, len(entry.headers))]
+    """Binary layout: expires_at, stale_until, stored_at (f64 each), status (u16), n headers
+    (u16), [len name, len value, name, value]..., body. Compact and cheap to parse, unlike JSON
+    with base64 bodies."""
+    parts = [
+        _HEAD.pack(
+            entry.expires_at,
+            entry.stale_until,
+            entry.stored_at,
+            entry.status,
+            len(entry.headers),
+        )
+    ]
     for name, value in entry.headers:
         parts.append(struct.pack("!HH", len(name), len(value)))
         parts.append(name)
@@ -101,15 +122,18 @@ def pack(entry: Cached) -> bytes:
 
 
 def unpack(data: bytes) -> Cached:
-    expires_at, status, n = struct.unpack_from("!dHH", data, 0)
-    off = 12
+    expires_at, stale_until, stored_at, status, n = _HEAD.unpack_from(data, 0)
+    off = _HEAD.size
     headers = []
     for _ in range(n):
         ln, lv = struct.unpack_from("!HH", data, off)
         off += 4
         headers.append((data[off : off + ln], data[off + ln : off + ln + lv]))
         off += ln + lv
-    return Cached(status, headers, data[off:], expires_at)
+    return Cached(status, headers, data[off:], expires_at, stale_until, stored_at)
+
+
+_HEAD = struct.Struct("!dddHH")
 
 
 class LocalTier:
@@ -126,9 +150,17 @@ class LocalTier:
         if entry is None:
             return None
         if entry.expires_at <= now:
-            self._drop(key)
+            if entry.stale_until <= now:
+                self._drop(key)
             return None
         self._data.move_to_end(key)
+        return entry
+
+    def get_stale(self, key: bytes, now: float) -> Cached | None:
+        """The entry, fresh or expired, while it may still be served stale."""
+        entry = self._data.get(key)
+        if entry is None or entry.keep_until <= now:
+            return None
         return entry
 
     def put(self, key: bytes, entry: Cached) -> None:
@@ -144,6 +176,17 @@ class LocalTier:
     def _drop(self, key: bytes) -> None:
         entry = self._data.pop(key)
         self._bytes -= entry.size()
+
+    def purge(self, start: bytes) -> int:
+        """Drop every entry whose key starts with ``start``; how many went."""
+        doomed = [k for k in self._data if k.startswith(start)]
+        for k in doomed:
+            self._drop(k)
+        return len(doomed)
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -187,12 +230,28 @@ class ResponseCache:
         self.local.put(key, entry)
         return entry
 
+    async def stale(self, key: bytes) -> Cached | None:
+        """An entry that may be served stale (every upstream failed): local, else Redis."""
+        now = time.time()
+        entry = self.local.get_stale(key, now)
+        if entry is not None or not self._redis_usable():
+            return entry
+        try:
+            data = await self.redis.get(key)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return None
+        if data is None:
+            return None
+        entry = unpack(data)
+        return entry if entry.keep_until > now else None
+
     def put(self, key: bytes, entry: Cached) -> None:
         """Store locally now and in Redis off the response path."""
         self.local.put(key, entry)
         if not self._redis_usable():
             return
-        ttl_ms = int((entry.expires_at - time.time()) * 1000)
+        ttl_ms = int((entry.keep_until - time.time()) * 1000)
         if ttl_ms <= 0:
             return
         task = asyncio.ensure_future(self._write(key, pack(entry), ttl_ms))

@@ -164,11 +164,40 @@ class Proxy:
                 except asyncio.CancelledError:
                     self._raise_if_gone(req)
                     raise
+        except (UpstreamFailed, DeadlineExceeded) as exc:
+            return await self._stale_or_fail(compiled, rule, decision, exc)
         except BaseException as exc:
             self._unserved(compiled, decision, exc)
             raise
         self._served(compiled)
         return answer_reply(answer, served, decision)
+
+    async def _stale_or_fail(
+        self,
+        compiled: CompiledRoute,
+        rule: CacheRule | None,
+        d: Decision | None,
+        exc: UpstreamFailed | DeadlineExceeded,
+    ) -> Reply:
+        """Every upstream failed or the deadline passed: the failure is reported either way;
+        a stale entry is served when the route keeps them (RFC 5861 stale-if-error), charged or
+        refunded as the route says, and otherwise the error goes on to the client, refunded."""
+        self._report(compiled, exc)
+        try:
+            entry = None
+            if rule is not None and rule.stale_seconds > 0:
+                entry = await self.p.cache.stale(rule.key)
+        except BaseException:  # cancelled while looking: nothing was served
+            self._refund(compiled, d)
+            raise
+        if entry is None:
+            self._refund(compiled, d, status_class(exc.status))
+            raise exc
+        m = self.p.metrics
+        m.child(m.cache, compiled.route.name, "stale").inc()
+        if d is not None and credit_cost(compiled.route.spec, Served.STALE) < d.cost:
+            self._refund(compiled, d)
+        return stale_reply(entry, d, time.time())
 
     def _count_lookup(self, compiled: CompiledRoute, hit: Cached | None) -> None:
         m = self.p.metrics
@@ -218,15 +247,13 @@ class Proxy:
         raise ClientGone() from None
 
     def _unserved(self, compiled: CompiledRoute, d: Decision | None, exc: BaseException) -> None:
-        """A charged request that ends without an answer: report it, and refund unless the
-        route charges for no data."""
-        if isinstance(exc, (UpstreamFailed, DeadlineExceeded)):
-            self._failed(compiled, exc, d)
-        elif isinstance(exc, NoData):
+        """A charged request that ends without an answer (no data, client gone, cancelled, a
+        bug): refunded, unless the upstreams had no data and the route charges for that."""
+        if isinstance(exc, NoData):
             if compiled.route.spec.refund_on_404:
                 self._refund(compiled, d, "4xx")
         else:
-            self._refund(compiled, d)  # client gone, cancelled, a bug: nothing served
+            self._refund(compiled, d)
 
     async def _fetch_answer(
         self,
@@ -378,11 +405,11 @@ class Proxy:
         if self.p.events is not None:
             self.p.events.route_served(compiled.route.name)
 
-    def _failed(self, compiled: CompiledRoute, exc: GatewayError, d: Decision | None) -> None:
+    def _report(self, compiled: CompiledRoute, exc: GatewayError) -> None:
+        """A route whose upstreams all failed: logged and sent to the notifier."""
         log.warning("%s answered %d: %s", compiled.route.name, exc.status, exc.detail)
         if self.p.events is not None:
             self.p.events.route_failed(compiled.route.name, exc.status, exc.detail)
-        self._refund(compiled, d, status_class(exc.status))
 
     def _refund(self, compiled: CompiledRoute, d: Decision | None, status: str = "") -> None:
         """Nothing good came back: the credits of this request go back, off the response path
@@ -416,6 +443,16 @@ def upstream_target(path: str, query_parts: list[bytes]) -> str:
     if not query_parts:
         return path
     return path + "?" + b"&".join(query_parts).decode("latin-1")
+
+
+def stale_reply(entry: Cached, d: Decision | None, now: float) -> Reply:
+    """A stale entry as the answer, with its Age (RFC 9111 §5.1): ours, in place of any the
+    upstream sent, since the entry's own age is what the client must weigh."""
+    age = b"%d" % max(int(now - entry.stored_at), 0)
+    extra = decision_headers(d) if d is not None else []
+    kept = [(n, v) for n, v in entry.headers if n != b"age"]
+    headers = [*kept, (b"x-cache", Served.STALE.value), (b"age", age), *extra]
+    return Reply(entry.status, headers, entry.body)
 
 
 def answer_reply(answer: Cached, served: Served, d: Decision | None) -> Reply:
