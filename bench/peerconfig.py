@@ -272,18 +272,20 @@ def auth_endpoint(keys: Keys) -> str:
 
 def krakend(port: int, upstreams: list[int], concurrent: int = 1) -> str:
     """KrakenD CE 1.4's config (version 2): /api/v1/eod/{code} to /eod/{code} on the upstream
-    hosts, with the no-op encoding (the response passed through as is, like every other proxy
-    row). ``concurrent`` > 1 is the race: that many calls at once to the hosts, the first answer
-    wins."""
+    hosts. One call per request (the plain row): the no-op encoding, the answer passed through as
+    is, like every other proxy row. ``concurrent`` > 1 is the race: that many calls at once to the
+    hosts, the first good answer wins; Lura races only decoded answers (with no-op the losing
+    call's cancellation cuts the winner's body), so the race row decodes and re-encodes JSON."""
+    encoding = "no-op" if concurrent == 1 else "json"
     backend = {
         "host": [f"http://127.0.0.1:{p}" for p in upstreams],
         "url_pattern": "/eod/{code}",
-        "encoding": "no-op",
+        "encoding": encoding,
     }
     endpoint = {
         "endpoint": "/api/v1/eod/{code}",
         "method": "GET",
-        "output_encoding": "no-op",
+        "output_encoding": encoding,
         "concurrent_calls": concurrent,
         "backend": [backend],
     }
