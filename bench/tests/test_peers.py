@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import peers
-from bench.servers import Server, start_nginx
+from bench.servers import Server, start_nginx, venv_bin
 from bench.targets import LOAD_CORE, TARGETS, Env, Target
 
 # The answers of a peer that does or does not do its job: nginx cannot count requests, so the one
@@ -76,7 +76,7 @@ def test_metered_peer_refuses_and_limits(target: Target, tmp_path: Path) -> None
     why = peers.missing(target.peer)
     if why is not None:
         pytest.skip(why)
-    if target.family == "traefik" and not Path(peers.venv_bin("traefik")).exists():
+    if target.family == "traefik" and not Path(venv_bin("traefik")).exists():
         pytest.skip("traefik not installed (uv sync --group bench)")
     env = Env(tmp_path)
     try:
