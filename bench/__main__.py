@@ -31,10 +31,10 @@ from typing import Any
 
 import httpx
 
-from bench import load, peers, servers
+from bench import load, peers, scale, servers
 from bench.report import Row, as_json, fixed_rate_for, table
 from bench.servers import Server
-from bench.targets import FAMILIES, LOAD_CORE, SERVER_CORE, Env, Target, names, select
+from bench.targets import FAMILIES, LOAD_CORE, SERVER_CORE, Env, Target, alone, names, select
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--only", default="", help=f"comma-separated rows of: {', '.join(names())}")
     ap.add_argument(
         "--variants", action="store_true", help="also the variant rows (granian, stock uvicorn)"
+    )
+    ap.add_argument(
+        "--scale",
+        default="",
+        help="instead of the rows: cost as the work grows, for some of: routes, keys",
     )
     ap.add_argument(
         "--peers",
@@ -74,6 +79,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop: clean up like Ctrl-C
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`&`)
     skipped: dict[str, str] = {}
+    if args.scale:
+        try:
+            print(scale.run(args, env))
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+        finally:
+            env.stop()
+        return
     try:
         started = start(env, targets, skipped)
         targets = [t for t in targets if t.name in started]
@@ -166,21 +179,6 @@ def run(
             flush=True,
         )
     return [rows[t.name] for t in targets]
-
-
-class alone:
-    """Pause every other server under test while ``server`` is measured."""
-
-    def __init__(self, env: Env, server: Server) -> None:
-        self.others = [s for s in env.under_test() if s is not server]
-
-    def __enter__(self) -> None:
-        for s in self.others:
-            s.pause()
-
-    def __exit__(self, *exc: object) -> None:
-        for s in self.others:
-            s.resume()
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:

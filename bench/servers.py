@@ -330,7 +330,8 @@ def gateway(
     """``python -m tollgate_gateway`` (its own server, one worker), the same app under granian,
     or under a variant of bench/variants.py (``server="variant:stock"``).
 
-    ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...``.
+    ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...`` (``ROUTES_FILE=...``
+    replaces the bench's routes_file).
     """
     port = free_port()
     env = {

@@ -113,6 +113,21 @@ def _none(_: Env) -> list[Server]:
     return []
 
 
+class alone:
+    """Pause every other server under test while ``server`` is measured."""
+
+    def __init__(self, env: Env, server: Server) -> None:
+        self.others = [s for s in env.under_test() if s is not server]
+
+    def __enter__(self) -> None:
+        for s in self.others:
+            s.pause()
+
+    def __exit__(self, *exc: object) -> None:
+        for s in self.others:
+            s.resume()
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
