@@ -65,8 +65,11 @@ fmt: ## Format and auto-fix.
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-bench: ## Side-by-side benchmark: direct, nginx, Traefik, seed-style proxy, Tollgate.
+bench: ## Side-by-side benchmark: direct, nginx, Traefik, Envoy, KrakenD, seed-style proxy, Tollgate (BENCH_ARGS='--peers envoy').
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || TOLLGATE_SKIP_K8S_TOOLS=1 bash hack/install.sh
+	@# The peers (Envoy, envoyproxy/ratelimit, KrakenD CE), built once into $(TOOLS); one that
+	@# cannot be had is skipped by the bench with a line saying why.
+	@bash hack/peers.sh || echo "hack/peers.sh: some peers are missing; the bench skips their rows"
 	@# oha (crates.io) for the fixed-rate p99: an open-loop loader in Rust; without it the bench
 	@# falls back to bench/fixedrate.py, whose own jitter sets a ~1.4 ms p99 floor.
 	@command -v oha >/dev/null || test -x $(HOME)/.cargo/bin/oha || ! command -v cargo >/dev/null \

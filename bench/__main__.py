@@ -11,6 +11,9 @@ on Ctrl-C too. Only loopback.
 
 Rows are listed in bench/targets.py; ``--variants`` adds the same gateway served differently
 (granian, stock uvicorn: bench/variants.py). ``python -m bench.profile`` runs py-spy on one row.
+The peers (Envoy, Traefik with forwardAuth + rateLimit, KrakenD: bench/peers.py) are chosen with
+``--peers``; one that is not installed (``bash hack/peers.sh``), fails to start or fails its smoke
+check (no key refused, over the limit 429) is skipped with a line saying why.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import load, servers
+import httpx
+
+from bench import load, peers, scale, servers
 from bench.report import Row, as_json, fixed_rate_for, table
 from bench.servers import Server
-from bench.targets import LOAD_CORE, SERVER_CORE, Env, Target, names, select
+from bench.targets import FAMILIES, LOAD_CORE, SERVER_CORE, Env, Target, alone, names, select
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -48,6 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--variants", action="store_true", help="also the variant rows (granian, stock uvicorn)"
     )
+    ap.add_argument(
+        "--scale",
+        default="",
+        help="instead of the rows: cost as the work grows, for some of: routes, keys",
+    )
+    ap.add_argument(
+        "--peers",
+        default="all",
+        help=f"peer rows: all (default), none, or some of {', '.join(FAMILIES)}",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, 2.0
@@ -56,15 +71,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    targets = select(args.only, args.variants)
+    targets = select(args.only, args.variants, args.peers)
     missing = servers.missing_tools(granian=any("granian" in t.name for t in targets))
     if missing:
         raise SystemExit(f"missing: {', '.join(missing)}; `make bench` installs them")
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-bench-")))
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop: clean up like Ctrl-C
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`&`)
+    skipped: dict[str, str] = {}
+    if args.scale:
+        try:
+            print(scale.run(args, env))
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+        finally:
+            env.stop()
+        return
     try:
-        started = {t.name: t.start(env) for t in targets}
+        started = start(env, targets, skipped)
+        targets = [t for t in targets if t.name in started]
         rows = run(args, env, targets, started)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping every server", file=sys.stderr)
@@ -73,17 +98,43 @@ def main() -> None:
         env.stop()
     print()
     print(table(rows, args.rate))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
     print(
         f"\nwrk -t1 -c{args.conns}, {args.rounds} interleaved rounds of {args.seconds:g} s "
         f"(after {args.warmup:g} s warm-up), medians; p99 at a fixed {args.rate:.0f} req/s by "
         f"{load.fixed_loader()} ({args.seconds:g} s); the server under test alone on core "
-        f"{SERVER_CORE}, load + upstream + Redis + auth on core {LOAD_CORE}; RSS: the largest "
-        "process of each server (its worker)"
+        f"{SERVER_CORE}, load + upstream + Redis + auth + the peers' helpers on core "
+        f"{LOAD_CORE}; RSS: the largest process of each server (its worker); path CPU: the "
+        "server plus the services its path calls (auth, ratelimit, Redis, forwardAuth), not the "
+        "upstream"
     )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / time.strftime("bench-%Y%m%d-%H%M%S.json")
-    out.write_text(as_json(rows, meta(args)))
+    out.write_text(as_json(rows, {**meta(args), "skipped": skipped}))
     print(f"results: {out}")
+
+
+def start(env: Env, targets: list[Target], skipped: dict[str, str]) -> dict[str, Server]:
+    """Start every row's server; a peer row that cannot run here goes to ``skipped`` with why:
+    its binary missing, its start failing, or its smoke check (the work it is named for)."""
+    started: dict[str, Server] = {}
+    for t in targets:
+        why = peers.missing(t.peer) if t.peer else None
+        if why is None:
+            try:
+                started[t.name] = t.start(env)
+                if t.smoke is not None:
+                    t.smoke(env, started[t.name])
+            except (OSError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+                if not t.peer:
+                    raise
+                started.pop(t.name, None)
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        if why is not None:
+            skipped[t.name] = why
+            print(f"skip {t.name}: {why}", file=sys.stderr, flush=True)
+    return started
 
 
 def run(
@@ -96,15 +147,20 @@ def run(
             with alone(env, started[t.name]):
                 with contextlib.suppress(ValueError):  # a warm-up may finish no request at all
                     load.wrk(LOAD_CORE, urls[t.name], args.warmup, args.conns)
+                helpers = t.helpers(env)
                 cpu = started[t.name].cpu_seconds()
+                path_cpu = sum(h.cpu_seconds() for h in helpers)
                 sample = load.wrk(LOAD_CORE, urls[t.name], args.seconds, args.conns)
                 if sample.requests:
-                    sample.cpu_us = (started[t.name].cpu_seconds() - cpu) / sample.requests * 1e6
+                    server_cpu = started[t.name].cpu_seconds() - cpu
+                    path_cpu = sum(h.cpu_seconds() for h in helpers) - path_cpu + server_cpu
+                    sample.cpu_us = server_cpu / sample.requests * 1e6
+                    sample.path_cpu_us = path_cpu / sample.requests * 1e6
             rows[t.name].samples.append(sample)
             print(
-                f"round {rnd + 1}/{args.rounds}  {t.name:24s} {sample.rps:>9,.0f} req/s  "
+                f"round {rnd + 1}/{args.rounds}  {t.name:26s} {sample.rps:>9,.0f} req/s  "
                 f"p99 {sample.p99_ms:6.2f} ms  CPU {sample.cpu_us or 0:5.1f} us/req  "
-                f"errors {sample.errors}",
+                f"path {sample.path_cpu_us or 0:5.1f} us/req  errors {sample.errors}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -118,26 +174,11 @@ def run(
         if row.fixed is None:
             continue
         print(
-            f"fixed rate    {t.name:24s} p99 {row.fixed.p99_ms:6.2f} ms at {rate:.0f} req/s",
+            f"fixed rate    {t.name:26s} p99 {row.fixed.p99_ms:6.2f} ms at {rate:.0f} req/s",
             file=sys.stderr,
             flush=True,
         )
     return [rows[t.name] for t in targets]
-
-
-class alone:
-    """Pause every other server under test while ``server`` is measured."""
-
-    def __init__(self, env: Env, server: Server) -> None:
-        self.others = [s for s in env.under_test() if s is not server]
-
-    def __enter__(self) -> None:
-        for s in self.others:
-            s.pause()
-
-    def __exit__(self, *exc: object) -> None:
-        for s in self.others:
-            s.resume()
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from redis import Redis
 
+from tollgate_auth.store import plan_key
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.procs import Proc
 
@@ -151,12 +153,12 @@ http {{
     return Server(name, proc, port, core)
 
 
-def upstream(work: Path, core: str) -> Server:
+def upstream(work: Path, core: str, name: str = "upstream") -> Server:
     """nginx, one worker, answering a small static EOD JSON at every path."""
     payload = json.dumps(EOD).replace("'", "\\'")
     return start_nginx(
         work,
-        "upstream",
+        name,
         core,
         f"""
   server {{ listen 127.0.0.1:PORT; default_type application/json;
@@ -231,8 +233,9 @@ def _uvicorn_flags(port: int) -> list[str]:
     ]
 
 
-def routes_file(work: Path, up: int) -> Path:
-    """Two routes to one upstream: /live with caching off (pure proxy), /eod cached."""
+def routes_file(work: Path, up: int, up2: int) -> Path:
+    """Routes to the upstream: /live with caching off (pure proxy), /eod cached; and /race, cache
+    off, racing the two upstreams (KrakenD's race row does the same)."""
     p = work / "routes.yaml"
     p.write_text(f"""
 apiVersion: tollgate.dev/v1alpha1
@@ -250,6 +253,15 @@ spec:
   pathPrefix: /eod
   endpoints: [{{url: "http://127.0.0.1:{up}"}}]
   cache: {{ttlSeconds: 3600}}
+---
+apiVersion: tollgate.dev/v1alpha1
+kind: ApiBackend
+metadata: {{name: race, namespace: bench}}
+spec:
+  pathPrefix: /race
+  strategy: race
+  endpoints: [{{url: "http://127.0.0.1:{up}/eod"}}, {{url: "http://127.0.0.1:{up2}/eod"}}]
+  cache: {{ttlSeconds: 0}}
 """)
     return p
 
@@ -277,10 +289,29 @@ def auth(work: Path, core: str, redis_url: str) -> Server:
     return Server("auth", proc, port, core)
 
 
-def bench_key(auth_url: str) -> str:
-    """An API key with credits for every request the bench can send."""
+# The timed key's plan: its GCRA step runs on every request (a GET and a SET of the key's state in
+# the ledger's one EVALSHA, as every metered peer counts each request) and never bites. The admin
+# API caps a plan at 1,000 req/s and a burst of 10,000 (a customer's plan); at bench rates that
+# bites within a second, so the burst is raised in Redis after the plan is made: the ledger's
+# arithmetic is the same, its tolerance (burst x 1 ms) then far beyond any run.
+BENCH_PLAN = {"name": "bench", "rate": 1000, "burst": 10_000}
+NEVER_BITES_BURST = 10**12
+# The smoke key's plan: one request per 1,000 s, so its second request is a 429.
+SMOKE_PLAN = {"name": "bench-smoke", "rate": 0.001, "burst": 1}
+
+
+def bench_key(
+    auth_url: str, redis_url: str, plan: dict[str, object], never_bites: bool = False
+) -> str:
+    """An API key with credits for every request the bench can send, on ``plan`` (with
+    ``never_bites``, its burst raised past any run)."""
     h = {"Authorization": f"Bearer {ADMIN}"}
-    body = {"credits": 10**12, "name": "bench"}
+    name = str(plan["name"])
+    httpx.put(f"{auth_url}/v1/admin/plans/{name}", json=plan, headers=h).raise_for_status()
+    if never_bites:
+        with Redis.from_url(redis_url) as rd:
+            rd.hset(plan_key(name), "burst", NEVER_BITES_BURST)
+    body = {"credits": 10**12, "name": name, "plan": name}
     r = httpx.post(f"{auth_url}/v1/admin/keys", json=body, headers=h)
     r.raise_for_status()
     return str(r.json()["key"])
@@ -291,6 +322,7 @@ def gateway(
     core: str,
     name: str,
     up: int,
+    up2: int,
     redis_url: str,
     server: str = "tollgate",
     **extra: str,
@@ -298,14 +330,15 @@ def gateway(
     """``python -m tollgate_gateway`` (its own server, one worker), the same app under granian,
     or under a variant of bench/variants.py (``server="variant:stock"``).
 
-    ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...``.
+    ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...`` (``ROUTES_FILE=...``
+    replaces the bench's routes_file).
     """
     port = free_port()
     env = {
         "TOLLGATE_GATEWAY_PORT": str(port),
         "TOLLGATE_GATEWAY_HOST": "127.0.0.1",
         "TOLLGATE_GATEWAY_REDIS_URL": redis_url,
-        "TOLLGATE_GATEWAY_ROUTES_FILE": str(routes_file(work, up)),
+        "TOLLGATE_GATEWAY_ROUTES_FILE": str(routes_file(work, up, up2)),
         "TOLLGATE_GATEWAY_LOG_LEVEL": "WARNING",
         **{f"TOLLGATE_GATEWAY_{k}": v for k, v in extra.items()},
     }

@@ -54,3 +54,11 @@ def test_make_test_measures_coverage_against_a_floor(tmp_path: Path) -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
     assert config["report"]["fail_under"] >= 70
     assert "subprocess" in config["run"]["patch"]  # the service processes count too
+
+
+def test_bench_installs_the_peers_and_test_does_not(tmp_path: Path) -> None:
+    """`make bench` runs hack/peers.sh (Envoy, ratelimit, KrakenD); `make test` never needs them."""
+    assert "bash hack/peers.sh" in make("-n", "bench").stdout
+    stamp = tmp_path / "install.stamp"
+    stamp.touch()
+    assert "peers.sh" not in make("-n", "test", f"INSTALL_STAMP={stamp}").stdout

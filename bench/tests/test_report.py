@@ -115,21 +115,40 @@ def test_row_cpu_is_the_median_of_measured_rounds() -> None:
     assert Row("y", [Sample(1, 1, 1)]).cpu_us is None
 
 
+def test_row_path_cpu_is_the_median_of_measured_rounds() -> None:
+    """The whole path's CPU per request is a median of the rounds that measured it."""
+    r = Row("x", [Sample(1, 1, 1, path_cpu_us=60.0), Sample(1, 1, 1, path_cpu_us=80.0)])
+    assert r.path_cpu_us == 70.0
+    assert Row("y", [Sample(1, 1, 1, cpu_us=5.0)]).path_cpu_us is None
+
+
+def test_table_path_cpu_dash_when_not_measured() -> None:
+    """A row without a whole-path reading shows a dash in that column."""
+    line = table(rows(), 2000).splitlines()[2].split()
+    assert line[0] == "direct"
+    assert line[-2] == "-"
+
+
 def rows() -> list[Row]:
     return [
         Row("direct", [Sample(100, 1, 1)]),
         Row("traefik", [Sample(50, 1, 1, cpu_us=60.0)], Fixed(2000, 0.5, 2.0, 2000)),
-        Row("tollgate", [Sample(75, 1, 1, cpu_us=40.0)], Fixed(2000, 0.4, 1.5, 2000), 60.4),
+        Row(
+            "tollgate",
+            [Sample(75, 1, 1, cpu_us=40.0, path_cpu_us=55.0)],
+            Fixed(2000, 0.4, 1.5, 2000),
+            60.4,
+        ),
         Row("seed", [Sample(2, 1, 1)], Fixed(1, 3, 12.5, 1)),
     ]
 
 
 def test_table_ratios_and_cells() -> None:
-    """Ratios are to direct and to traefik; p99 at the fixed rate, RSS in MB, CPU per request
-    and traefik's CPU per request over it."""
+    """Ratios are to direct and to traefik; p99 at the fixed rate, RSS in MB, CPU per request,
+    traefik's CPU per request over it, and the whole path's CPU per request."""
     line = table(rows(), 2000).splitlines()[4].split()
     assert line == [
-        "tollgate", "75", "1.00", "1.00", "0.75", "1.50", "1.50", "60", "40.0", "1.50", "0"
+        "tollgate", "75", "1.00", "1.00", "0.75", "1.50", "1.50", "60", "40.0", "1.50", "55.0", "0"
     ]  # fmt: skip
 
 
@@ -150,8 +169,17 @@ def test_json_has_ratios_and_rounds() -> None:
     tg = data["rows"][2]
     assert (tg["x_direct"], tg["x_traefik"], tg["fixed"]["p99_ms"]) == (0.75, 1.5, 1.5)
     assert tg["cpu_us"] == 40.0
+    assert tg["path_cpu_us"] == 55.0
     assert tg["rounds"] == [
-        {"rps": 75, "p50_ms": 1, "p99_ms": 1, "errors": 0, "requests": 0, "cpu_us": 40.0}
+        {
+            "rps": 75,
+            "p50_ms": 1,
+            "p99_ms": 1,
+            "errors": 0,
+            "requests": 0,
+            "cpu_us": 40.0,
+            "path_cpu_us": 55.0,
+        }
     ]
     assert data["meta"] == {"fixed_loader": "oha"}
 

@@ -1,0 +1,225 @@
+"""``python -m bench --scale routes,keys``: how a request's cost grows with the work, in one run.
+
+- routes: a miss on /live (cache off) with 1 to 10,000 routes in the gateway's table, published in
+  Redis as the operator does. Half of the others are siblings under the measured prefix
+  (``/live/x8``: longer, never matching), so the longest-prefix match has company where it
+  looks. One gateway per size (each on its own Redis database), interleaved rounds.
+- keys: a metered miss (the ledger in the gateway, ``AUTH_MODE=redis``) with 1 to 1,000,000 keys
+  in Redis. The others are key records of the same shape written straight into Redis (the admin
+  API makes one a round trip). One Redis grows, so the sizes run one after the other, smallest
+  first; CPU per request, the column to read, barely moves with drift on the machine.
+
+Same method as the main bench (bench/__main__.py): the gateway alone on SERVER_CORE, wrk,
+upstream and Redis on LOAD_CORE, medians. The table gives each size's CPU per request (gateway,
+and the whole path with Redis) over the smallest size's: the goal is within 1.1x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from redis import Redis
+
+from bench import load, servers
+from bench.report import Row, Sample
+from bench.servers import Server
+from bench.targets import KEY, LOAD_CORE, MISS, SERVER_CORE, Env, alone
+from tollgate_common.credits import record_key
+from tollgate_common.routes import (
+    TABLE_KEY,
+    ApiBackendSpec,
+    CacheSpec,
+    Endpoint,
+    Route,
+    RouteTable,
+)
+
+ROUTES = (1, 10, 100, 1_000, 10_000)
+KEYS = (1, 1_000, 10_000, 100_000, 1_000_000)
+FILL_BATCH = 5_000
+
+
+def route_table(n: int, up: int) -> str:
+    """A route table of ``n`` routes as the operator publishes it (JSON in Redis): /live (the
+    measured one, cache off) and n - 1 others, alternately elsewhere (``/r7``) and under /live
+    (``/live/x8``, never matched by /live/AAPL)."""
+    prefixes = ["/live"] + [f"/live/x{i}" if i % 2 == 0 else f"/r{i}" for i in range(1, n)]
+    routes = [
+        Route(
+            name=f"bench/r{i}",
+            spec=ApiBackendSpec(
+                path_prefix=prefix,
+                endpoints=[Endpoint(url=f"http://127.0.0.1:{up}/eod")],
+                cache=CacheSpec(ttl_seconds=0),
+            ),
+        )
+        for i, prefix in enumerate(prefixes)
+    ]
+    return RouteTable(version=1, routes=routes).dumps()
+
+
+def key_records(start: int, stop: int, plan: str) -> Iterator[tuple[str, dict[str, str | int]]]:
+    """Key records for keys ``start`` .. ``stop`` - 1, shaped like the auth service's, each under
+    a random hash (of a key nobody holds): (Redis key, fields)."""
+    for i in range(start, stop):
+        fields: dict[str, str | int] = {
+            "id": f"s{i:07d}",
+            "name": "scale",
+            "plan": plan,
+            "credits": 10**6,
+            "revoked": 0,
+            "expires_at": 0,
+            "created_at": 0,
+        }
+        yield record_key(secrets.token_hex(32)), fields
+
+
+def ratio_rows(rows: list[Row]) -> list[tuple[str, float | None, float | None]]:
+    """(name, CPU over the first row's, path CPU over the first row's): the curve's shape."""
+    base, base_path = rows[0].cpu_us, rows[0].path_cpu_us
+    out = []
+    for r in rows:
+        cpu = r.cpu_us / base if r.cpu_us is not None and base else None
+        path = r.path_cpu_us / base_path if r.path_cpu_us is not None and base_path else None
+        out.append((r.name, cpu, path))
+    return out
+
+
+def render(title: str, rows: list[Row]) -> str:
+    head = ["case", "req/s", "p99 ms", "CPU us/req", "x smallest", "path CPU us/req", "x smallest"]
+    lines = [head]
+    for r, (_, cpu_x, path_x) in zip(rows, ratio_rows(rows), strict=True):
+        lines.append(
+            [
+                r.name,
+                f"{r.rps:,.0f}",
+                f"{r.p99:.2f}",
+                "-" if r.cpu_us is None else f"{r.cpu_us:.1f}",
+                "-" if cpu_x is None else f"{cpu_x:.2f}",
+                "-" if r.path_cpu_us is None else f"{r.path_cpu_us:.1f}",
+                "-" if path_x is None else f"{path_x:.2f}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = [title]
+    for j, line in enumerate(lines):
+        cells = zip(line, widths, strict=True)
+        out.append(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells))
+        )
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def measure(
+    args: argparse.Namespace, server: Server, url: str, helpers: list[Server], name: str
+) -> Sample:
+    with contextlib.suppress(ValueError):
+        load.wrk(LOAD_CORE, url, args.warmup, args.conns)
+    before = server.cpu_seconds(), sum(h.cpu_seconds() for h in helpers)
+    s = load.wrk(LOAD_CORE, url, args.seconds, args.conns)
+    if s.requests:
+        cpu = server.cpu_seconds() - before[0]
+        s.cpu_us = cpu / s.requests * 1e6
+        s.path_cpu_us = (cpu + sum(h.cpu_seconds() for h in helpers) - before[1]) / s.requests * 1e6
+    print(
+        f"{name:14s} {s.rps:>9,.0f} req/s  p99 {s.p99_ms:6.2f} ms  CPU {s.cpu_us or 0:5.1f} us/req"
+        f"  path {s.path_cpu_us or 0:5.1f} us/req  errors {s.errors}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return s
+
+
+def scale_routes(args: argparse.Namespace, env: Env) -> list[Row]:
+    # One Redis database per size: each gateway follows its own table, as in production (a
+    # routes file goes through the YAML parser, about 4 ms a route: fine for a few, not 10,000).
+    gateways: dict[int, Server] = {}
+    for db, n in enumerate(ROUTES, 1):
+        url = f"redis://127.0.0.1:{env.redis.port}/{db}"
+        with Redis.from_url(url) as rd:
+            rd.set(TABLE_KEY, route_table(n, env.upstream.port))
+        gateways[n] = env.once(f"scale-routes-{n}", _routes_gateway(env, n, url))
+    rows = {n: Row(f"routes {n:,}") for n in ROUTES}
+    for _ in range(args.rounds):
+        for n, gw in gateways.items():
+            with alone(env, gw):
+                url = f"http://127.0.0.1:{gw.port}{MISS}"
+                rows[n].samples.append(measure(args, gw, url, [env.redis], rows[n].name))
+    return [rows[n] for n in ROUTES]
+
+
+def _routes_gateway(env: Env, n: int, redis_url: str) -> Callable[[], Server]:
+    def start() -> Server:
+        up = env.upstream.port
+        name = f"scale-routes-{n}"
+        # ROUTES_FILE empty: the gateway follows the table in Redis.
+        return servers.gateway(env.work, SERVER_CORE, name, up, up, redis_url, ROUTES_FILE="")
+
+    return start
+
+
+def scale_keys(args: argparse.Namespace, env: Env) -> list[Row]:
+    key = env.api_key  # the measured key, on the bench plan (counted, never limited)
+    gw = env.once(
+        "scale-ledger",
+        lambda: servers.gateway(
+            env.work,
+            SERVER_CORE,
+            "scale-ledger",
+            env.upstream.port,
+            env.upstream2.port,
+            env.redis_url,
+            AUTH_MODE="redis",
+        ),
+    )
+    url = f"http://127.0.0.1:{gw.port}{MISS}{KEY.format(key=key)}"
+    rows = []
+    have = 1
+    with Redis.from_url(env.redis_url) as rd:
+        for n in KEYS:
+            t0 = time.monotonic()
+            _fill(rd, have, n)
+            if n > have:
+                print(f"keys: {n:,} in Redis ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+            have = max(have, n)
+            row = Row(f"keys {n:,}")
+            with alone(env, gw):
+                for _ in range(args.rounds):
+                    row.samples.append(measure(args, gw, url, [env.redis], row.name))
+            rows.append(row)
+    return rows
+
+
+def _fill(rd: Redis, have: int, want: int) -> None:
+    pipe = rd.pipeline(transaction=False)
+    for i, (k, fields) in enumerate(key_records(have, want, "bench"), 1):
+        pipe.hset(k, items=[x for kv in fields.items() for x in kv])
+        if i % FILL_BATCH == 0:
+            pipe.execute()
+    pipe.execute()
+
+
+SCALES = {"routes": scale_routes, "keys": scale_keys}
+
+
+def run(args: argparse.Namespace, env: Env) -> str:
+    """Every asked-for curve, rendered."""
+    wanted = [s.strip() for s in args.scale.split(",") if s.strip()]
+    unknown = set(wanted) - set(SCALES)
+    if unknown:
+        raise SystemExit(f"unknown --scale {sorted(unknown)}; known: {', '.join(SCALES)}")
+    out = []
+    for what in wanted:
+        rows = SCALES[what](args, env)
+        out.append(render(f"\n--scale {what}", rows))
+        worst = max((x for _, x, _ in ratio_rows(rows) if x is not None), default=None)
+        if worst is not None:
+            out.append(f"largest / smallest CPU per request: {worst:.2f} (goal <= 1.10)")
+    return "\n".join(out)

@@ -1,0 +1,60 @@
+"""The --scale curves' inputs and table (pure: nothing is started)."""
+
+from __future__ import annotations
+
+from bench.report import Row, Sample
+from bench.scale import key_records, ratio_rows, render, route_table
+from tollgate_common.credits import record_key
+from tollgate_common.routes import RouteTable
+
+
+def test_route_table_has_the_measured_route_and_company() -> None:
+    """n routes: /live first, the others alternately elsewhere and under /live, all distinct."""
+    table = RouteTable.loads(route_table(6, 9000))
+    prefixes = [r.spec.path_prefix for r in table.routes]
+    assert prefixes == ["/live", "/r1", "/live/x2", "/r3", "/live/x4", "/r5"]
+    live = table.routes[0].spec
+    assert (live.cache.ttl_seconds, live.endpoints[0].url) == (0, "http://127.0.0.1:9000/eod")
+
+
+def test_route_table_of_one_is_only_the_measured_route() -> None:
+    """The smallest case has nothing but /live."""
+    assert [r.spec.path_prefix for r in RouteTable.loads(route_table(1, 9000)).routes] == ["/live"]
+
+
+def test_key_records_are_distinct_and_shaped_like_the_auth_service() -> None:
+    """Filler keys: one record per key, under the auth service's record prefix, on the plan."""
+    recs = list(key_records(5, 9, "bench"))
+    assert len(recs) == len({k for k, _ in recs}) == 4
+    prefix = record_key("")
+    assert all(k.startswith(prefix) and len(k) == len(prefix) + 64 for k, _ in recs)
+    assert [f["id"] for _, f in recs] == ["s0000005", "s0000006", "s0000007", "s0000008"]
+    assert {f["plan"] for _, f in recs} == {"bench"}
+    assert {f["revoked"] for _, f in recs} == {0}
+
+
+def test_ratio_rows_are_over_the_smallest_case() -> None:
+    """Each size's CPU (and whole-path CPU) per request over the first row's."""
+    rows = [
+        Row("1", [Sample(1, 1, 1, cpu_us=50.0, path_cpu_us=60.0)]),
+        Row("10", [Sample(1, 1, 1, cpu_us=55.0, path_cpu_us=90.0)]),
+        Row("100", [Sample(1, 1, 1)]),
+    ]
+    assert ratio_rows(rows) == [("1", 1.0, 1.0), ("10", 1.1, 1.5), ("100", None, None)]
+
+
+def test_render_names_every_case() -> None:
+    """The curve's table has a header and one line per size."""
+    rows = [Row("routes 1", [Sample(10, 1, 2, cpu_us=50.0, path_cpu_us=50.0)])]
+    text = render("--scale routes", rows)
+    assert text.splitlines()[0] == "--scale routes"
+    assert text.splitlines()[-1].split() == [
+        "routes",
+        "1",
+        "10",
+        "2.00",
+        "50.0",
+        "1.00",
+        "50.0",
+        "1.00",
+    ]
