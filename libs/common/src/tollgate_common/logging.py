@@ -1,5 +1,9 @@
 """Log configuration shared by the services: plain text for people, one JSON object per line for
-log shippers. Secrets never reach a log line: callers log key prefixes, never keys."""
+log shippers. Secrets never reach a log line: callers log key prefixes, never keys.
+
+A JSON line logged while a request is served carries its ``request_id`` and, when tracing is on
+(tracing.py), the ``trace_id`` and ``span_id`` of that request, so a log search and a trace
+lead to each other."""
 
 from __future__ import annotations
 
@@ -7,9 +11,14 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import trace
+
 _STANDARD = set(vars(logging.makeLogRecord({})))
+# The request being served in this task, set around each request by tracing.ServerSpans.
+REQUEST_ID: ContextVar[str] = ContextVar("tollgate_request_id", default="")
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +32,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        rid = REQUEST_ID.get()
+        if rid:
+            out["request_id"] = rid
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            out["trace_id"] = trace.format_trace_id(ctx.trace_id)
+            out["span_id"] = trace.format_span_id(ctx.span_id)
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

@@ -65,6 +65,7 @@ from tollgate_gateway.request import (
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.table import RouteState
+from tollgate_gateway.tracing import GatewayTracing
 from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class Parts:
     events: EventSink | None
     metrics: Metrics
     refunds: Refunds
+    tracing: GatewayTracing | None = None  # None: tracing off, no span on any path
 
 
 class Proxy:
@@ -99,6 +101,7 @@ class Proxy:
         # getpid() syscall, and py-spy showed those as ~10% of a proxied request.
         self.loop: asyncio.AbstractEventLoop | None = None
         self.coalescer = Coalescer()
+        self.tr = parts.tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI: the request from ``scope``/``receive``, the reply through ``send``."""
@@ -137,6 +140,8 @@ class Proxy:
         try:
             compiled, path = self._route(req)
             route = compiled.route.name
+            if self.tr is not None:
+                self.tr.routed(route)
             reply = await self._serve_route(req, rid, compiled, path)
         except GatewayError as exc:
             status, headers, body = to_response(exc)
@@ -185,7 +190,10 @@ class Proxy:
         cacheable = method == "GET" and spec.cache.ttl_seconds > 0
         if cacheable:
             ckey = cache_key(method, compiled.route.name, path, query_parts)
-            hit = await self.p.cache.get(ckey)
+            if self.tr is None:
+                hit = await self.p.cache.get(ckey)
+            else:
+                hit = await self.tr.cache_get(self.p.cache, ckey)
             m = self.p.metrics
             m.child(m.cache, compiled.route.name, "hit" if hit else "miss").inc()
 
@@ -323,8 +331,17 @@ class Proxy:
         spec = compiled.route.spec
         candidates, delay = plan(compiled, time.monotonic())
 
-        def send(up: Upstream) -> Awaitable[Attempt]:
-            return self._attempt(compiled, up, method, target, headers, body)
+        if self.tr is None:
+
+            def send(up: Upstream) -> Awaitable[Attempt]:
+                return self._attempt(compiled, up, method, target, headers, body)
+
+        else:
+            self.tr.planned(compiled, candidates)
+            spans = self.tr.attempts(compiled, method)
+
+            def send(up: Upstream) -> Awaitable[Attempt]:  # in a span of its own
+                return spans.run(up, self._attempt(compiled, up, method, target, headers, body))
 
         try:
             async with Deadline(self._loop(), spec.timeout_seconds):

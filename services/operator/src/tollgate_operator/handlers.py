@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from tollgate_common.redis import create_redis
 from tollgate_common.settings import load_settings
+from tollgate_common.tracing import maybe_span, setup_tracing
 from tollgate_operator.api import GROUP, PLURAL, VERSION, Backend, snapshot
 from tollgate_operator.controller import Controller
 from tollgate_operator.metrics import Metrics
@@ -34,6 +35,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # warnings and errors (a handler that keeps failing) through the per-object logger.
     settings.posting.enabled = True
     settings.posting.level = 30
+    memo.tracing = setup_tracing("tollgate-operator")
     memo.redis = create_redis(SETTINGS.redis_url)
     memo.metrics = Metrics()
     memo.controller = Controller(SETTINGS, TableSink(memo.redis), memo.metrics)
@@ -43,6 +45,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.redis.aclose()
+    if memo.tracing is not None:
+        memo.tracing.shutdown()
 
 
 @kopf.index(*RESOURCE)
@@ -51,6 +55,23 @@ def backends(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dic
 
 
 async def _reconcile(
+    trigger: str,
+    body: kopf.Body,
+    backends: kopf.Index[str, Backend],
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+) -> None:
+    meta = body.get("metadata") or {}
+    attributes = {
+        "tollgate.trigger": trigger,
+        "k8s.namespace.name": str(meta.get("namespace", "")),
+        "tollgate.backend": str(meta.get("name", "")),
+    }
+    with maybe_span(memo.tracing, "reconcile", attributes):
+        await _sync(trigger, body, backends, memo, patch)
+
+
+async def _sync(
     trigger: str,
     body: kopf.Body,
     backends: kopf.Index[str, Backend],
