@@ -129,7 +129,7 @@ def test_one_trace_across_gateway_auth_and_upstream(traced: Stack, jaeger: Jaege
     assert r.status_code == 200, r.text
 
     trace = jaeger.wait_trace(trace_id, {GATEWAY, AUTH}, min_spans=4)
-    (server,) = spans_named(trace, GATEWAY, "GET live")
+    (server,) = spans_named(trace, GATEWAY, "GET default/live")
     (authorize,) = spans_named(trace, GATEWAY, "authorize")
     (attempt,) = spans_named(trace, GATEWAY, "GET upstream")
     (auth_server,) = spans_named(trace, AUTH, "POST /v1/authorize")
@@ -140,7 +140,7 @@ def test_one_trace_across_gateway_auth_and_upstream(traced: Stack, jaeger: Jaege
 
     attrs = tags(server)
     assert attrs["http.request.method"] == "GET"
-    assert attrs["http.route"] == "live"
+    assert attrs["http.route"] == "default/live"
     assert attrs["http.response.status_code"] == 200
     assert attrs["url.path"] == "/api/v1/live/TREE1"  # without the query
     assert attrs["server.address"] == "127.0.0.1"
@@ -212,7 +212,7 @@ def test_failed_request_logs_its_trace_and_carries_it_in_the_event(
     assert r.status_code == 502
     rid = r.headers["x-request-id"]
     trace = jaeger.wait_trace(trace_id, {GATEWAY}, min_spans=3)
-    (server,) = spans_named(trace, GATEWAY, "GET broken")
+    (server,) = spans_named(trace, GATEWAY, "GET default/broken")
     assert tags(server)["tollgate.request_id"] == rid
     assert tags(server)["otel.status_code"] == "ERROR"
 

@@ -39,7 +39,7 @@ ServerHandler = Callable[[Incoming], Awaitable[Reply | None]]
 class GatewayTracing:
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
-        self._server = ServerSpans(tracer, request_id)
+        self._server = ServerSpans(tracer, kept_request_id)
 
     def server(self, handler: ServerHandler) -> ServerHandler:
         return self._server.wrap(handler)
@@ -124,6 +124,15 @@ class Attempts:
             self.inflight -= 1
             context.detach(token)
             span.end()
+
+
+def kept_request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request's id; one made here is added to its headers, so the proxy, which reads it
+    again, answers and logs the same id the span and the log lines carry."""
+    rid = request_id(headers)
+    if not any(name == b"x-request-id" and value == rid for name, value in headers):
+        headers.append((b"x-request-id", rid))
+    return rid
 
 
 @functools.lru_cache(maxsize=1024)
