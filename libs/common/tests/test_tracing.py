@@ -16,12 +16,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tollgate_common.exchange import Incoming, Reply
 from tollgate_common.logging import JsonFormatter
 from tollgate_common.tracing import (
+    HeadSampler,
+    PreparedIds,
     ServerSpans,
     TracingConfigError,
     exporter_names,
     inject,
     link_to,
     named,
+    sampler_from_env,
     server_address,
     setup_tracing,
     tracing_wanted,
@@ -96,7 +99,8 @@ def test_server_address() -> None:
 def test_link_to() -> None:
     """A link for a valid traceparent, none for a missing or malformed one."""
     link = link_to(PARENT)
-    assert link is not None and link.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert link is not None
+    assert link.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
     assert link_to("") is None
     assert link_to("00-zz-yy-01") is None
 
@@ -133,17 +137,20 @@ def test_server_span_joins_the_callers_trace_and_propagates() -> None:
 
     req = _incoming([(b"host", b"gw:8080"), (b"traceparent", PARENT.encode())], b"api_key=SECRET")
     reply = asyncio.run(spans.wrap(handler)(req))
-    assert reply is not None and reply.status == 503
+    assert reply is not None
+    assert reply.status == 503
 
     (span,) = exporter.get_finished_spans()
     assert span.kind is SpanKind.SERVER
     assert span.name == "GET x"
-    assert span.parent is not None and span.parent.span_id == 0xB7AD6B7169203331
+    assert span.parent is not None
+    assert span.parent.span_id == 0xB7AD6B7169203331
     assert span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
     attrs = dict(span.attributes or {})
     assert attrs["http.route"] == "x"
     assert attrs["url.path"] == "/api/v1/x/y"
-    assert attrs["server.address"] == "gw" and attrs["server.port"] == 8080
+    assert attrs["server.address"] == "gw"
+    assert attrs["server.port"] == 8080
     assert attrs["http.response.status_code"] == 503
     assert span.status.status_code is StatusCode.ERROR
     assert "SECRET" not in repr(attrs)
@@ -155,11 +162,65 @@ def test_server_span_joins_the_callers_trace_and_propagates() -> None:
     assert len(seen["out"]) == 2  # type: ignore[arg-type]
     line = seen["log"]
     assert isinstance(line, dict)
-    assert line["request_id"] == "rid-1" and line["trace_id"] == trace_hex
+    assert line["request_id"] == "rid-1"
+    assert line["trace_id"] == trace_hex
 
 
 def test_log_line_outside_a_request_has_no_ids() -> None:
     """Outside a request (and with tracing off) a JSON line carries neither id."""
     record = logging.makeLogRecord({"msg": "idle", "levelname": "INFO", "name": "t"})
     line = json.loads(JsonFormatter().format(record))
-    assert "request_id" not in line and "trace_id" not in line
+    assert "request_id" not in line
+    assert "trace_id" not in line
+
+
+def test_sampler_from_env() -> None:
+    """The six standard samplers; the parent-based ones give the root's ratio bound."""
+    assert sampler_from_env({})[1] == 1 << 64
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    )
+    assert bound == 1 << 62
+    assert "ParentBased" in sampler.get_description()
+    assert sampler_from_env({"OTEL_TRACES_SAMPLER": "parentbased_always_off"})[1] == 0
+    assert sampler_from_env({"OTEL_TRACES_SAMPLER": "traceidratio"})[1] is None
+    for bad in (
+        {"OTEL_TRACES_SAMPLER": "sometimes"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"},
+    ):
+        with pytest.raises(TracingConfigError, match="OTEL_TRACES_SAMPLER"):
+            sampler_from_env(bad)
+
+
+def test_head_sampler_agrees_with_the_sdk() -> None:
+    """At 30 %: about 30 % of new traces sampled, each one the SDK then records on the id drawn
+    here; a caller's unsampled traceparent stays unsampled on its trace id, a sampled one is
+    the SDK's to record."""
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.3"}
+    )
+    assert bound is not None
+    ids = PreparedIds()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, id_generator=ids)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = ServerSpans(provider.get_tracer("t"), None, HeadSampler(bound, ids))
+
+    async def handler(req: Incoming) -> Reply:
+        return Reply(200, [], b"")
+
+    async def many(headers: list[tuple[bytes, bytes]], n: int) -> None:
+        for _ in range(n):
+            await spans.wrap(handler)(_incoming(list(headers)))
+
+    asyncio.run(many([], 2000))
+    recorded = exporter.get_finished_spans()
+    assert 450 < len(recorded) < 750  # 600 expected; the SDK agreed with every choice
+    assert all((s.context.trace_id & 0xFFFFFFFFFFFFFFFF) < bound for s in recorded)
+
+    exporter.clear()
+    unsampled = PARENT[:-2] + "00"
+    asyncio.run(many([(b"traceparent", unsampled.encode())], 50))
+    assert exporter.get_finished_spans() == ()
+    asyncio.run(many([(b"traceparent", PARENT.encode())], 50))
+    assert len(exporter.get_finished_spans()) == 50

@@ -14,7 +14,7 @@ from tollgate_common.routes import Route
 from tollgate_gateway.client import UpstreamResponse
 from tollgate_gateway.outcome import Verdict
 from tollgate_gateway.strategies import Attempt, staggered
-from tollgate_gateway.tracing import GatewayTracing, endpoint
+from tollgate_gateway.tracing import Attempts, GatewayTracing, endpoint
 from tollgate_gateway.upstreams import CompiledRoute, Upstream, compile_route
 
 
@@ -38,7 +38,7 @@ def by_port(spans: tuple[ReadableSpan, ...]) -> dict[int, ReadableSpan]:
 def run_race(c: CompiledRoute, delay: float, slow_seconds: float) -> InMemorySpanExporter:
     """The first endpoint answers after ``slow_seconds``, the second at once."""
     tr, exporter = traced()
-    spans = tr.attempts(c, "GET")
+    spans = Attempts(tr.tracer, c, "GET")
 
     async def answer(up: Upstream) -> Attempt:
         await asyncio.sleep(slow_seconds if up is c.upstreams[0] else 0)
@@ -49,7 +49,8 @@ def run_race(c: CompiledRoute, delay: float, slow_seconds: float) -> InMemorySpa
 
     async def main() -> None:
         won, _ = await staggered(c.upstreams, send, delay)
-        assert won is not None and won.upstream is c.upstreams[1]
+        assert won is not None
+        assert won.upstream is c.upstreams[1]
         await asyncio.sleep(0)  # the loser's cancellation runs
 
     asyncio.run(main())
@@ -86,7 +87,7 @@ def test_breaker_skip_is_an_event() -> None:
     async def skipped() -> Attempt:
         return Attempt(up, Verdict.FAIL, None, "ejected (its probe is in flight)")
 
-    asyncio.run(tr.attempts(c, "GET").run(up, skipped()))
+    asyncio.run(Attempts(tr.tracer, c, "GET").run(up, skipped()))
     (span,) = exporter.get_finished_spans()
     assert (span.attributes or {})["tollgate.attempt.skipped"] is True
     assert [e.name for e in span.events] == ["breaker skip"]

@@ -47,7 +47,7 @@ from tollgate_common.exchange import Incoming, Reply
 from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.redis import answers, create_redis, describe
 from tollgate_common.resp import LeanRedis
-from tollgate_common.tracing import ServerSpans, setup_tracing
+from tollgate_common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -340,7 +340,7 @@ async def serve(
     async with svc.lifespan(admin):
         handler = Handler(svc, admin, (settings.host, settings.port))
         if tracing is not None:
-            handler.serve_rpc = ServerSpans(tracing.tracer).wrap(handler.rpc, _rpc_route)
+            handler.serve_rpc = tracing.server_spans().wrap(handler.rpc, _rpc_route)
 
         def listening(port: int) -> None:
             handler.address = (settings.host, port)

@@ -84,7 +84,8 @@ class Gateway:
     async def lifespan(self, _app: FastAPI | None = None) -> AsyncIterator[None]:
         s = self.settings
         self.tracing = setup_tracing("tollgate-gateway")
-        traced = GatewayTracing(self.tracing.tracer) if self.tracing is not None else None
+        t = self.tracing
+        traced = GatewayTracing(t.tracer, t.heads) if t is not None else None
         self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
         # redis-py costs ~2x its CPU per round trip (tollgate_common/resp.py has the numbers).

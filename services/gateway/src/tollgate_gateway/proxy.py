@@ -331,14 +331,13 @@ class Proxy:
         spec = compiled.route.spec
         candidates, delay = plan(compiled, time.monotonic())
 
-        if self.tr is None:
+        spans = self.tr.attempts(compiled, method, candidates) if self.tr is not None else None
+        if spans is None:
 
             def send(up: Upstream) -> Awaitable[Attempt]:
                 return self._attempt(compiled, up, method, target, headers, body)
 
         else:
-            self.tr.planned(compiled, candidates)
-            spans = self.tr.attempts(compiled, method)
 
             def send(up: Upstream) -> Awaitable[Attempt]:  # in a span of its own
                 return spans.run(up, self._attempt(compiled, up, method, target, headers, body))

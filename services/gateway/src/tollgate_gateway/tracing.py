@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tollgate_common.tracing import ServerSpans, named
+from tollgate_common.tracing import HeadSampler, ServerSpans, named, recording
 from tollgate_gateway.auth import Authorizer, Decision
 from tollgate_gateway.cache import Cached, ResponseCache
 from tollgate_gateway.outcome import Verdict
@@ -37,9 +38,12 @@ ServerHandler = Callable[[Incoming], Awaitable[Reply | None]]
 
 
 class GatewayTracing:
-    def __init__(self, tracer: trace.Tracer) -> None:
+    """Each hook first asks whether the request's span records: an unsampled request (most, at
+    a low ratio) gets no child span, only its trace context passed on."""
+
+    def __init__(self, tracer: trace.Tracer, heads: HeadSampler | None = None) -> None:
         self.tracer = tracer
-        self._server = ServerSpans(tracer, kept_request_id)
+        self._server = ServerSpans(tracer, kept_request_id, heads)
 
     def server(self, handler: ServerHandler) -> ServerHandler:
         return self._server.wrap(handler)
@@ -50,7 +54,12 @@ class GatewayTracing:
     def authorizer(self, inner: Authorizer, mode: str) -> Authorizer:
         return TracedAuthorizer(inner, self.tracer, mode)
 
-    async def cache_get(self, cache: ResponseCache, key: bytes) -> Cached | None:
+    def cache_get(self, cache: ResponseCache, key: bytes) -> Awaitable[Cached | None]:
+        if not recording():
+            return cache.get(key)
+        return self._cache_get(cache, key)
+
+    async def _cache_get(self, cache: ResponseCache, key: bytes) -> Cached | None:
         """``cache.get`` in a span saying which tier answered (local, redis, none)."""
         with self.tracer.start_as_current_span("cache lookup") as span:
             hit = cache.local.get(key, time.time())  # cache.get's own first step, inlined
@@ -62,17 +71,18 @@ class GatewayTracing:
             span.set_attribute("tollgate.cache.hit_tier", tier)
             return hit
 
-    def planned(self, compiled: CompiledRoute, candidates: list[Upstream]) -> None:
-        """A breaker event on the server span for each endpoint the plan left out."""
+    def attempts(
+        self, compiled: CompiledRoute, method: str, candidates: list[Upstream]
+    ) -> Attempts | None:
+        """The attempt spans of a recorded request (None for one not sampled), after a breaker
+        event on the server span for each endpoint the plan left out."""
+        if not recording():
+            return None
         span = trace.get_current_span()
-        if not span.is_recording():
-            return
         chosen = {id(u) for u in candidates}
         for up in compiled.upstreams:
             if id(up) not in chosen:
                 span.add_event("breaker skip", {"tollgate.upstream": endpoint(up.origin)[2]})
-
-    def attempts(self, compiled: CompiledRoute, method: str) -> Attempts:
         return Attempts(self.tracer, compiled, method)
 
 
@@ -166,7 +176,14 @@ class TracedAuthorizer:
         self.tracer = tracer
         self.redis = mode == "redis"
 
-    async def authorize(
+    def authorize(
+        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
+    ) -> Coroutine[Any, Any, Decision]:
+        if not recording():
+            return self.inner.authorize(key, route, path, cost, client, charge_id)
+        return self._authorize(key, route, path, cost, client, charge_id)
+
+    async def _authorize(
         self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
     ) -> Decision:
         kind = SpanKind.INTERNAL if self.redis else SpanKind.CLIENT
