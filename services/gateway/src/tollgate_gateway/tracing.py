@@ -139,8 +139,13 @@ class Attempts:
 def kept_request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
     """The request's id; one made here is added to its headers, so the proxy, which reads it
     again, answers and logs the same id the span and the log lines carry."""
+    sent = None
+    for name, value in headers:
+        if name == b"x-request-id":
+            sent = value
+            break
     rid = request_id(headers)
-    if not any(name == b"x-request-id" and value == rid for name, value in headers):
+    if rid is not sent:  # made here (none sent, or not a usable one)
         headers.append((b"x-request-id", rid))
     return rid
 
