@@ -85,7 +85,16 @@ def traced(tmp_path_factory: pytest.TempPathFactory, jaeger: Jaeger) -> Iterator
             LOG_JSON="true",
         )
         cleanup.callback(gw.stop)
-        yield Stack(redis, ok, [auth], [gw], "http", [ok, slow])
+        ledger = start_gateway(  # AUTH_MODE=redis: the ledger's EVALSHA from the gateway
+            work,
+            redis.url,
+            process_env=jaeger.otel_env("http/protobuf"),
+            ROUTES_FILE=str(path),
+            AUTH_MODE="redis",
+            KEY_PEPPER=PEPPER,
+        )
+        cleanup.callback(ledger.stop)
+        yield Stack(redis, ok, [auth], [gw, ledger], "http", [ok, slow])
 
 
 def send(
@@ -150,6 +159,25 @@ def test_one_trace_across_gateway_auth_and_upstream(traced: Stack, jaeger: Jaege
     saw = upstream_saw(traced.upstream, "TREE1")
     _version, up_trace, up_parent, flags = saw["traceparent"].split("-")
     assert (up_trace, up_parent, flags) == (trace_id, attempt["spanID"], "01")
+
+
+def test_ledger_authorize_is_a_span_of_the_gateway(traced: Stack, jaeger: Jaeger) -> None:
+    """AUTH_MODE=redis: authorize is an internal span of the gateway with the ledger's Redis
+    call as an event, and no auth service takes part."""
+    _, key = traced.new_key(100)
+    tp, trace_id, _ = new_traceparent()
+    r, _ = send(traced.gateways[1], "/live/LEDGER1", key, tp)
+    assert r.status_code == 200, r.text
+    trace = jaeger.wait_trace(trace_id, {GATEWAY}, min_spans=3)
+    (server,) = spans_named(trace, GATEWAY, "GET default/live")
+    (authorize,) = spans_named(trace, GATEWAY, "authorize")
+    assert parent_of(authorize) == server["spanID"]
+    assert tags(authorize)["span.kind"] == "internal"
+    assert tags(authorize)["tollgate.auth.reason"] == "ok"
+    assert [
+        f["value"] for log in authorize["logs"] for f in log["fields"] if f["key"] == "event"
+    ] == ["redis EVALSHA"]
+    assert {service_of(trace, s) for s in trace["spans"]} == {GATEWAY}
 
 
 def test_race_loser_ends_cancelled(traced: Stack, jaeger: Jaeger) -> None:
