@@ -20,6 +20,7 @@ from tollgate_common.tracing import (
     PreparedIds,
     ServerSpans,
     TracingConfigError,
+    check_tracing_env,
     exporter_names,
     inject,
     link_to,
@@ -224,3 +225,17 @@ def test_head_sampler_agrees_with_the_sdk() -> None:
     assert exporter.get_finished_spans() == ()
     asyncio.run(many([(b"traceparent", PARENT.encode())], 50))
     assert len(exporter.get_finished_spans()) == 50
+
+
+def test_bad_tracing_env_exits_with_one_line() -> None:
+    """A protocol the build lacks stops the service with one line naming the variable; the
+    same value with tracing off is not looked at."""
+    bad = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+    }
+    with pytest.raises(
+        SystemExit, match=r"^svc: invalid tracing settings: OTEL_EXPORTER_OTLP_PROTOCOL"
+    ):
+        check_tracing_env("svc", bad)
+    check_tracing_env("svc", {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import random
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -195,6 +196,18 @@ class HeadSampler:
             ((b"traceparent", tp), (b"tracestate", state)) if state else ((b"traceparent", tp),)
         )
         return tp[3:35].decode(), (passed, True)
+
+
+def check_tracing_env(program: str, environ: Mapping[str, str] | None = None) -> None:
+    """At start-up, before any worker: exit with one clear line when an ``OTEL_*`` value cannot
+    be honoured (as settings.load_settings does for the service's own settings)."""
+    env = os.environ if environ is None else environ
+    try:
+        if tracing_wanted(env):
+            exporter_names(env)
+            sampler_from_env(env)
+    except TracingConfigError as exc:
+        sys.exit(f"{program}: invalid tracing settings: {exc}")
 
 
 def _exporter(name: str) -> SpanExporter:
@@ -441,6 +454,7 @@ __all__ = [
     "ServerSpans",
     "Tracing",
     "TracingConfigError",
+    "check_tracing_env",
     "current_traceparent",
     "extract",
     "inject",

@@ -13,12 +13,14 @@ import asyncio
 import kopf
 
 from tollgate_common.logging import configure_logging
+from tollgate_common.tracing import check_tracing_env
 
 
 def main() -> None:
     from tollgate_operator import handlers  # registers the handlers
 
     s = handlers.SETTINGS
+    check_tracing_env("tollgate-operator")
     configure_logging(s.log_level, s.log_json)
     asyncio.run(
         kopf.operator(
