@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate", type=float, default=2000.0, help="fixed-rate pass, req/s (0 skips it)"
     )
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
-    ap.add_argument("--only", default="", help=f"comma-separated rows of: {', '.join(names())}")
+    rows = ", ".join(names()).replace("%", "%%")  # argparse formats help with %
+    ap.add_argument("--only", default="", help=f"comma-separated rows of: {rows}")
     ap.add_argument(
         "--variants", action="store_true", help="also the variant rows (granian, stock uvicorn)"
     )

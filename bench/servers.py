@@ -331,7 +331,7 @@ def gateway(
     or under a variant of bench/variants.py (``server="variant:stock"``).
 
     ``extra`` are more TOLLGATE_GATEWAY_* settings, e.g. ``AUTH_URL=...`` (``ROUTES_FILE=...``
-    replaces the bench's routes_file).
+    replaces the bench's routes_file); ``OTEL_*`` ones (tracing) are passed as they are.
     """
     port = free_port()
     env = {
@@ -340,7 +340,7 @@ def gateway(
         "TOLLGATE_GATEWAY_REDIS_URL": redis_url,
         "TOLLGATE_GATEWAY_ROUTES_FILE": str(routes_file(work, up, up2)),
         "TOLLGATE_GATEWAY_LOG_LEVEL": "WARNING",
-        **{f"TOLLGATE_GATEWAY_{k}": v for k, v in extra.items()},
+        **{k if k.startswith("OTEL_") else f"TOLLGATE_GATEWAY_{k}": v for k, v in extra.items()},
     }
     if server == "tollgate":
         argv = [sys.executable, "-m", "tollgate_gateway"]
@@ -384,3 +384,28 @@ def _wait_ok(url: str, proc: Proc) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} never answered 200:\n{proc.output()[-2000:]}")
+
+
+def jaeger(work: Path, core: str) -> Server:
+    """The trace backend the traced rows export to (Jaeger all-in-one, built by make install),
+    pinned like the other helpers; its port is the OTLP/HTTP receiver."""
+    from tollgate_testkit.jaeger import binary
+
+    otlp, query = free_port(), free_port()
+    loop = "127.0.0.1"
+    argv = [
+        str(binary()),
+        f"--collector.otlp.http.host-port={loop}:{otlp}",
+        f"--collector.otlp.grpc.host-port={loop}:{free_port()}",
+        f"--query.http-server.host-port={loop}:{query}",
+        f"--query.grpc-server.host-port={loop}:{free_port()}",
+        f"--collector.grpc-server.host-port={loop}:{free_port()}",
+        f"--collector.http-server.host-port={loop}:{free_port()}",
+        f"--admin.http.host-port={loop}:{free_port()}",
+        "--memory.max-traces=20000",  # bounded: 100 % of a bench run is millions of spans
+    ]
+    env = {"SPAN_STORAGE_TYPE": "memory", "OTEL_TRACES_SAMPLER": "always_off", "GOMAXPROCS": "1"}
+    proc = Proc(pinned(core, argv), log=work / "jaeger.log", env=env)
+    proc.wait_http(f"http://{loop}:{query}/api/services", timeout=60)
+    proc.wait_port(otlp)
+    return Server("jaeger", proc, otlp, core)

@@ -176,6 +176,34 @@ def _auth_ledger(e: Env) -> Server:
     return tollgate(e, "tollgate-ledger", AUTH_MODE="redis")
 
 
+def _jaeger_built() -> bool:
+    from tollgate_testkit.jaeger import binary
+
+    try:
+        binary()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _traced(ratio: str) -> Callable[[Env], Server]:
+    """The miss row's gateway with tracing on at ``ratio``, exporting over OTLP/HTTP to a real
+    Jaeger on the load core (the off row is "tollgate miss": no OTEL_* variable at all)."""
+
+    def start(e: Env) -> Server:
+        backend = e.once("jaeger", lambda: servers.jaeger(e.work, LOAD_CORE))
+        return tollgate(
+            e,
+            f"tollgate-traced-{ratio}",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{backend.port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG=ratio,
+        )
+
+    return start
+
+
 def _granian(e: Env) -> Server:
     return tollgate(e, "tollgate-granian", server="granian")
 
@@ -313,6 +341,14 @@ TARGETS = [
     Target("tollgate+ledger hit", HIT + KEY, _auth_ledger, helpers=_redis),
     Target("krakend race", PROXY, _krakend_race, peer="krakend"),
     Target("tollgate race", RACE, tollgate, helpers=_redis),
+    # Tracing (issue 12): the miss row sampled at 1 % and 100 % (off: "tollgate miss"); default
+    # rows once make install has built the trace backend.
+    Target(
+        "tollgate miss traced 1%", MISS, _traced("0.01"), helpers=_redis, default=_jaeger_built()
+    ),
+    Target(
+        "tollgate miss traced 100%", MISS, _traced("1.0"), helpers=_redis, default=_jaeger_built()
+    ),
     # Variants: the same gateway as an ASGI app under other servers (bench/variants.py).
     Target("tollgate miss uvicorn", MISS, _uvicorn, default=False),
     Target("tollgate hit uvicorn", HIT, _uvicorn, default=False),

@@ -7,6 +7,10 @@
 #                         defaults to (without it `helm template` assumes v1.20 and the chart's
 #                         kubeVersion refuses it)
 #   coredns, crictl       cluster DNS as a host process; pod clean-up on teardown
+#   jaeger-all-in-one     github.com/jaegertracing/jaeger/cmd/all-in-one (v1): the trace backend of
+#                         tests/integration/test_tracing.py, OTLP in on 4317/4318, query API on 16686
+#                         (the tests bind every port to loopback); cold build alone 25 min 28 s wall
+#                         on 2 cores under load average ~15, 8 min 23 s CPU
 # Why from source: no container registry and no release downloads on our CI machines, and Debian's
 # etcd 3.4.23 breaks consistent watches on apiserver >= 1.31 (see ../shared/k8s-test-infra.md).
 # Binaries are cached per version under $TOLLGATE_TOOLS (default ~/.cache/tollgate/tools), so a
@@ -23,6 +27,7 @@ HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 CRICTL_VERSION="${CRICTL_VERSION:-v1.34.0}"
 KIND_VERSION="${KIND_VERSION:-v0.32.0}"
+JAEGER_VERSION="${JAEGER_VERSION:-v1.76.0}"
 KUBE_CMDS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 ROOT="${TOLLGATE_TOOLS:-$HOME/.cache/tollgate/tools}"
 BIN="$ROOT/bin"
@@ -159,6 +164,20 @@ build_kube() {
   for c in $missing; do stamp "$c" "$K8S_VERSION"; done
 }
 
+build_jaeger() {
+  stamp_ok jaeger-all-in-one "$JAEGER_VERSION" && return 0
+  log "building jaeger-all-in-one $JAEGER_VERSION"
+  # Jaeger's go.mod has a replace directive, which `go install pkg@version` refuses: build it in a
+  # wrapper module, as etcd above. Without the `ui` build tag the binary serves a placeholder page
+  # instead of the UI bundle (not in the module); the query API the tests read is all there.
+  local d="$ROOT/src/jaeger-$JAEGER_VERSION"
+  mkdir -p "$d" && cd "$d"
+  [ -f go.mod ] || go mod init local/jaeger-bin >/dev/null 2>&1
+  go get "github.com/jaegertracing/jaeger@$JAEGER_VERSION"
+  go build -trimpath -ldflags "-s -w" -o "$BIN/jaeger-all-in-one" github.com/jaegertracing/jaeger/cmd/all-in-one
+  stamp jaeger-all-in-one "$JAEGER_VERSION"
+}
+
 build_go_tool() { # build_go_tool NAME VERSION MODULE_PATH
   stamp_ok "$1" "$2" && return 0
   log "building $1 $2"
@@ -169,13 +188,14 @@ build_go_tool() { # build_go_tool NAME VERSION MODULE_PATH
 ensure_go
 case "${1:-all}" in
   go) go version ;;
+  jaeger) build_jaeger ;;
   kind) build_go_tool kind "$KIND_VERSION" sigs.k8s.io/kind ;;
   helm) build_helm ;;
   etcd) build_etcd ;;
   kube) build_kube ;;
   node) build_go_tool coredns "$COREDNS_VERSION" github.com/coredns/coredns
         build_go_tool crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl ;;
-  all) (build_helm); (build_etcd); (build_kube); "$0" node ;;
-  *) echo "usage: $0 [all|helm|etcd|kube|node|kind|go]" >&2; exit 2 ;;
+  all) (build_helm); (build_etcd); (build_kube); (build_jaeger); "$0" node ;;
+  *) echo "usage: $0 [all|helm|etcd|kube|node|kind|jaeger|go]" >&2; exit 2 ;;
 esac
 log "tools in $BIN"

@@ -516,3 +516,30 @@ def test_redis_persistence_claims_a_volume_kept_on_uninstall() -> None:
     volumes = redis["spec"]["template"]["spec"]["volumes"]
     assert volumes == [{"name": "data", "persistentVolumeClaim": {"claimName": "t-tollgate-redis"}}]
     assert not any(d["kind"] == "PersistentVolumeClaim" for d in render())
+
+
+def test_tracing_values_reach_all_four_deployments() -> None:
+    """tracing.otlpEndpoint turns on the standard OTEL_* variables in every deployment, each
+    with its own service name; without it none is set (tracing off)."""
+    for d in deployments(render()):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            assert not [e for e in c.get("env", []) if e["name"].startswith("OTEL_")]
+    docs = render(
+        **{
+            "tracing.otlpEndpoint": "http://collector:4317",
+            "tracing.protocol": "grpc",
+            "tracing.samplerArg": "0.05",
+        }
+    )
+    names = set()
+    for d in deployments(docs):
+        containers = d["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for c in containers for e in c.get("env", [])}
+        if "OTEL_SERVICE_NAME" not in env:
+            continue
+        names.add(env["OTEL_SERVICE_NAME"])
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4317"
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.05"
+    assert names == {f"tollgate-{s}" for s in ("gateway", "auth", "notifier", "operator")}

@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tollgate_common.events import STREAM_KEY, Event, EventType, Severity
 from tollgate_common.redis import create_redis
+from tollgate_common.tracing import Tracing
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
@@ -244,3 +248,42 @@ async def test_a_crashing_sink_is_a_failed_delivery(
     del c.sinks["webhook"]
     await append(c, failed(route="ns/other"))
     await drained(c)
+
+
+async def test_delivery_span_links_to_the_failed_requests_trace(
+    redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """An upstream.failed event carrying a traceparent: the webhook delivery's span links to
+    that trace (tracing on, spans in memory)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = Tracing(provider.get_tracer("t"), provider)
+    s = NotifierSettings(
+        redis_url=redis_url, block_ms=50, webhook_url=webhook_receiver.url, consumer="traced"
+    )
+    redis = create_redis(s.redis_url)
+    c = Consumer(redis, s, build_sinks(s), Metrics(), tracing=tracing)
+    await c.start()
+    try:
+        tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        event = Event(
+            type=EventType.UPSTREAM_FAILED,
+            severity=Severity.CRITICAL,
+            route="ns/traced",
+            message="down",
+            traceparent=tp,
+        )
+        await append(c, [event])
+        await until(lambda: len(webhook_receiver.posts) == 1)
+        await until(
+            lambda: any(sp.name == "deliver webhook" for sp in exporter.get_finished_spans())
+        )
+    finally:
+        await c.stop()
+        for sink in c.sinks.values():
+            await sink.aclose()
+        await redis.aclose()
+    (span,) = [sp for sp in exporter.get_finished_spans() if sp.name == "deliver webhook"]
+    assert [link.context.trace_id for link in span.links] == [0x0AF7651916CD43DD8448EB211C80319C]
+    assert (span.attributes or {})["tollgate.route"] == "ns/traced"

@@ -37,6 +37,31 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .root.Values.log.level | quote }}
 - name: {{ .prefix }}LOG_JSON
   value: {{ .root.Values.log.json | quote }}
+{{- include "tollgate.tracingEnv" . }}
+{{- end }}
+
+{{/* The standard OTEL_* variables (tollgate_common/tracing.py reads no others), only when
+tracing is on; the service name from the settings prefix: TOLLGATE_GATEWAY_ -> tollgate-gateway. */}}
+{{- define "tollgate.tracingEnv" -}}
+{{- $t := .root.Values.tracing }}
+{{- if $t.otlpEndpoint }}
+{{- $attrs := list (printf "k8s.namespace.name=%s" .root.Release.Namespace) }}
+{{- range $k, $v := $t.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .prefix | trimPrefix "TOLLGATE_" | trimSuffix "_" | lower | printf "tollgate-%s" | quote }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $t.otlpEndpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $t.protocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $t.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $t.samplerArg | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
 {{- end }}
 
 {{/* The ledger's settings (values `ledger:`), the same for auth and the gateway; the key pepper

@@ -48,6 +48,10 @@ class Event(BaseModel):
     ts: float = Field(default_factory=time.time)
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     attributes: dict[str, str] = Field(default_factory=dict)
+    # The W3C trace context of the request that produced the event ("" when tracing is off or
+    # the producer was not serving a request): the notifier links its delivery span to it.
+    traceparent: str = ""
+    tracestate: str = ""
 
     def to_fields(self) -> dict[str, str]:
         fields = {k: str(v) for k, v in self.model_dump(exclude={"attributes"}).items()}

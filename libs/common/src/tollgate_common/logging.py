@@ -1,5 +1,9 @@
 """Log configuration shared by the services: plain text for people, one JSON object per line for
-log shippers. Secrets never reach a log line: callers log key prefixes, never keys."""
+log shippers. Secrets never reach a log line: callers log key prefixes, never keys.
+
+A JSON line logged while a request is served carries its ``request_id`` and, when tracing is on
+(tracing.py), the ``trace_id`` and ``span_id`` of that request, so a log search and a trace
+lead to each other."""
 
 from __future__ import annotations
 
@@ -7,9 +11,15 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
+from opentelemetry import trace
+
 _STANDARD = set(vars(logging.makeLogRecord({})))
+# The request being served in this task and its trace id (hex, "" when not traced), set
+# around each request by tracing.ServerSpans.
+REQUEST_IDS: ContextVar[tuple[str, str]] = ContextVar("tollgate_request_ids", default=("", ""))
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +33,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        rid, trace_id = REQUEST_IDS.get()
+        if rid:
+            out["request_id"] = rid
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:  # a recorded span: the line points at it
+            out["trace_id"] = trace.format_trace_id(ctx.trace_id)
+            out["span_id"] = trace.format_span_id(ctx.span_id)
+        elif trace_id:  # not sampled: the trace id the request passed on
+            out["trace_id"] = trace_id
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

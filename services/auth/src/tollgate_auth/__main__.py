@@ -11,10 +11,12 @@ from tollgate_auth.settings import AuthSettings
 from tollgate_common import workers
 from tollgate_common.logging import configure_logging
 from tollgate_common.settings import load_settings
+from tollgate_common.tracing import check_tracing_env
 
 
 def main() -> None:
     s = load_settings(AuthSettings, "tollgate-auth")
+    check_tracing_env("tollgate-auth")
     configure_logging(s.log_level, s.log_json)
 
     async def run(stop: asyncio.Future[None], reuse_port: bool) -> None:

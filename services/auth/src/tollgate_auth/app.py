@@ -52,6 +52,7 @@ from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
 from tollgate_common.redis import answers, create_redis, describe
 from tollgate_common.resp import LeanRedis
+from tollgate_common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -338,10 +339,12 @@ class Handler:
         self.svc = svc
         self.admin = admin
         self.address = address
+        # the RPCs, in a server span joined to the gateway's trace when tracing is on
+        self.serve_rpc: Callable[[Incoming], Awaitable[Reply | None]] = self.rpc
 
     async def __call__(self, req: Incoming) -> Reply | None:
         if req.method == "POST" and req.path in RPC_PATHS and self.svc.ledger is not None:
-            return await self.rpc(req)
+            return await self.serve_rpc(req)
         return await asgibridge.call(self.admin, req, self.address)
 
     async def rpc(self, req: Incoming) -> Reply:
@@ -374,8 +377,11 @@ async def serve(
     """Run the auth service until ``stop`` resolves, then drain (requests in progress finish)."""
     svc = Service(settings)
     admin = create_admin(svc)
+    tracing = setup_tracing("tollgate-auth")
     async with svc.lifespan(admin):
         handler = Handler(svc, admin, (settings.host, settings.port))
+        if tracing is not None:
+            handler.serve_rpc = tracing.server_spans().wrap(handler.rpc, _rpc_route)
 
         def listening(port: int) -> None:
             handler.address = (settings.host, port)
@@ -391,3 +397,9 @@ async def serve(
             reuse_port=reuse_port,
             on_listen=listening,
         )
+    if tracing is not None:
+        tracing.shutdown()
+
+
+def _rpc_route(req: Incoming) -> str:
+    return req.path  # one of RPC_PATHS

@@ -9,12 +9,14 @@ import sys
 from tollgate_common import workers
 from tollgate_common.logging import configure_logging
 from tollgate_common.settings import load_settings
+from tollgate_common.tracing import check_tracing_env
 from tollgate_gateway.app import serve
 from tollgate_gateway.settings import GatewaySettings
 
 
 def main() -> None:
     s = load_settings(GatewaySettings, "tollgate-gateway")
+    check_tracing_env("tollgate-gateway")
     configure_logging(s.log_level, s.log_json)
 
     async def run(stop: asyncio.Future[None], reuse_port: bool) -> None:

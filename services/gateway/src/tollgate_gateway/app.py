@@ -27,6 +27,7 @@ from tollgate_common.exchange import error_body
 from tollgate_common.httpserver import HttpServer, Limits
 from tollgate_common.redis import answers, create_redis
 from tollgate_common.resp import LeanRedis
+from tollgate_common.tracing import Tracing, setup_tracing
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
 from tollgate_gateway.client import UpstreamPool
@@ -39,6 +40,7 @@ from tollgate_gateway.request import Incoming, Reply
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.spool import Spool
 from tollgate_gateway.table import RedisFollower, RouteState, load_file
+from tollgate_gateway.tracing import GatewayTracing
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ class Gateway:
         self.state = RouteState(self.metrics)
         self.proxy: Proxy | None = None
         self.purges: PurgeListener | None = None
+        # proxy.handle, or the same in a server span when tracing is on (the probes and the
+        # admin app stay untraced: they would bury the requests' traces)
+        self.serve_proxy: Callable[[Incoming], Awaitable[Reply | None]] | None = None
+        self.tracing: Tracing | None = None
         self.follower: RedisFollower | None = None
         self.redis: Any = None  # redis-py: the route table follower and the event sink
         self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
@@ -64,8 +70,8 @@ class Gateway:
     def handle(self, req: Incoming) -> Awaitable[Reply | None]:
         """One request from the gateway's public server: the proxy path, or the admin app (the
         awaitable itself, not one more coroutine around it)."""
-        if self.proxy is not None and req.path.startswith(PREFIX_SLASH):
-            return self.proxy.handle(req)
+        if self.serve_proxy is not None and req.path.startswith(PREFIX_SLASH):
+            return self.serve_proxy(req)
         if self._public_only and req.path not in PUBLIC_ADMIN_PATHS:
             return _not_here()
         return asgibridge.call(self.admin, req, self.address)
@@ -77,6 +83,9 @@ class Gateway:
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI | None = None) -> AsyncIterator[None]:
         s = self.settings
+        self.tracing = setup_tracing("tollgate-gateway")
+        t = self.tracing
+        traced = GatewayTracing(t.tracer, t.heads) if t is not None else None
         self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
         # redis-py costs ~2x its CPU per round trip (tollgate_common/resp.py has the numbers).
@@ -88,6 +97,10 @@ class Gateway:
         )
         events = EventSink(redis, self.metrics) if s.events_enabled else None
         authorizer = create_authorizer(s, pool, lean, events.emit if events else _drop)
+        if traced is not None:
+            pool.propagate = True
+            if authorizer is not None:
+                authorizer = traced.authorizer(authorizer, s.auth_mode)
         spool = Spool(Path(s.refund_spool_file) if s.refund_spool_file else None)
         refunds = Refunds(authorizer, redis, self.metrics, s.refund_sweep_seconds, spool)
         cache = ResponseCache(
@@ -114,8 +127,10 @@ class Gateway:
                 events,
                 self.metrics,
                 refunds,
+                traced,
             )
         )
+        self.serve_proxy = traced.server(self.proxy.handle) if traced else self.proxy.handle
         # Everything allocated so far lives as long as the process: move it out of the garbage
         # collector's sight, so collections during traffic stop re-scanning ~70k start-up objects
         # (they showed as p99 stalls; Instagram's gc.freeze() write-up describes the same).
@@ -139,6 +154,8 @@ class Gateway:
             await pool.aclose()
             await lean.aclose()
             await redis.aclose()
+            if self.tracing is not None:
+                self.tracing.shutdown()  # exports what the batch processor still holds
 
     async def ready(self) -> tuple[bool, dict[str, Any]]:
         """Ready once a route table is in force, an empty one included (a fresh cluster with no

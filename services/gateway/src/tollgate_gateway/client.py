@@ -39,6 +39,7 @@ import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
+from tollgate_common.tracing import inject
 from tollgate_gateway.connection import (
     ConnectFailed,
     Connection,
@@ -97,6 +98,7 @@ class UpstreamPool:
         self._closed = False
         self._counts = Counts()
         self._sweeper: asyncio.TimerHandle | None = None
+        self.propagate = False  # set when tracing is on (app.py)
 
     async def request(
         self,
@@ -111,6 +113,8 @@ class UpstreamPool:
             if self._closed:
                 raise UpstreamError("the upstream pool is closed")
             o = self._origins[origin] = _Origin(origin, self.max_per_origin)
+        if self.propagate:  # tracing on: the current span's traceparent, not the client's
+            headers = inject(headers)
         head = _head(method, target, o.host_header, headers, body)
         await o.slots.acquire()
         try:

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.redis import describe
+from tollgate_common.tracing import current_traceparent
 from tollgate_gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class EventSink:
 
     def route_failed(self, route: str, status: int, detail: str) -> None:
         self.failing.add(route)
+        traceparent, tracestate = current_traceparent()  # the notifier links its delivery to it
         self.emit(
             Event(
                 type=EventType.UPSTREAM_FAILED,
@@ -55,6 +57,8 @@ class EventSink:
                 message=f"every upstream of {route} failed ({status}): {detail}",
                 source="gateway",
                 attributes={"status": str(status)},
+                traceparent=traceparent,
+                tracestate=tracestate,
             )
         )
 

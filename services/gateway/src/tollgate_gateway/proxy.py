@@ -60,6 +60,7 @@ from tollgate_gateway.request import ClientGone, Incoming, Reply, request_id
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.table import RouteState
+from tollgate_gateway.tracing import GatewayTracing
 from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class Parts:
     events: EventSink | None
     metrics: Metrics
     refunds: Refunds
+    tracing: GatewayTracing | None = None  # None: tracing off, no span on any path
 
 
 class Proxy:
@@ -90,6 +92,7 @@ class Proxy:
         # getpid() syscall, and py-spy showed those as ~10% of a proxied request.
         self.loop: asyncio.AbstractEventLoop | None = None
         self.coalescer = Coalescer()
+        self.tr = parts.tracing
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -106,6 +109,8 @@ class Proxy:
         try:
             compiled, path = self._route(req)
             route = compiled.route.name
+            if self.tr is not None:
+                self.tr.routed(route)
             reply = await self._serve_route(req, rid, compiled, path)
         except GatewayError as exc:
             status, headers, body = to_response(exc)
@@ -148,7 +153,10 @@ class Proxy:
         )
         answer = None
         if rule is not None:
-            answer = await self.p.cache.get(rule.key)
+            if self.tr is None:
+                answer = await self.p.cache.get(rule.key)
+            else:
+                answer = await self.tr.cache_get(self.p.cache, rule.key)
             self._count_lookup(compiled, answer)
         served = Served.MISS if answer is None else Served.HIT
         decision = await self._authorize(compiled, key, path, req.client, served)
@@ -329,8 +337,16 @@ class Proxy:
         spec = compiled.route.spec
         candidates, delay = plan(compiled, time.monotonic())
 
-        def send(up: Upstream) -> Awaitable[Attempt]:
-            return self._attempt(compiled, up, method, target, headers, body)
+        spans = self.tr.attempts(compiled, method, candidates) if self.tr is not None else None
+        if spans is None:
+
+            def send(up: Upstream) -> Awaitable[Attempt]:
+                return self._attempt(compiled, up, method, target, headers, body)
+
+        else:
+
+            def send(up: Upstream) -> Awaitable[Attempt]:  # in a span of its own
+                return spans.run(up, self._attempt(compiled, up, method, target, headers, body))
 
         try:
             async with Deadline(self._loop(), spec.timeout_seconds):

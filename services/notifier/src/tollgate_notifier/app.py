@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
+from tollgate_common.tracing import setup_tracing
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
@@ -29,7 +30,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings.redis_url)
         sinks = build_sinks(settings)
-        consumer = Consumer(redis, settings, sinks, metrics)
+        tracing = setup_tracing("tollgate-notifier")
+        consumer = Consumer(redis, settings, sinks, metrics, tracing=tracing)
         await consumer.start()
         state["consumer"] = consumer
         try:
@@ -39,6 +41,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             for sink in sinks.values():
                 await sink.aclose()
             await redis.aclose()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(title="Tollgate notifier", lifespan=lifespan)
 

@@ -23,10 +23,12 @@ import time
 from importlib.resources import files
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError, ResponseError
 
 from tollgate_common.events import STREAM_KEY, Event
 from tollgate_common.redis import LuaScript, describe
+from tollgate_common.tracing import Tracing, link_to, maybe_span
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
 from tollgate_notifier.settings import NotifierSettings
@@ -46,7 +48,9 @@ class Consumer:
         sinks: dict[str, Sink],
         m: Metrics,
         stream: str = STREAM_KEY,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.redis = redis
         self.s = s
         self.sinks = sinks
@@ -202,8 +206,20 @@ class Consumer:
             if not lease:  # another replica is sending it, or crashed while sending: wait for
                 raise _Busy(name)  # its lease to end; this is not a failed attempt
             try:
-                async with asyncio.timeout(self.s.send_timeout_seconds):
-                    await sink.send(n)
+                # linked to the trace of the request that produced the event, when it has one
+                with maybe_span(
+                    self.tracing,
+                    f"deliver {name}",
+                    {
+                        "tollgate.sink": name,
+                        "tollgate.notification": n.id,
+                        "tollgate.route": n.route,
+                    },
+                    [link_to(event.traceparent, event.tracestate)],
+                    SpanKind.PRODUCER,
+                ):
+                    async with asyncio.timeout(self.s.send_timeout_seconds):
+                        await sink.send(n)
             except Exception as exc:  # a sink bug is a failed delivery, never a dead consumer
                 self.m.failures.labels(name).inc()
                 await self.redis.delete(f"{P}lease:{n.id}:{name}")

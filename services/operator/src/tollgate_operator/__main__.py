@@ -14,12 +14,14 @@ import kopf
 
 from tollgate_common.logging import configure_logging
 from tollgate_common.settings import load_settings
+from tollgate_common.tracing import check_tracing_env
 from tollgate_operator.handlers import register
 from tollgate_operator.settings import OperatorSettings
 
 
 def main() -> None:
     s = load_settings(OperatorSettings, "tollgate-operator")
+    check_tracing_env("tollgate-operator")
     configure_logging(s.log_level, s.log_json)
     asyncio.run(
         kopf.operator(

@@ -17,6 +17,7 @@ import kopf
 from redis.exceptions import RedisError
 
 from tollgate_common.redis import create_redis
+from tollgate_common.tracing import maybe_span, setup_tracing
 from tollgate_operator.api import GROUP, PLURAL, VERSION, Backend, snapshot
 from tollgate_operator.controller import Controller
 from tollgate_operator.metrics import Metrics
@@ -36,6 +37,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     settings.posting.enabled = True
     settings.posting.level = 30
     mine: OperatorSettings = memo.settings
+    memo.tracing = setup_tracing("tollgate-operator")
     memo.redis = create_redis(mine.redis_url)
     memo.metrics = Metrics()
     memo.controller = Controller(mine, TableSink(memo.redis), memo.metrics)
@@ -44,6 +46,8 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.redis.aclose()
+    if memo.tracing is not None:
+        memo.tracing.shutdown()
 
 
 def backends(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[str, Backend]:
@@ -51,6 +55,23 @@ def backends(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dic
 
 
 async def _reconcile(
+    trigger: str,
+    body: kopf.Body,
+    backends: kopf.Index[str, Backend],
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+) -> None:
+    meta = body.get("metadata") or {}
+    attributes = {
+        "tollgate.trigger": trigger,
+        "k8s.namespace.name": str(meta.get("namespace", "")),
+        "tollgate.backend": str(meta.get("name", "")),
+    }
+    with maybe_span(memo.tracing, "reconcile", attributes):
+        await _sync(trigger, body, backends, memo, patch)
+
+
+async def _sync(
     trigger: str,
     body: kopf.Body,
     backends: kopf.Index[str, Backend],

@@ -1,0 +1,466 @@
+"""OpenTelemetry tracing for every service: set up from the standard ``OTEL_*`` variables only,
+W3C trace-context propagation over the services' raw header lists, and the server span of the
+services' own HTTP server (httpserver.py).
+
+On when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console``) or an OTLP endpoint is
+set (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); off when none is
+(or ``OTEL_TRACES_EXPORTER=none``, ``OTEL_SDK_DISABLED=true``). The other variables only tune it:
+``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``, the default, or ``grpc``),
+``OTEL_TRACES_SAMPLER(_ARG)`` (default ``parentbased_always_on``: an incoming sampled
+``traceparent`` is honoured), ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``.
+These are the one exception to "one settings class reads the environment": the SDK reads them
+itself, and the platform's tooling expects exactly these names.
+
+Off costs nothing on the hot path: ``setup_tracing`` returns None and the services keep their
+untraced handler, so no span object, context or header is made. On, spans end in a
+BatchSpanProcessor: ``on_end`` appends to a bounded queue (dropping when full) and a thread
+exports, so a slow or dead collector never blocks a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from opentelemetry import context, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.logging import REQUEST_IDS
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[bytes, bytes]]
+Handler = Callable[[Incoming], Awaitable[Reply | None]]
+ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+PROTOCOLS = ("http/protobuf", "grpc")
+# W3C trace context: replaced, not duplicated, on the way upstream (baggage passes untouched).
+PROPAGATED = frozenset({b"traceparent", b"tracestate"})
+_W3C = TraceContextTextMapPropagator()
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+_ALL = 1 << 64  # a TraceIdRatioBased bound that samples everything
+# The trace-context headers an unsampled request passes on: such a request makes no span and
+# touches no OpenTelemetry context at all (HeadSampler), only this.
+# (headers, whether the client sent trace-context headers of its own to replace)
+Passed = tuple[tuple[tuple[bytes, bytes], ...], bool]
+_PASSED: ContextVar[Passed] = ContextVar("tollgate_passed_trace_context", default=((), False))
+_MASK64 = (1 << 64) - 1
+
+
+class TracingConfigError(ValueError):
+    """An ``OTEL_*`` value this process cannot honour (the service exits with it, one line)."""
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Pure: whether these variables turn tracing on (module docstring)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return any(environ.get(v, "").strip() for v in ENDPOINT_VARS)
+
+
+def exporter_names(environ: Mapping[str, str]) -> list[str]:
+    """Pure: the exporters asked for, each ``otlp:<protocol>`` or ``console``; raises
+    TracingConfigError for a name or protocol this build does not have."""
+    names = [n.strip().lower() for n in environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    out = []
+    for name in filter(None, names):
+        if name == "console":
+            out.append("console")
+        elif name == "otlp":
+            protocol = (
+                environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                or "http/protobuf"
+            ).strip()
+            if protocol not in PROTOCOLS:
+                known = ", ".join(PROTOCOLS)
+                raise TracingConfigError(
+                    f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not one of {known}"
+                )
+            out.append(f"otlp:{protocol}")
+        elif name != "none":
+            raise TracingConfigError(
+                f"OTEL_TRACES_EXPORTER: {name!r} is not one of otlp, console, none"
+            )
+    return out
+
+
+def sampler_from_env(environ: Mapping[str, str]) -> tuple[Sampler, int | None]:
+    """Pure: the sampler ``OTEL_TRACES_SAMPLER(_ARG)`` names (default parentbased_always_on),
+    and for the parent-based ones the root's TraceIdRatio bound (below it, a new trace is
+    sampled), which lets ``HeadSampler`` decide without the SDK's span machinery."""
+    name = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if name not in SAMPLERS:
+        raise TracingConfigError(
+            f"OTEL_TRACES_SAMPLER: {name!r} is not one of {', '.join(SAMPLERS)}"
+        )
+    rate = 1.0
+    if name.endswith("traceidratio"):
+        arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0").strip() or "1.0"
+        try:
+            rate = float(arg)
+        except ValueError:
+            rate = -1.0
+        if not 0.0 <= rate <= 1.0:
+            raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG: {arg!r} is not a ratio in [0, 1]")
+    root: Sampler = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF}.get(
+        name.removeprefix("parentbased_"), TraceIdRatioBased(rate)
+    )
+    if not name.startswith("parentbased_"):
+        return root, None
+    bound = root.bound if isinstance(root, TraceIdRatioBased) else _ALL if root is ALWAYS_ON else 0
+    return ParentBased(root), bound
+
+
+class PreparedIds(RandomIdGenerator):
+    """Random ids, except a trace id ``HeadSampler`` already drew and sampled: the SDK then
+    starts the span on that id, and its own sampler, deciding on the id, agrees."""
+
+    def __init__(self) -> None:
+        self.prepared = 0
+
+    def generate_trace_id(self) -> int:
+        if self.prepared:
+            trace_id, self.prepared = self.prepared, 0
+            return trace_id
+        return super().generate_trace_id()
+
+
+class HeadSampler:
+    """The parent-based sampling decision of a server span, made before the SDK is asked:
+    an unsampled request (99 of 100 at 1 %) gets a non-recording span made here for the price
+    of two random numbers, instead of the SDK's ~10 µs path (start_span, sampler chain,
+    tracer metrics), which bench/ measured at several percent of a proxied request. The
+    decision is the SDK's own: the TraceIdRatio rule on the trace id for a new trace, the
+    caller's sampled flag under a remote parent."""
+
+    def __init__(self, bound: int, ids: PreparedIds) -> None:
+        self.bound = bound
+        self.ids = ids
+
+    def unsampled(self, parent: context.Context) -> tuple[str, Passed] | None:
+        """For a request that is not sampled, its trace id (hex) and the trace-context headers
+        it passes on (the trace's id, a span id of its own, not sampled); None when it is
+        sampled (the SDK then starts the real span, on the id prepared here for a new trace)."""
+        bits = random.getrandbits(192)  # one call: trace id and span id
+        span_id = (bits & _MASK64) or 1
+        if parent is _EMPTY:
+            trace_id = (bits >> 64) or 1
+            if (trace_id & _MASK64) < self.bound:
+                self.ids.prepared = trace_id
+                return None
+            tp = b"00-%032x-%016x-00" % (trace_id, span_id)
+            return tp[3:35].decode(), (((b"traceparent", tp),), False)
+        remote = trace.get_current_span(parent).get_span_context()
+        if not remote.is_valid:  # a malformed traceparent: a new trace, decided the same
+            return self.unsampled(_EMPTY)
+        if remote.trace_flags.sampled:
+            return None
+        tp = b"00-%032x-%016x-00" % (remote.trace_id, span_id)
+        state = remote.trace_state.to_header().encode("latin-1")
+        passed = (
+            ((b"traceparent", tp), (b"tracestate", state)) if state else ((b"traceparent", tp),)
+        )
+        return tp[3:35].decode(), (passed, True)
+
+
+def check_tracing_env(program: str, environ: Mapping[str, str] | None = None) -> None:
+    """At start-up, before any worker: exit with one clear line when an ``OTEL_*`` value cannot
+    be honoured (as settings.load_settings does for the service's own settings)."""
+    env = os.environ if environ is None else environ
+    try:
+        if tracing_wanted(env):
+            exporter_names(env)
+            sampler_from_env(env)
+    except TracingConfigError as exc:
+        sys.exit(f"{program}: invalid tracing settings: {exc}")
+
+
+def _exporter(name: str) -> SpanExporter:
+    # Imported here: the gRPC stack costs ~100 ms of start-up and is only needed when asked for.
+    if name == "otlp:grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if name == "otlp:http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    return ConsoleSpanExporter()
+
+
+@dataclass(slots=True)
+class Tracing:
+    """A process's tracing, when on: its tracer, and ``shutdown`` to flush what is queued."""
+
+    tracer: trace.Tracer
+    provider: TracerProvider
+    heads: HeadSampler | None = None  # None: the sampler is not parent-based
+
+    def server_spans(self, request_id: Callable[[Headers], bytes] | None = None) -> ServerSpans:
+        return ServerSpans(self.tracer, request_id or _no_id, self.heads)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+@contextlib.contextmanager
+def maybe_span(
+    tracing: Tracing | None,
+    name: str,
+    attributes: Mapping[str, str | int | bool] | None = None,
+    links: Sequence[Link | None] = (),
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[trace.Span | None]:
+    """A current span named ``name`` when tracing is on, nothing when off (the span-per-unit
+    of work of the background services: a reconcile, a delivery). An exception escaping marks
+    the span as an error."""
+    if tracing is None:
+        yield None
+        return
+    with tracing.tracer.start_as_current_span(
+        name, kind=kind, attributes=attributes, links=[lk for lk in links if lk is not None]
+    ) as span:
+        yield span
+
+
+def setup_tracing(default_service: str, environ: Mapping[str, str] | None = None) -> Tracing | None:
+    """Tracing from the environment, or None when it is off. Call it in the process that
+    serves (after a worker fork: the batch processor's thread does not survive one)."""
+    env = os.environ if environ is None else environ
+    if not tracing_wanted(env):
+        return None
+    names = exporter_names(env)
+    sampler, bound = sampler_from_env(env)
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: default_service}))
+    ids = PreparedIds()
+    provider = TracerProvider(sampler=sampler, resource=resource, id_generator=ids)
+    for name in names:
+        provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
+    trace.set_tracer_provider(provider)
+    log.info("tracing on: %s, exporters %s", resource.attributes.get(SERVICE_NAME), names)
+    heads = HeadSampler(bound, ids) if bound is not None else None
+    return Tracing(provider.get_tracer("tollgate"), provider, heads)
+
+
+def extract(headers: Headers) -> context.Context:
+    """The trace context a request came with (an empty one without ``traceparent``)."""
+    carrier: dict[str, str] | None = None
+    for n, v in headers:  # a loop, not a comprehension: most requests carry none
+        if n in PROPAGATED:
+            carrier = carrier or {}
+            carrier[n.decode()] = v.decode("latin-1")
+    return _EMPTY if carrier is None else _W3C.extract(carrier)
+
+
+_EMPTY = context.Context()
+
+
+def recording() -> bool:
+    """Whether the current request's span records (an unsampled one answers without a look at
+    the OpenTelemetry context)."""
+    return not _PASSED.get()[0] and trace.get_current_span().is_recording()
+
+
+def inject(headers: Headers) -> Headers:
+    """``headers`` with the current trace context in place of any the client sent (formatted
+    here: the propagator API costs several µs a call on the proxy path)."""
+    passed, replace = _PASSED.get()
+    if passed and not replace:  # the common case: nothing of the client's to take out
+        return [*headers, *passed]
+    out = [(n, v) for n, v in headers if n not in PROPAGATED]
+    if passed:
+        out.extend(passed)
+        return out
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        out.append(
+            (
+                b"traceparent",
+                b"00-%032x-%016x-%02x" % (ctx.trace_id, ctx.span_id, ctx.trace_flags & 1),
+            )
+        )
+        if ctx.trace_state:
+            out.append((b"tracestate", ctx.trace_state.to_header().encode("latin-1")))
+    return out
+
+
+def current_traceparent() -> tuple[str, str]:
+    """The current ``traceparent`` and ``tracestate`` ("" each outside a trace), for contexts
+    carried in data (an event) rather than in headers."""
+    found = dict(inject([]))
+    return (
+        found.get(b"traceparent", b"").decode("latin-1"),
+        found.get(b"tracestate", b"").decode("latin-1"),
+    )
+
+
+def link_to(traceparent: str, tracestate: str = "") -> Link | None:
+    """A span link to the trace context carried in data; None for none or a malformed one."""
+    if not traceparent:
+        return None
+    carrier = {"traceparent": traceparent, "tracestate": tracestate}
+    span_context: SpanContext = trace.get_current_span(_W3C.extract(carrier)).get_span_context()
+    return Link(span_context) if span_context.is_valid else None
+
+
+def server_address(headers: Headers) -> tuple[str, int | None]:
+    """Pure: host and port of the Host header (``server.address``, ``server.port``)."""
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1")
+            if host.startswith("["):  # [v6]:port
+                h, _, rest = host[1:].partition("]")
+                return h, int(rest[1:]) if rest[1:].isdigit() else None
+            h, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+            return h, int(port) if port.isdigit() else None
+    return "", None
+
+
+def error_status(status: int) -> bool:
+    """Pure: a server span's status is an error for 5xx only (semantic conventions: a 4xx is
+    the client's, not the server's)."""
+    return status >= 500
+
+
+class ServerSpans:
+    """The server span of each request on the services' own HTTP server, the request's trace
+    context (``traceparent`` honoured) and its request id current while it is served, so the
+    JSON log lines of that request carry both (tollgate_common.logging)."""
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        request_id: Callable[[Headers], bytes] | None = None,
+        heads: HeadSampler | None = None,
+    ) -> None:
+        self.tracer = tracer
+        self.request_id = request_id or _no_id
+        self.heads = heads
+
+    def wrap(self, handler: Handler, route: Callable[[Incoming], str] | None = None) -> Handler:
+        """``handler`` in a server span; ``route`` names it up front (else ``named`` does,
+        once the handler knows its route)."""
+
+        async def traced(req: Incoming) -> Reply | None:
+            rid = self.request_id(req.headers)
+            parent = extract(req.headers)
+            passed = self.heads.unsampled(parent) if self.heads is not None else None
+            if passed is not None:
+                ids_token = REQUEST_IDS.set((rid.decode("latin-1"), passed[0]))
+                passed_token = _PASSED.set(passed[1])
+                try:
+                    return await handler(req)
+                finally:
+                    _PASSED.reset(passed_token)
+                    REQUEST_IDS.reset(ids_token)
+            name = f"{req.method} {route(req)}" if route is not None else req.method
+            span = self.tracer.start_span(name, parent, SpanKind.SERVER)
+            if span.is_recording():
+                if route is not None:
+                    span.set_attribute("http.route", route(req))
+                host, port = server_address(req.headers)
+                span.set_attributes(
+                    {
+                        "http.request.method": req.method,
+                        "url.path": req.path,  # the query may hold an API key: never here
+                        "url.scheme": req.scheme,
+                        "server.address": host,
+                        "client.address": req.client,
+                    }
+                )
+                if rid:
+                    span.set_attribute("tollgate.request_id", rid.decode("latin-1"))
+                if port is not None:
+                    span.set_attribute("server.port", port)
+            token = context.attach(trace.set_span_in_context(span, parent))
+            trace_hex = f"{span.get_span_context().trace_id:032x}"
+            rid_token = REQUEST_IDS.set((rid.decode("latin-1"), trace_hex))
+            try:
+                reply = await handler(req)
+            except BaseException as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.end()
+                raise
+            finally:
+                REQUEST_IDS.reset(rid_token)
+                context.detach(token)
+            if reply is None:  # the client went away (nginx's 499)
+                span.set_attribute("tollgate.client_gone", True)
+            else:
+                span.set_attribute("http.response.status_code", reply.status)
+                if error_status(reply.status):
+                    span.set_status(Status(StatusCode.ERROR))
+            span.end()
+            return reply
+
+        return traced
+
+
+def _no_id(_headers: Headers) -> bytes:
+    return b""
+
+
+def named(route: str) -> None:
+    """Name the current server span for its route (``http.route``, span name "GET route")."""
+    if _PASSED.get()[0]:  # not sampled: no span to name
+        return
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("http.route", route)
+        attributes = getattr(span, "attributes", None) or {}
+        span.update_name(f"{attributes.get('http.request.method', '')} {route}".lstrip())
+
+
+__all__ = [
+    "ServerSpans",
+    "Tracing",
+    "TracingConfigError",
+    "check_tracing_env",
+    "current_traceparent",
+    "extract",
+    "inject",
+    "link_to",
+    "maybe_span",
+    "named",
+    "setup_tracing",
+    "tracing_wanted",
+]

@@ -1,0 +1,241 @@
+"""tracing.py: when the OTEL_* variables turn tracing on, which exporters they ask for, the
+server span and its propagation over raw header lists, the ids in JSON log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.logging import JsonFormatter
+from tollgate_common.tracing import (
+    HeadSampler,
+    PreparedIds,
+    ServerSpans,
+    TracingConfigError,
+    check_tracing_env,
+    exporter_names,
+    inject,
+    link_to,
+    named,
+    sampler_from_env,
+    server_address,
+    setup_tracing,
+    tracing_wanted,
+)
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("env", "on"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "x", "OTEL_TRACES_SAMPLER": "always_on"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, False),
+    ],
+)
+def test_tracing_wanted(env: dict[str, str], on: bool) -> None:
+    """On with an exporter or an endpoint, off with neither, with ``none`` or the SDK disabled."""
+    assert tracing_wanted(env) is on
+
+
+def test_off_sets_nothing_up() -> None:
+    """No variable: no tracing object at all (the services keep their untraced handlers)."""
+    assert setup_tracing("svc", {}) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({}, ["otlp:http/protobuf"]),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, ["otlp:grpc"]),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            },
+            ["otlp:http/protobuf"],
+        ),
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, ["otlp:http/protobuf", "console"]),
+    ],
+)
+def test_exporter_names(env: dict[str, str], names: list[str]) -> None:
+    """The protocol defaults to http/protobuf; the traces-specific variable wins."""
+    assert exporter_names(env) == names
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+        {"OTEL_TRACES_EXPORTER": "zipkin"},
+    ],
+)
+def test_unknown_exporter_or_protocol_is_refused(env: dict[str, str]) -> None:
+    """What this build cannot export with is a start-up error naming the variable."""
+    with pytest.raises(TracingConfigError, match="OTEL_"):
+        exporter_names(env)
+
+
+def test_server_address() -> None:
+    """Host and port from the Host header, IPv6 literals included."""
+    assert server_address([(b"host", b"api.example:8080")]) == ("api.example", 8080)
+    assert server_address([(b"host", b"api.example")]) == ("api.example", None)
+    assert server_address([(b"host", b"[::1]:80")]) == ("::1", 80)
+    assert server_address([]) == ("", None)
+
+
+def test_link_to() -> None:
+    """A link for a valid traceparent, none for a missing or malformed one."""
+    link = link_to(PARENT)
+    assert link is not None
+    assert link.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert link_to("") is None
+    assert link_to("00-zz-yy-01") is None
+
+
+def _incoming(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> Incoming:
+    async def body(_limit: int) -> bytes:
+        return b""
+
+    async def gone() -> None:
+        return None
+
+    return Incoming(
+        "GET", "/api/v1/x/y", b"/api/v1/x/y", query, headers, "10.0.0.1", "http", body, gone
+    )
+
+
+def test_server_span_joins_the_callers_trace_and_propagates() -> None:
+    """The server span is the incoming traceparent's child, named by its route; what the handler
+    sends on carries this span's context instead of the client's; a log line of the request has
+    its request id and trace id."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = ServerSpans(provider.get_tracer("t"), lambda _h: b"rid-1")
+    seen: dict[str, object] = {}
+    formatter = JsonFormatter()
+
+    async def handler(req: Incoming) -> Reply:
+        named("x")
+        seen["out"] = inject([(b"traceparent", b"from-the-client"), (b"accept", b"*/*")])
+        record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO", "name": "t"})
+        seen["log"] = json.loads(formatter.format(record))
+        return Reply(503, [], b"")
+
+    req = _incoming([(b"host", b"gw:8080"), (b"traceparent", PARENT.encode())], b"api_key=SECRET")
+    reply = asyncio.run(spans.wrap(handler)(req))
+    assert reply is not None
+    assert reply.status == 503
+
+    (span,) = exporter.get_finished_spans()
+    assert span.kind is SpanKind.SERVER
+    assert span.name == "GET x"
+    assert span.parent is not None
+    assert span.parent.span_id == 0xB7AD6B7169203331
+    assert span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    attrs = dict(span.attributes or {})
+    assert attrs["http.route"] == "x"
+    assert attrs["url.path"] == "/api/v1/x/y"
+    assert attrs["server.address"] == "gw"
+    assert attrs["server.port"] == 8080
+    assert attrs["http.response.status_code"] == 503
+    assert span.status.status_code is StatusCode.ERROR
+    assert "SECRET" not in repr(attrs)
+
+    out = dict(seen["out"])  # type: ignore[call-overload]
+    trace_hex = "0af7651916cd43dd8448eb211c80319c"
+    assert out[b"traceparent"] == f"00-{trace_hex}-{span.context.span_id:016x}-01".encode()
+    assert out[b"accept"] == b"*/*"
+    assert len(seen["out"]) == 2  # type: ignore[arg-type]
+    line = seen["log"]
+    assert isinstance(line, dict)
+    assert line["request_id"] == "rid-1"
+    assert line["trace_id"] == trace_hex
+
+
+def test_log_line_outside_a_request_has_no_ids() -> None:
+    """Outside a request (and with tracing off) a JSON line carries neither id."""
+    record = logging.makeLogRecord({"msg": "idle", "levelname": "INFO", "name": "t"})
+    line = json.loads(JsonFormatter().format(record))
+    assert "request_id" not in line
+    assert "trace_id" not in line
+
+
+def test_sampler_from_env() -> None:
+    """The six standard samplers; the parent-based ones give the root's ratio bound."""
+    assert sampler_from_env({})[1] == 1 << 64
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    )
+    assert bound == 1 << 62
+    assert "ParentBased" in sampler.get_description()
+    assert sampler_from_env({"OTEL_TRACES_SAMPLER": "parentbased_always_off"})[1] == 0
+    assert sampler_from_env({"OTEL_TRACES_SAMPLER": "traceidratio"})[1] is None
+    for bad in (
+        {"OTEL_TRACES_SAMPLER": "sometimes"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"},
+    ):
+        with pytest.raises(TracingConfigError, match="OTEL_TRACES_SAMPLER"):
+            sampler_from_env(bad)
+
+
+def test_head_sampler_agrees_with_the_sdk() -> None:
+    """At 30 %: about 30 % of new traces sampled, each one the SDK then records on the id drawn
+    here; a caller's unsampled traceparent stays unsampled on its trace id, a sampled one is
+    the SDK's to record."""
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.3"}
+    )
+    assert bound is not None
+    ids = PreparedIds()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, id_generator=ids)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = ServerSpans(provider.get_tracer("t"), None, HeadSampler(bound, ids))
+
+    async def handler(req: Incoming) -> Reply:
+        return Reply(200, [], b"")
+
+    async def many(headers: list[tuple[bytes, bytes]], n: int) -> None:
+        for _ in range(n):
+            await spans.wrap(handler)(_incoming(list(headers)))
+
+    asyncio.run(many([], 2000))
+    recorded = exporter.get_finished_spans()
+    assert 450 < len(recorded) < 750  # 600 expected; the SDK agreed with every choice
+    assert all((s.context.trace_id & 0xFFFFFFFFFFFFFFFF) < bound for s in recorded)
+
+    exporter.clear()
+    unsampled = PARENT[:-2] + "00"
+    asyncio.run(many([(b"traceparent", unsampled.encode())], 50))
+    assert exporter.get_finished_spans() == ()
+    asyncio.run(many([(b"traceparent", PARENT.encode())], 50))
+    assert len(exporter.get_finished_spans()) == 50
+
+
+def test_bad_tracing_env_exits_with_one_line() -> None:
+    """A protocol the build lacks stops the service with one line naming the variable; the
+    same value with tracing off is not looked at."""
+    bad = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+    }
+    with pytest.raises(
+        SystemExit, match=r"^svc: invalid tracing settings: OTEL_EXPORTER_OTLP_PROTOCOL"
+    ):
+        check_tracing_env("svc", bad)
+    check_tracing_env("svc", {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})

@@ -1,0 +1,236 @@
+"""The gateway's spans, when tracing is on (tollgate_common.tracing sets it up from ``OTEL_*``).
+
+One trace per request: the server span (tollgate_common.tracing.ServerSpans), and under it
+``authorize`` (the HTTP call to auth, whose own server span joins through the ``traceparent`` the
+upstream pool injects, or the ledger script in AUTH_MODE=redis), ``cache lookup`` (the tier that
+answered, the Redis GET as an event) and one ``upstream`` span per attempt of the strategy (a
+race's losers end cancelled, a hedge is marked, a breaker skip is an event). Off, none of this is
+called: the proxy holds None and keeps its untraced path.
+
+Attributes follow the OpenTelemetry HTTP semantic conventions. A key never appears in one: the
+proxy hands this module a route, a path without its query, an upstream origin, a decision's
+reason and plan, never the key or the client's headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tollgate_common.ledger import Decision
+from tollgate_common.tracing import HeadSampler, ServerSpans, named, recording
+from tollgate_gateway.auth import Authorizer
+from tollgate_gateway.cache import Cached, ResponseCache
+from tollgate_gateway.outcome import Verdict
+from tollgate_gateway.request import Incoming, Reply, request_id
+from tollgate_gateway.strategies import Attempt
+from tollgate_gateway.upstreams import CompiledRoute, Upstream
+
+# proxy._attempt's answer for an endpoint whose half-open probe another request holds
+SKIPPED_PREFIX = "ejected"
+ServerHandler = Callable[[Incoming], Awaitable[Reply | None]]
+
+
+class GatewayTracing:
+    """Each hook first asks whether the request's span records: an unsampled request (most, at
+    a low ratio) gets no child span, only its trace context passed on."""
+
+    def __init__(self, tracer: trace.Tracer, heads: HeadSampler | None = None) -> None:
+        self.tracer = tracer
+        self._server = ServerSpans(tracer, kept_request_id, heads)
+
+    def server(self, handler: ServerHandler) -> ServerHandler:
+        return self._server.wrap(handler)
+
+    def routed(self, route: str) -> None:
+        named(route)
+
+    def authorizer(self, inner: Authorizer, mode: str) -> Authorizer:
+        return TracedAuthorizer(inner, self.tracer, mode)
+
+    def cache_get(self, cache: ResponseCache, key: bytes) -> Awaitable[Cached | None]:
+        if not recording():
+            return cache.get(key)
+        return self._cache_get(cache, key)
+
+    async def _cache_get(self, cache: ResponseCache, key: bytes) -> Cached | None:
+        """``cache.get`` in a span saying which tier answered (local, redis, none)."""
+        with self.tracer.start_as_current_span("cache lookup") as span:
+            hit = cache.local.get(key, time.time())  # cache.get's own first step, inlined
+            tier = "local"
+            if hit is None:
+                span.add_event("redis GET", {"db.system.name": "redis"})
+                hit = await cache.get(key)
+                tier = "redis" if hit is not None else "none"
+            span.set_attribute("tollgate.cache.hit_tier", tier)
+            return hit
+
+    def attempts(
+        self, compiled: CompiledRoute, method: str, candidates: list[Upstream]
+    ) -> Attempts | None:
+        """The attempt spans of a recorded request (None for one not sampled), after a breaker
+        event on the server span for each endpoint the plan left out."""
+        if not recording():
+            return None
+        span = trace.get_current_span()
+        chosen = {id(u) for u in candidates}
+        for up in compiled.upstreams:
+            if id(up) not in chosen:
+                span.add_event("breaker skip", {"tollgate.upstream": endpoint(up.origin)[2]})
+        return Attempts(self.tracer, compiled, method)
+
+
+class Attempts:
+    """The upstream spans of one request: counts the attempts in flight, so one that starts
+    while another still runs, in a strategy other than race, is a hedge."""
+
+    def __init__(self, tracer: trace.Tracer, compiled: CompiledRoute, method: str) -> None:
+        self.tracer = tracer
+        self.route = compiled.route.name
+        self.race = compiled.route.spec.strategy == "race"
+        self.method = method
+        self.inflight = 0
+        self.n = 0
+
+    async def run(self, up: Upstream, work: Awaitable[Attempt]) -> Attempt:
+        hedge = self.inflight > 0 and not self.race
+        self.n += 1
+        span = self.tracer.start_span(f"{self.method} upstream", kind=SpanKind.CLIENT)
+        if span.is_recording():
+            host, port, origin = endpoint(up.origin)
+            span.set_attributes(
+                {
+                    "http.request.method": self.method,
+                    "http.route": self.route,
+                    "server.address": host,
+                    "server.port": port,
+                    "tollgate.upstream": origin,
+                    "tollgate.attempt": self.n,
+                    "tollgate.attempt.hedge": hedge,
+                }
+            )
+        token = context.attach(trace.set_span_in_context(span))
+        self.inflight += 1
+        try:
+            a = await work
+        except asyncio.CancelledError:
+            # A race's loser, a hedge's original outrun, the deadline, or the client gone.
+            span.set_attribute("tollgate.attempt.cancelled", True)
+            span.set_status(Status(StatusCode.ERROR, "cancelled"))
+            raise
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        else:
+            _ended(span, a)
+            return a
+        finally:
+            self.inflight -= 1
+            context.detach(token)
+            span.end()
+
+
+def kept_request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request's id; one made here is added to its headers, so the proxy, which reads it
+    again, answers and logs the same id the span and the log lines carry."""
+    sent = None
+    for name, value in headers:
+        if name == b"x-request-id":
+            sent = value
+            break
+    rid = request_id(headers)
+    if rid is not sent:  # made here (none sent, or not a usable one)
+        headers.append((b"x-request-id", rid))
+    return rid
+
+
+@functools.lru_cache(maxsize=1024)
+def endpoint(origin: str) -> tuple[str, int, str]:
+    """Pure: host, port and ``scheme://host:port`` of an upstream origin, without any
+    ``user:password@`` an endpoint URL may carry (that must not reach a trace either)."""
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    shown = f"[{host}]" if ":" in host else host
+    return host, port, f"{parts.scheme}://{shown}:{port}"
+
+
+def _ended(span: trace.Span, a: Attempt) -> None:
+    if a.response is None and a.error.startswith(SKIPPED_PREFIX):
+        span.add_event("breaker skip", {"tollgate.upstream": endpoint(a.upstream.origin)[2]})
+        span.set_attribute("tollgate.attempt.skipped", True)
+    if a.response is not None:
+        span.set_attribute("http.response.status_code", a.response.status)
+    span.set_attribute("tollgate.attempt.verdict", a.verdict.value)
+    if a.verdict is Verdict.FAIL:
+        span.set_status(Status(StatusCode.ERROR, a.error[:200]))
+
+
+class TracedAuthorizer:
+    """An Authorizer whose ``authorize`` runs in an ``authorize`` span (a CLIENT span around
+    the HTTP call to auth, or an INTERNAL one around the ledger script in AUTH_MODE=redis)."""
+
+    def __init__(self, inner: Authorizer, tracer: trace.Tracer, mode: str) -> None:
+        self.inner = inner
+        self.tracer = tracer
+        self.redis = mode == "redis"
+
+    def authorize(
+        self,
+        key: str,
+        route: str,
+        path: str,
+        cost: int,
+        client: str,
+        charge_id: str,
+        cache_hit: bool = False,
+    ) -> Coroutine[Any, Any, Decision]:
+        if not recording():
+            return self.inner.authorize(key, route, path, cost, client, charge_id, cache_hit)
+        return self._authorize(key, route, path, cost, client, charge_id, cache_hit)
+
+    async def _authorize(
+        self,
+        key: str,
+        route: str,
+        path: str,
+        cost: int,
+        client: str,
+        charge_id: str,
+        cache_hit: bool,
+    ) -> Decision:
+        kind = SpanKind.INTERNAL if self.redis else SpanKind.CLIENT
+        with self.tracer.start_as_current_span("authorize", kind=kind) as span:
+            if self.redis:
+                span.add_event("redis EVALSHA", {"db.system.name": "redis"})
+            d = await self.inner.authorize(key, route, path, cost, client, charge_id, cache_hit)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "tollgate.auth.reason": d.reason,
+                        "tollgate.auth.allowed": d.allowed,
+                        "tollgate.auth.cost": d.cost,
+                        "tollgate.charge_id": charge_id,
+                    }
+                )
+                if d.plan:
+                    span.set_attribute("tollgate.auth.plan", d.plan)
+                if d.reason in ("unavailable", "auth_error"):
+                    span.set_status(Status(StatusCode.ERROR, d.reason))
+            return d
+
+    async def refund(self, charge_id: str, status_class: str = "") -> bool:
+        return await self.inner.refund(charge_id, status_class)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+__all__ = ["Attempts", "GatewayTracing", "Incoming", "Reply", "TracedAuthorizer"]
