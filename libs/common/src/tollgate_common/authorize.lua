@@ -4,8 +4,9 @@
 -- primary with replicas; on Redis Cluster all of a key's data would need one hash tag.
 --
 -- KEYS[1] key record (hash)   KEYS[2] invalid-key counter of the client address
--- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
--- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s
+-- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone   KEYS[5] usage stream
+-- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s,
+--       route, usage_maxlen
 -- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
 -- and, for ok and rate_limited, cost (debited) and plan as well (the gateway's metrics by plan)
 
@@ -76,7 +77,12 @@ local left = credits
 local event = ''
 if cost > 0 then
   left = redis.call('HINCRBY', KEYS[1], 'credits', -cost)
-  redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost, 'EX', tonumber(ARGV[4]))
+  redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost .. '|' .. ARGV[8], 'EX', tonumber(ARGV[4]))
+  -- One usage event per charge (issue 13; fields: events.USAGE_FIELDS). pcall: the debit above is
+  -- already made and a script error would not undo it, so a stream that refuses the entry (a
+  -- WRONGTYPE key, OOM) costs the event, never the request. At its bound MAXLEN ~ drops the oldest.
+  redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'kind', 'charge', 'charge', ARGV[3],
+              'key', key_id, 'route', ARGV[8], 'plan', plan or '', 'credits', cost, 'ts', now)
   local low = tonumber(ARGV[6])
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end

@@ -5,8 +5,8 @@ Shared because two services run it: the auth service (its /v1/authorize endpoint
 and, in ``AUTH_MODE=redis``, the gateway itself, which then makes the same single EVALSHA without
 the HTTP hop to auth. Both run the identical script, so accounting stays exact either way.
 
-Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit and charge
-record); ``refund`` is one EVALSHA.
+Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit, charge
+record and its usage event); ``refund`` is one EVALSHA (with its usage event).
 
 Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
 asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can
@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from tollgate_common.events import Event, EventType, Severity
+from tollgate_common.events import (
+    USAGE_STREAM_KEY,
+    USAGE_STREAM_MAXLEN,
+    Event,
+    EventType,
+    Severity,
+)
 from tollgate_common.ids import UniqueIds
 from tollgate_common.redis import LuaScript
 
@@ -192,8 +198,10 @@ class Ledger:
         low_threshold: int,
         invalid_window: int,
         charge_id: str | None = None,
+        route: str = "",
     ) -> Outcome:
-        """One authorize; ``charge_id`` chosen by the caller (see the module docstring)."""
+        """One authorize; ``charge_id`` chosen by the caller (see the module docstring); a
+        charge appends its usage event (``route`` in it) to the usage stream in the same step."""
         charge_id = charge_id or new_charge_id()
         hashed = key_hash(raw_key, self.pepper) if key_id_of(raw_key) else "-"
         keys = [
@@ -201,6 +209,7 @@ class Ledger:
             f"{P}invalid:{client or '-'}",
             charge_key(charge_id),
             tombstone_key(charge_id),
+            USAGE_STREAM_KEY,
         ]
         args = [
             int(time.time() * 1000),
@@ -210,12 +219,16 @@ class Ledger:
             path,
             low_threshold,
             invalid_window,
+            route,
+            USAGE_STREAM_MAXLEN,
         ]
         return outcome(await self._authorize(self.redis, keys, args), charge_id)
 
     async def refund(self, charge_id: str, tombstone_ttl: int = 3600) -> int:
         """Give a charge back exactly once; returns the credits after, or -1 if unknown. Either
-        way the charge id is dead from now on: an authorize with it debits nothing."""
-        keys = [charge_key(charge_id), tombstone_key(charge_id)]
-        left: int = await self._refund(self.redis, keys, [tombstone_ttl])
+        way the charge id is dead from now on: an authorize with it debits nothing. A refund
+        appends its usage event to the usage stream in the same step."""
+        keys = [charge_key(charge_id), tombstone_key(charge_id), USAGE_STREAM_KEY]
+        args = [tombstone_ttl, charge_id, int(time.time() * 1000), USAGE_STREAM_MAXLEN]
+        left: int = await self._refund(self.redis, keys, args)
         return left

@@ -120,6 +120,7 @@ class Service:
                 low_threshold=s.credits_low_threshold,
                 invalid_window=s.invalid_key_window_seconds,
                 charge_id=req.charge_id,
+                route=req.route,
             )
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()

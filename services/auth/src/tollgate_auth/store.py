@@ -107,6 +107,7 @@ class Store:
         low_threshold: int,
         invalid_window: int,
         charge_id: str | None = None,
+        route: str = "",
     ) -> Outcome:
         return await self.ledger.authorize(
             raw_key,
@@ -117,6 +118,7 @@ class Store:
             low_threshold=low_threshold,
             invalid_window=invalid_window,
             charge_id=charge_id,
+            route=route,
         )
 
     async def refund(self, charge_id: str, tombstone_ttl: int = 3600) -> int:

@@ -216,6 +216,7 @@ class LedgerAuthorizer:
                     low_threshold=s.credits_low_threshold,
                     invalid_window=s.invalid_key_window_seconds,
                     charge_id=charge_id,
+                    route=route,
                 )
         except NotSent as exc:
             log.warning("credit ledger unreachable: %s", describe(exc))
