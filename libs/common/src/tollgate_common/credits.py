@@ -78,6 +78,11 @@ def record_key(hashed: str) -> str:
     return f"{P}key:{hashed}"
 
 
+def key_index_key(key_id: str) -> str:
+    """The key id's index: holds the record's hash (written by the auth service)."""
+    return f"{P}id:{key_id}"
+
+
 def charge_key(charge_id: str) -> str:
     return f"{P}charge:{charge_id}"
 

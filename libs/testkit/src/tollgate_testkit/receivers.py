@@ -1,5 +1,6 @@
-"""Real receivers for the notifier's sinks: an SMTP server (aiosmtpd) and an HTTP webhook
-endpoint, each on a loopback port, recording what they got."""
+"""Real receivers for the notifier's sinks: an SMTP server (aiosmtpd), an HTTP webhook endpoint
+and a billing endpoint for the usage export (OpenMeter's and Stripe's formats), each on a
+loopback port, recording what they got."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import asyncio
 import json
 import threading
 import time
+from datetime import datetime
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 
@@ -97,3 +100,145 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+CLOUDEVENT = "application/cloudevents+json"
+CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
+STRIPE_EVENT_FIELDS = (
+    "event_name",
+    "payload[stripe_customer_id]",
+    "payload[value]",
+    "identifier",
+    "timestamp",
+)
+
+
+def cloudevent_problems(doc: Any) -> list[str]:
+    """What is wrong with one usage CloudEvent (OpenMeter's ingest rules); empty if valid."""
+    if not isinstance(doc, dict):
+        return ["not an object"]
+    problems = []
+    if doc.get("specversion") != "1.0":
+        problems.append("specversion must be 1.0")
+    for name in ("id", "source", "type", "subject"):
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            problems.append(f"{name} must be a non-empty string")
+    try:
+        datetime.fromisoformat(str(doc.get("time")).replace("Z", "+00:00"))
+    except ValueError:
+        problems.append("time must be RFC 3339")
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        problems.append("data must be an object")
+    elif not isinstance(data.get("credits"), int) or not isinstance(data.get("route"), str):
+        problems.append("data needs route (string) and credits (integer)")
+    return problems
+
+
+class UsageReceiver:
+    """A billing endpoint on loopback speaking OpenMeter's ingest API (``POST /api/v1/events``,
+    one CloudEvent or a batch) and Stripe's meter events (``POST /v1/billing/meter_events`` and
+    ``/v1/billing/meter_event_adjustments``, form-encoded). It validates each request (400 with
+    the problems otherwise) and records what it accepted, duplicates included.
+
+    ``fail_next``: answer 503 to that many requests; ``status``: answer this to every request
+    (a permanent refusal); ``delay``: seconds each request takes; ``token``: the Bearer token
+    required (None: any). ``port``: come back on the same port after ``stop()``."""
+
+    def __init__(self, port: int = 0, token: str | None = None) -> None:
+        self.events: list[dict[str, Any]] = []  # CloudEvents, and Stripe calls as flat dicts
+        self.problems: list[str] = []
+        self.requests = 0
+        self.fail_next = 0
+        self.status = 200
+        self.delay = 0.0
+        self.token = token
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                code, problems = receiver._take(self.path, self.headers, body)
+                out = json.dumps({"problems": problems}).encode() if problems else b""
+                self.send_response(code)
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ids(self) -> list[str]:
+        """The ids received (``identifier`` for Stripe), in order, duplicates included."""
+        return [str(e.get("id") or e.get("identifier") or "") for e in list(self.events)]
+
+    def _take(self, path: str, headers: Any, body: bytes) -> tuple[int, list[str]]:
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            self.requests += 1
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 503, []
+        if self.status >= 300:
+            return self.status, []
+        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+            return 401, ["bad token"]
+        if path == "/api/v1/events":
+            docs, problems = self._cloudevents(headers.get("content-type", ""), body)
+        elif path in ("/v1/billing/meter_events", "/v1/billing/meter_event_adjustments"):
+            docs, problems = self._stripe(path, headers.get("content-type", ""), body)
+        else:
+            return 404, [f"no such path {path}"]
+        if problems:
+            self.problems.extend(problems)
+            return 400, problems
+        self.events.extend(docs)
+        return 204 if path == "/api/v1/events" else 200, []
+
+    @staticmethod
+    def _cloudevents(ctype: str, body: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+        mime = ctype.split(";")[0].strip()
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return [], ["body is not JSON"]
+        if mime == CLOUDEVENT:
+            docs = [doc]
+        elif mime == CLOUDEVENT_BATCH and isinstance(doc, list) and doc:
+            docs = doc
+        else:
+            return [], [f"content type {mime!r} with this body is not a CloudEvent (batch)"]
+        problems = [p for d in docs for p in cloudevent_problems(d)]
+        return docs, problems
+
+    @staticmethod
+    def _stripe(path: str, ctype: str, body: bytes) -> tuple[list[dict[str, Any]], list[str]]:
+        if ctype.split(";")[0].strip() != "application/x-www-form-urlencoded":
+            return [], ["Stripe takes form-encoded bodies"]
+        form = {k: v[0] for k, v in parse_qs(body.decode(), strict_parsing=True).items()}
+        if path.endswith("adjustments"):
+            wanted: tuple[str, ...] = ("event_name", "type", "cancel[identifier]")
+        else:
+            wanted = STRIPE_EVENT_FIELDS
+        missing = [f"{k} is required" for k in wanted if not form.get(k)]
+        if not missing and not path.endswith("adjustments"):
+            if not form["payload[value]"].lstrip("-").isdigit():
+                missing.append("payload[value] must be a whole number")
+            if not form["timestamp"].isdigit():
+                missing.append("timestamp must be Unix seconds")
+        return [{"path": path, **form}], missing
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

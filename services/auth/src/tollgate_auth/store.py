@@ -16,7 +16,7 @@ from typing import Any
 from tollgate_auth.errors import Conflict, Invalid, NotFound
 from tollgate_auth.keys import display_prefix, key_hash, new_key
 from tollgate_auth.models import MAX_CREDITS, KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
-from tollgate_common.credits import Ledger, Outcome, P, record_key
+from tollgate_common.credits import Ledger, Outcome, P, key_index_key, record_key
 from tollgate_common.redis import LuaScript
 
 KEYS_SET = P + "keys"
@@ -77,7 +77,7 @@ return n
 
 
 def id_key(key_id: str) -> str:
-    return f"{P}id:{key_id}"
+    return key_index_key(key_id)
 
 
 def plan_key(name: str) -> str:
