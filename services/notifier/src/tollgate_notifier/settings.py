@@ -58,8 +58,9 @@ class NotifierSettings(ServiceSettings):
     # --- usage export (issue 13): the usage stream to an OpenMeter or Stripe endpoint
     usage_export_url: str = Field(
         "",
-        description="Where usage events go (OpenMeter: https://host/api/v1/events, Stripe: "
-        "https://api.stripe.com/v1/billing/meter_events); empty = no export.",
+        description="Base URL of the billing endpoint the usage events go to (OpenMeter: "
+        "https://openmeter.example, /api/v1/events is appended; Stripe: https://api.stripe.com, "
+        "/v1/billing/meter_events is appended); empty = no export.",
     )
     usage_export_format: str = Field(
         "openmeter",
@@ -67,7 +68,9 @@ class NotifierSettings(ServiceSettings):
         description="openmeter (CloudEvents, batched) or stripe (meter events, form-encoded).",
     )
     usage_export_token: str = Field(
-        "", description="Bearer token for the endpoint (from a Secret); empty = none."
+        "",
+        description="Bearer token for the endpoint (from a Secret; Stripe: the secret key); "
+        "empty = none.",
     )
     usage_source: str = Field(
         "tollgate", min_length=1, max_length=256, description="The CloudEvents source."
@@ -83,8 +86,8 @@ class NotifierSettings(ServiceSettings):
         "tollgate_credits",
         min_length=1,
         max_length=100,
-        description="The Stripe meter's event_name; the value is the credits (a refund sends "
-        "its credits negative).",
+        description="The Stripe meter's event_name; the value is the credits charged (a refund "
+        "cancels its charge's meter event).",
     )
     usage_group: str = Field("tollgate-usage-export", description="The exporter's consumer group.")
     usage_batch: int = Field(100, ge=1, le=1000, description="Events per OpenMeter POST.")
