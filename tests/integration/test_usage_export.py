@@ -5,12 +5,14 @@ the exporter SIGKILLed mid-stream; dead letters once the attempts are spent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import redis
+from redis.exceptions import ResponseError
 
 from tollgate_common.credits import Ledger, key_hash, new_charge_id, record_key
 from tollgate_common.events import USAGE_STREAM_KEY
@@ -27,10 +29,13 @@ GROUP = "tollgate-usage-export"
 
 
 def charge_many(redis_url: str, n: int) -> list[str]:
-    """``n`` charges of 1 credit by the real ledger script; their charge ids."""
+    """``n`` charges of 1 credit by the real ledger script; their charge ids. The exporter's
+    group is made first, as a notifier that ran before would have (else nothing is recorded)."""
 
     async def run() -> list[str]:
         client = create_redis(redis_url)
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+            await client.xgroup_create(USAGE_STREAM_KEY, GROUP, id="0", mkstream=True)
         await client.hset(record_key(key_hash(KEY)), mapping={"id": "abcdefgh", "credits": n})
         ledger = Ledger(client)
         ids = [new_charge_id() for _ in range(n)]

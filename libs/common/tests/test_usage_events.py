@@ -20,6 +20,8 @@ async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     await client.hset(
         record_key(key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10, "plan": "pro"}
     )
+    # an exporter has started: its consumer group made the stream
+    await client.xgroup_create(USAGE_STREAM_KEY, "export", id="0", mkstream=True)
     yield Ledger(client)
     await client.aclose()
 
@@ -62,6 +64,13 @@ async def test_a_charge_writes_one_usage_event(ledger: Ledger) -> None:
         3,
     )
     assert e.ts > 0
+
+
+async def test_no_exporter_no_stream(ledger: Ledger) -> None:
+    """Until an exporter made the stream, a charge writes no usage (and still charges)."""
+    await ledger.redis.delete(USAGE_STREAM_KEY)
+    assert await charge(ledger, new_charge_id()) == "ok"
+    assert await ledger.redis.exists(USAGE_STREAM_KEY) == 0
 
 
 async def test_a_replayed_charge_writes_nothing_more(ledger: Ledger) -> None:

@@ -230,3 +230,18 @@ async def test_trim_keeps_what_is_not_acknowledged(
     # the last delivered entry is kept as MINID's floor, the unexported one after it
     assert len(left) == 2
     assert left[-1] == cid
+
+
+async def test_an_overrun_is_seen(
+    ledger: Ledger, exporter_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream's bound drops events the exporter never read: the group state says so."""
+    x = await exporter_factory()
+    await x.stop()
+    state = await trim_acknowledged(x.redis, USAGE_STREAM_KEY, x.s.usage_group)
+    assert not state.overrun
+    monkeypatch.setattr("tollgate_common.credits.USAGE_STREAM_MAXLEN", 100)
+    for _ in range(500):
+        await charge(ledger)
+    state = await trim_acknowledged(x.redis, USAGE_STREAM_KEY, x.s.usage_group)
+    assert state.overrun

@@ -80,9 +80,11 @@ if cost > 0 then
   redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost .. '|' .. ARGV[8], 'EX', tonumber(ARGV[4]))
   -- One usage event per charge (issue 13; fields: events.USAGE_FIELDS). pcall: the debit above is
   -- already made and a script error would not undo it, so a stream that refuses the entry (a
-  -- WRONGTYPE key, OOM) costs the event, never the request. At its bound MAXLEN ~ drops the oldest.
-  redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'kind', 'charge', 'charge', ARGV[3],
-              'key', key_id, 'route', ARGV[8], 'plan', plan or '', 'credits', cost, 'ts', now)
+  -- WRONGTYPE key, OOM) costs the event, never the request. At its bound MAXLEN ~ drops the oldest;
+  -- NOMKSTREAM: only once an exporter made the stream (no exporter, no cost).
+  redis.pcall('XADD', KEYS[5], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[9], '*',
+              'kind', 'charge', 'charge', ARGV[3], 'key', key_id, 'route', ARGV[8],
+              'plan', plan or '', 'credits', cost, 'ts', now)
   local low = tonumber(ARGV[6])
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end

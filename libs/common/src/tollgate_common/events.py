@@ -22,12 +22,13 @@ STREAM_KEY = "tollgate:events"
 STREAM_MAXLEN = 100_000
 
 
-# The usage stream and its bound. The ledger's scripts append with ``XADD MAXLEN ~`` this many, so
-# a cluster whose exporter is down (or that exports nothing) cannot fill Redis: an entry is about
-# 150 bytes, so the bound is ~75 MB. The price of the bound: an exporter that falls more than this
-# many events behind (at 1,000 charged requests/s, ~8 minutes down) loses the oldest unexported
-# ones; tollgate_notifier_usage_overrun says when that happened. The exporter itself trims only
-# what its consumer group has acknowledged, far below the bound in normal operation.
+# The usage stream and its bound. The ledger's scripts append with ``XADD NOMKSTREAM MAXLEN ~``:
+# nothing until an exporter has created the stream (its consumer group, with MKSTREAM), so a
+# cluster that exports nothing stores nothing; then at most about this many, so an exporter that
+# is down cannot fill Redis (an entry is ~100 bytes: ~50 MB). The price of the bound: an exporter
+# that falls more than this many events behind (at 1,000 charged requests/s, ~8 minutes down)
+# loses the oldest unexported ones; tollgate_notifier_usage_overrun says when that happened. The
+# exporter itself trims only what its consumer group has acknowledged, far below the bound.
 USAGE_STREAM_KEY = "tollgate:usage"
 USAGE_STREAM_MAXLEN = 500_000
 # The fields each usage entry carries, in the order authorize.lua and refund.lua write them:

@@ -19,7 +19,7 @@ if redis.call('EXISTS', key) == 0 then return -1 end
 local left = redis.call('HINCRBY', key, 'credits', cost)
 -- One usage event per refund; pcall for the reason authorize.lua gives.
 local held = redis.call('HMGET', key, 'id', 'plan')
-redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'refund', 'charge', ARGV[2],
-            'key', held[1] or '', 'route', route, 'plan', held[2] or '', 'credits', cost,
-            'ts', ARGV[3])
+redis.pcall('XADD', KEYS[3], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[4], '*',
+            'kind', 'refund', 'charge', ARGV[2], 'key', held[1] or '', 'route', route,
+            'plan', held[2] or '', 'credits', cost, 'ts', ARGV[3])
 return left

@@ -14,7 +14,7 @@ class GroupState:
     removed: int  # entries trimmed this time
     lag: int  # entries not yet delivered to the group
     pending: int  # delivered, not acknowledged
-    overrun: bool  # entries were trimmed (by a producer's MAXLEN) before the group read them
+    overrun: bool  # entries were trimmed (by the producers' MAXLEN) before the group read them
 
 
 async def ensure_group(redis: Any, stream: str, group: str) -> None:
@@ -40,16 +40,28 @@ async def trim_acknowledged(redis: Any, stream: str, group: str) -> GroupState:
     if summary["pending"]:
         floor = min(floor, _s(summary["min"]), key=id_key)
     info = await redis.xinfo_stream(stream)
-    # Our own trims below never delete past `last`; a deleted id beyond it was a producer's.
-    deleted = _s(info.get("max-deleted-entry-id") or "0-0")
     # MINID keeps entries with id >= floor; the floor entry itself may still be needed.
     removed: int = await redis.xtrim(stream, minid=floor, approximate=False)
     return GroupState(
         removed=removed,
         lag=int(ours.get("lag") or 0),
         pending=int(summary["pending"]),
-        overrun=id_key(deleted) > id_key(last),
+        overrun=overrun(info, last),
     )
+
+
+def overrun(info: dict[Any, Any], last_delivered: str) -> bool:
+    """Whether entries the group never read were trimmed (XINFO STREAM ``info``). Trimming only
+    ever removes the head and our own trim keeps the group's last-delivered entry, so something
+    unread was lost exactly when entries were removed and the head now lies beyond that entry
+    (or, with all of them gone, the newest one was never delivered)."""
+    removed = int(info.get("entries-added") or 0) - int(info.get("length") or 0)
+    if removed <= 0:
+        return False
+    first = info.get("first-entry")
+    if not first:
+        return id_key(_s(info["last-generated-id"])) > id_key(last_delivered)
+    return id_key(_s(first[0])) > id_key(last_delivered)
 
 
 def _s(v: Any) -> str:
