@@ -147,6 +147,8 @@ def events_for(
     """Events an answer raises: credits low or exhausted, an invalid-key burst (once a window)."""
     out = []
     who = display_prefix(o.key_id)
+    # the key id, for the notifier's owner webhook (issue 13): the subject is for people
+    owner = {"key_id": o.key_id, "credits": str(o.credits)}
     if o.event == "low":
         out.append(
             Event(
@@ -156,6 +158,7 @@ def events_for(
                 subject=who,
                 source=source,
                 message=f"key {who} is low on credits ({o.credits} left)",
+                attributes=owner,
             )
         )
     elif o.event == "exhausted":
@@ -167,6 +170,7 @@ def events_for(
                 subject=who,
                 source=source,
                 message=f"key {who} has used all its credits",
+                attributes=owner,
             )
         )
     if o.invalid_count == burst_threshold:

@@ -5,6 +5,8 @@ loopback port, recording what they got."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -57,12 +59,21 @@ class SmtpServer:
 
 class WebhookReceiver:
     """An HTTP endpoint recording JSON posts; ``status`` sets what it answers, ``delay`` how
-    long each post takes (seconds)."""
+    long each post takes (seconds), ``fail_next`` how many posts get a 503 first. With
+    ``secret`` it checks ``Tollgate-Signature`` as an owner would (Stripe's scheme: HMAC-SHA256
+    of ``"<t>.<body>"``, ``t`` within ``tolerance`` seconds) and refuses a bad one with 400
+    (counted in ``rejected``); ``headers`` holds each recorded post's headers."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str | None = None, tolerance: float = 300.0) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.status = 200
         self.delay = 0.0
+        self.fail_next = 0
+        self.rejected = 0
+        self.secret = secret
+        self.tolerance = tolerance
+        self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,9 +81,8 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                if receiver.status < 300:
-                    receiver.posts.append(json.loads(body))
-                self.send_response(receiver.status)
+                code = receiver._take(dict(self.headers.items()), body)
+                self.send_response(code)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -84,6 +94,21 @@ class WebhookReceiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def _take(self, headers: dict[str, str], body: bytes) -> int:
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 503
+        if self.secret is not None and not verify_signature(
+            self.secret, _header(headers, "tollgate-signature"), body, self.tolerance
+        ):
+            self.rejected += 1
+            return 400
+        if self.status < 300:
+            self.posts.append(json.loads(body))
+            self.headers.append(headers)
+        return self.status
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
@@ -91,6 +116,21 @@ class WebhookReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name), "")
+
+
+def verify_signature(secret: str, header: str, body: bytes, tolerance: float = 300.0) -> bool:
+    """What an owner's endpoint does with ``Tollgate-Signature: t=...,v1=...``: recompute the
+    HMAC-SHA256 of ``"<t>.<body>"``, compare in constant time, refuse a stale ``t``."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    t, given = parts.get("t", ""), parts.get("v1", "")
+    if not t.isdigit() or abs(time.time() - int(t)) > tolerance:
+        return False
+    want = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(want, given)
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:

@@ -30,7 +30,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings.redis_url)
-        sinks = build_sinks(settings)
+        sinks = build_sinks(settings, redis)
         consumer = Consumer(redis, settings, sinks, metrics)
         await consumer.start()
         state["consumer"] = consumer

@@ -29,6 +29,7 @@ from tollgate_common.events import STREAM_KEY, Event
 from tollgate_common.redis import LuaScript, describe
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
+from tollgate_notifier.owners import OWNER_TYPES
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.sinks import Sink, SinkError
 from tollgate_notifier.streams import ensure_group, trim_acknowledged
@@ -181,10 +182,13 @@ class Consumer:
             subject=event.subject,
             count=int(count),
             message=event.message,
+            attributes=event.attributes,
         )
 
     async def _deliver(self, n: Notification, event: Event) -> None:
         wanted = self.s.routing.get(n.type) or self.s.routing.get(n.severity) or ["log"]
+        if n.type in OWNER_TYPES:  # the key's owner hears of it too, whatever the routing
+            wanted = [*wanted, "owner"]
         for name in wanted:
             sink = self.sinks.get(name)
             if sink is None:
