@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from tollgate_common.credits import key_index_key, record_key
-from tollgate_common.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent, UsageKind
+from tollgate_common.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
 from tollgate_common.redis import describe
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
@@ -258,10 +258,11 @@ class Exporter:
         return [entry for entry in batch if entry[0] in still]
 
     async def _drop_uncustomered(self, batch: list[Entry]) -> list[Entry]:
-        """Stripe needs a customer per charge: a key without one is dead-lettered at once."""
+        """Stripe needs a customer per charge: a key without one is dead-lettered at once (its
+        refunds too: they would cancel a meter event Stripe never got)."""
         keep: list[Entry] = []
         for entry in batch:
-            if entry[1].kind is UsageKind.CHARGE and not await self.client.customer(entry[1].key):
+            if not await self.client.customer(entry[1].key):
                 await self._dead_letter([(entry[0], entry[2])], "key has no customer", 0)
             else:
                 keep.append(entry)
