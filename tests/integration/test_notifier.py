@@ -11,19 +11,7 @@ import redis
 
 from tollgate_common.events import STREAM_KEY, Event, EventType, Severity
 from tollgate_testkit.receivers import SmtpServer, WebhookReceiver, wait_for
-from tollgate_testkit.services import Service, start_service
-
-
-def start_notifier(tmp: Path, redis_url: str, name: str, **env: str) -> Service:
-    base = {
-        "REDIS_URL": redis_url,
-        "CONSUMER": name,
-        "BLOCK_MS": "100",
-        "CLAIM_IDLE_MS": "1500",
-        "BACKOFF_SECONDS": "0.2",
-        "SEND_TIMEOUT_SECONDS": "0.5",
-    }
-    return start_service("notifier", tmp, {**base, **env}, name=name)
+from tollgate_testkit.services import start_notifier
 
 
 def append(redis_url: str, events: list[Event]) -> None:

@@ -203,3 +203,42 @@ async def test_readyz_checks_the_authorize_client(
         assert (await admin.get("/readyz")).status_code == 200
         assert lean._conn is not None
         assert not lean._conn.lost  # readiness reconnected the lean client
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"webhook_url": "ftp://owner.example/x", "webhook_secret": "s" * 16}, "webhook_url"),
+        ({"webhook_url": "https://owner.example/x", "webhook_secret": "short"}, "webhook_secret"),
+        ({"webhook_url": "https://owner.example/x"}, "webhook_secret"),
+        ({"webhook_secret": "s" * 16}, "webhook_secret"),
+        (
+            {"webhook_url": "https://o.example/" + "x" * 2048, "webhook_secret": "s" * 16},
+            "webhook_url",
+        ),
+        ({"customer": "cus 42"}, "customer"),
+    ],
+)
+async def test_owner_webhook_input_is_bounded(
+    admin: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    """A bad owner webhook or customer: 422 naming the field, and the secret not echoed."""
+    key = await new_key(admin, credits=1)
+    r = await admin.patch(f"/v1/admin/keys/{key['id']}", json=body)
+    refused(r, field)
+    assert "s" * 16 not in r.text
+
+
+async def test_owner_webhook_secret_is_never_answered(admin: httpx.AsyncClient) -> None:
+    """The webhook URL shows in a key's answers, its secret in none of them."""
+    key = await new_key(admin, credits=1)
+    secret = "whsec-" + "z" * 20
+    r = await admin.patch(
+        f"/v1/admin/keys/{key['id']}",
+        json={"webhook_url": "https://owner.example/hook", "webhook_secret": secret},
+    )
+    assert r.status_code == 200
+    assert r.json()["webhook_url"] == "https://owner.example/hook"
+    shown = r.text + (await admin.get("/v1/admin/keys")).text
+    shown += (await admin.get(f"/v1/admin/keys/{key['id']}")).text
+    assert secret not in shown

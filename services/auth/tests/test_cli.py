@@ -26,8 +26,7 @@ def subcommands(p: argparse.ArgumentParser, path: str = "tollgate") -> Iterator[
 def test_every_subcommand_has_a_help_text() -> None:
     """Each noun and verb is listed with a one-line help, and its own --help starts with it."""
     found = dict(subcommands(parser()))
-    assert len(found) == 15
-    assert len(found) == 16
+    assert len(found) == 19
     assert all(found.values()), [name for name, text in found.items() if not text]
 
 
@@ -93,3 +92,35 @@ def test_usage_rejects_an_unknown_grouping(capsys: pytest.CaptureFixture[str]) -
         run(["--token", "t", "usage", "k1", "--by", "week"])
     assert info.value.code == 2
     assert "invalid choice: 'week'" in capsys.readouterr().err
+
+
+def test_webhook_and_customer_against_a_real_auth_service(
+    auth: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keys webhook sets the URL (the secret is never printed back), --clear removes it; keys
+    customer sets the billing customer; every list answer leaves the secret out."""
+    base = ["--url", auth.url, "--token", ADMIN_TOKEN, "--json"]
+    assert run([*base, "keys", "create"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["id"]
+    secret = "whsec-0123456789abcdef"
+    hook = ["keys", "webhook", key_id, "--url", "https://owner.example/hook", "--secret", secret]
+    assert run([*base, *hook]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["webhook_url"] == "https://owner.example/hook"
+    assert run([*base, "keys", "customer", key_id, "cus_42"]) == 0
+    assert json.loads(capsys.readouterr().out)["customer"] == "cus_42"
+    assert run([*base, "keys", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert secret not in out + listed
+    assert run([*base, "keys", "webhook", key_id, "--clear"]) == 0
+    assert json.loads(capsys.readouterr().out)["webhook_url"] == ""
+
+
+def test_webhook_without_a_secret_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keys webhook --url without --secret (or TOLLGATE_WEBHOOK_SECRET): usage error, not sent."""
+    monkeypatch.delenv("TOLLGATE_WEBHOOK_SECRET", raising=False)
+    argv = ["--url", "http://127.0.0.1:1", "--token", "t", "keys", "webhook", "kid"]
+    assert run([*argv, "--url", "https://owner.example/hook"]) == 2
+    assert "signing secret" in capsys.readouterr().err

@@ -27,6 +27,14 @@ def test_keys_group_by_subject() -> None:
     assert group_of(e) == ("credits.low|tg_abc_…", False)
 
 
+def test_credit_events_of_two_keys_on_one_route_are_two_groups() -> None:
+    """credits.low of two keys on one route: two groups (each key, and its owner, hears)."""
+    a = Event(type=EventType.CREDITS_LOW, route="ns/eod", subject="tg_a_…")
+    b = Event(type=EventType.CREDITS_LOW, route="ns/eod", subject="tg_b_…")
+    assert group_of(a)[0] == "credits.low|tg_a_…"
+    assert group_of(a) != group_of(b)
+
+
 def test_text_mentions_folded_events() -> None:
     """A firing notification says how many events it stands for."""
     n = Notification(

@@ -1,7 +1,10 @@
-"""The event stream: what the gateway and auth append and the notifier consumes.
+"""The event streams: what the gateway and auth append and the notifier consumes.
 
-Producers append with :func:`publish` off the response path; a failure to append is logged by the
-caller and never fails a client request. Entries are flat string maps (Redis stream fields).
+Two streams. ``tollgate:events`` carries alerts (:class:`Event`): producers append with
+:func:`publish` off the response path; a failure to append is logged by the caller and never fails
+a client request. ``tollgate:usage`` carries one :class:`UsageEvent` per charge and per refund,
+appended by the ledger's Lua scripts in the step that debits or credits (issue 13), read by the
+notifier's usage exporter. Entries are flat string maps (Redis stream fields).
 """
 
 from __future__ import annotations
@@ -17,6 +20,52 @@ STREAM_KEY = "tollgate:events"
 # Producers cap the stream (approximately) so a cluster with no notifier cannot fill Redis; the
 # notifier trims far below this, and only what its consumer group has acknowledged.
 STREAM_MAXLEN = 100_000
+
+
+# The usage stream and its bound. The ledger's scripts append with ``XADD NOMKSTREAM MAXLEN ~``:
+# nothing until an exporter has created the stream (its consumer group, with MKSTREAM), so a
+# cluster that exports nothing stores nothing; then at most about this many, so an exporter that
+# is down cannot fill Redis (an entry is ~100 bytes: ~50 MB). The price of the bound: an exporter
+# that falls more than this many events behind (at 1,000 charged requests/s, ~8 minutes down)
+# loses the oldest unexported ones; tollgate_notifier_usage_overrun says when that happened. The
+# exporter itself trims only what its consumer group has acknowledged, far below the bound.
+USAGE_STREAM_KEY = "tollgate:usage"
+USAGE_STREAM_MAXLEN = 500_000
+# The fields each usage entry carries, in the order authorize.lua and refund.lua write them:
+# kind (charge|refund), charge (the charge id the gateway chose), key (the key id), route, plan,
+# credits (>= 1: debited, or given back), ts (ms since the epoch, the ledger's clock).
+USAGE_FIELDS = ("kind", "charge", "key", "route", "plan", "credits", "ts")
+
+
+class UsageKind(StrEnum):
+    CHARGE = "charge"
+    REFUND = "refund"
+
+
+class UsageEvent(BaseModel):
+    """One usage entry: what a charge debited, or what a refund gave back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: UsageKind
+    charge: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    route: str = ""
+    plan: str = ""
+    credits: int = Field(ge=0)
+    ts: int = Field(ge=0)
+
+    @property
+    def id(self) -> str:
+        """The id a receiver deduplicates by: the charge id, and for its refund a distinct one
+        derived from it (':' never occurs in a charge id, so no charge can have it)."""
+        return self.charge if self.kind is UsageKind.CHARGE else f"{self.charge}:refund"
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes, bytes] | dict[str, str]) -> UsageEvent:
+        """Parse a stream entry; raises ``ValueError`` for an entry that is not a usage event."""
+        plain = {_s(k): _s(v) for k, v in fields.items()}
+        return cls.model_validate({k: plain[k] for k in USAGE_FIELDS if k in plain})
 
 
 class EventType(StrEnum):

@@ -16,7 +16,7 @@ import redis
 
 from tollgate_testkit.pki import make_server_pki
 from tollgate_testkit.provider import Provider, RedisHandle, from_env
-from tollgate_testkit.receivers import SmtpServer, WebhookReceiver
+from tollgate_testkit.receivers import SmtpServer, UsageReceiver, WebhookReceiver
 from tollgate_testkit.redis_server import AclUser, RedisServer
 from tollgate_testkit.upstreams import DemoUpstream
 from tollgate_testkit.upstreams import Upstream as Upstream  # where the tests import it from
@@ -92,6 +92,14 @@ def smtp_server() -> Iterator[SmtpServer]:
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     """A real HTTP endpoint that records webhook posts."""
     receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def usage_receiver() -> Iterator[UsageReceiver]:
+    """A real billing endpoint (OpenMeter's and Stripe's formats) that validates and records."""
+    receiver = UsageReceiver()
     yield receiver
     receiver.stop()
 

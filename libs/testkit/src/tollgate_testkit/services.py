@@ -108,3 +108,17 @@ def start_operator(workdir: Path, redis_url: str, kubeconfig: Path, **env: str) 
         proc.stop()
         raise
     return Service(f"operator-{health}", proc, metrics)
+
+
+def start_notifier(workdir: Path, redis_url: str, name: str, **env: str) -> Service:
+    """The notifier named ``name`` (its consumer name), with short test timings."""
+    base = {
+        "REDIS_URL": redis_url,
+        "CONSUMER": name,
+        "BLOCK_MS": "100",
+        "CLAIM_IDLE_MS": "1500",
+        "BACKOFF_SECONDS": "0.2",
+        "USAGE_BACKOFF_SECONDS": "0.1",
+        "SEND_TIMEOUT_SECONDS": "0.5",
+    }
+    return start_service("notifier", workdir, {**base, **env}, name=name)

@@ -1,6 +1,8 @@
 """``tollgate``: the operators' command line for keys and plans, over the admin API.
 
     tollgate keys create --credits 1000 --plan free [--name NAME] [--expires-in DAYS]
+    tollgate keys webhook ID --url https://... --secret S | --clear
+    tollgate keys customer ID cus_...
     tollgate keys list | show ID | topup ID N (N >= 1) | set-credits ID N | revoke ID
     tollgate keys expire ID --in DAYS | --never
     tollgate plans list | show NAME | delete NAME
@@ -131,6 +133,20 @@ def parser() -> argparse.ArgumentParser:
     a = _verb(keys, "plan", "attach a plan to a key", on)
     a.add_argument("id", help="key id")
     a.add_argument("plan", help="plan name")
+    w = _verb(keys, "webhook", "set or clear the key owner's webhook (signed)", on)
+    w.add_argument("id", help="key id")
+    wg = w.add_mutually_exclusive_group(required=True)
+    wg.add_argument("--url", dest="webhook_url", help="https://... for credits.low/exhausted")
+    wg.add_argument("--clear", action="store_true", help="remove the webhook and its secret")
+    w.add_argument(
+        "--secret",
+        default=os.environ.get("TOLLGATE_WEBHOOK_SECRET", ""),
+        help="signing secret, 16+ characters (TOLLGATE_WEBHOOK_SECRET: keeps it off the "
+        "command line)",
+    )
+    cu = _verb(keys, "customer", "set the key's billing customer (Stripe cus_...)", on)
+    cu.add_argument("id", help="key id")
+    cu.add_argument("customer", help='customer id; "" clears it')
 
     plans = _verb(sub, "plans", "plans: rate limits and route costs", []).add_subparsers(
         dest="verb", required=True
@@ -201,6 +217,17 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
             return "PATCH", f"/v1/admin/keys/{args.id}", {"expires_at": at}, KEY_COLUMNS
         if v == "plan":
             return "PATCH", f"/v1/admin/keys/{args.id}", {"plan": args.plan}, KEY_COLUMNS
+        if v == "webhook":
+            if args.clear:
+                hook: dict[str, Any] = {"webhook_url": ""}
+            elif not args.secret:
+                raise CliError("--url needs a signing secret: --secret or TOLLGATE_WEBHOOK_SECRET")
+            else:
+                hook = {"webhook_url": args.webhook_url, "webhook_secret": args.secret}
+            return "PATCH", f"/v1/admin/keys/{args.id}", hook, [*KEY_COLUMNS, "webhook_url"]
+        if v == "customer":
+            body = {"customer": args.customer}
+            return "PATCH", f"/v1/admin/keys/{args.id}", body, [*KEY_COLUMNS, "customer"]
     if n == "plans":
         if v == "list":
             return "GET", "/v1/admin/plans", None, PLAN_COLUMNS

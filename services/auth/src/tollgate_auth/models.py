@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tollgate_common.ledger.apikeys import (
     CHARGE_ID_PATTERN,
@@ -102,6 +102,33 @@ class KeyPatch(BaseModel):
     name: str | None = Field(None, max_length=128)
     plan: str | None = Field(None, max_length=63)
     expires_at: Expiry | None = Field(None, description="Unix time; 0 = never.")
+    webhook_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^(https?://[^\s]+)?$",
+        description='The key owner\'s webhook (credits.low, credits.exhausted); "" = none.',
+    )
+    webhook_secret: str | None = Field(
+        None,
+        min_length=16,
+        max_length=256,
+        description="Signing secret of the owner webhook (HMAC-SHA256); write-only, never shown.",
+    )
+    customer: str | None = Field(
+        None,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description='The key\'s customer in the billing system (Stripe: cus_...); "" = none.',
+    )
+
+    @model_validator(mode="after")
+    def _webhook_with_its_secret(self) -> KeyPatch:
+        # A webhook nobody can verify is worse than none; a secret alone signs nothing.
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("webhook_secret: required with webhook_url")
+        if self.webhook_secret is not None and not self.webhook_url:
+            raise ValueError("webhook_secret: given without webhook_url")
+        return self
 
 
 class CreditsChange(BaseModel):
@@ -125,6 +152,8 @@ class KeyInfo(BaseModel):
     revoked: bool
     expires_at: float | None
     created_at: float
+    webhook_url: str = ""  # the signing secret is never part of an answer
+    customer: str = ""
 
 
 class KeyCreated(KeyInfo):

@@ -143,6 +143,11 @@ class Store:
             fields["plan"] = patch.plan
         if patch.expires_at is not None:
             fields["expires_at"] = _ms(patch.expires_at)
+        if patch.webhook_url is not None:  # "" clears the webhook and its secret
+            fields["webhook_url"] = patch.webhook_url
+            fields["webhook_secret"] = patch.webhook_secret or ""
+        if patch.customer is not None:
+            fields["customer"] = patch.customer
         if fields:
             plan = patch.plan or ""
             done = await self._patch_key(self.redis, [rk, plan_key(plan)], [plan, *_pairs(fields)])
@@ -241,4 +246,6 @@ def _info(rec: dict[bytes, bytes]) -> KeyInfo:
         revoked=d.get("revoked") == "1",
         expires_at=expires / 1000 if expires else None,
         created_at=float(d.get("created_at", 0)),
+        webhook_url=d.get("webhook_url", ""),
+        customer=d.get("customer", ""),
     )

@@ -1,4 +1,5 @@
-"""The notifier process: the consumer, plus /healthz, /readyz and /metrics on FastAPI.
+"""The notifier process: the alert consumer and the usage exporter (when configured), plus
+/healthz, /readyz and /metrics on FastAPI.
 
 The consumer runs inside the app's lifespan, so uvicorn's SIGTERM handling drives a graceful stop:
 reading stops, the batch in hand finishes, and what is left pending goes to another replica.
@@ -17,6 +18,7 @@ from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
 from tollgate_common.tracing import setup_tracing
 from tollgate_notifier.consumer import Consumer
+from tollgate_notifier.export import Exporter, UsageClient
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.sinks import build_sinks
@@ -24,19 +26,27 @@ from tollgate_notifier.sinks import build_sinks
 
 def create_app(settings: NotifierSettings) -> FastAPI:
     metrics = Metrics()
-    state: dict[str, Consumer] = {}
+    state: dict[str, Consumer | Exporter] = {}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         redis = create_redis(settings.redis_url)
-        sinks = build_sinks(settings)
+        sinks = build_sinks(settings, redis)
         tracing = setup_tracing("tollgate-notifier")
         consumer = Consumer(redis, settings, sinks, metrics, tracing=tracing)
         await consumer.start()
         state["consumer"] = consumer
+        exporter: Exporter | None = None
+        if settings.usage_export_url:
+            exporter = Exporter(redis, settings, metrics, UsageClient(settings, redis))
+            await exporter.start()
+            state["exporter"] = exporter
         try:
             yield
         finally:
+            if exporter is not None:
+                await exporter.stop()
+                await exporter.client.aclose()
             await consumer.stop()
             for sink in sinks.values():
                 await sink.aclose()
@@ -52,7 +62,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ok = "consumer" in state and state["consumer"].healthy
+        # ready: the alert consumer's (and, when exporting, the exporter's) last Redis step worked
+        wanted = ["consumer", "exporter"] if settings.usage_export_url else ["consumer"]
+        ok = all(name in state and state[name].healthy for name in wanted)
         return JSONResponse({"status": ok}, 200 if ok else 503)
 
     @app.get("/metrics")

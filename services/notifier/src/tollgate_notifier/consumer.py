@@ -24,15 +24,17 @@ from importlib.resources import files
 from typing import Any
 
 from opentelemetry.trace import SpanKind
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from tollgate_common.events import STREAM_KEY, Event
 from tollgate_common.redis import LuaScript, describe
 from tollgate_common.tracing import Tracing, link_to, maybe_span
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
+from tollgate_notifier.owners import OWNER_TYPES
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.sinks import Sink, SinkError
+from tollgate_notifier.streams import ensure_group, trim_acknowledged
 
 log = logging.getLogger(__name__)
 P = "tollgate:notifier:"
@@ -80,11 +82,7 @@ class Consumer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.stream, self.s.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.stream, self.s.group)
 
     async def _loop(self, step: Any) -> None:
         backoff = 0.1
@@ -188,10 +186,13 @@ class Consumer:
             subject=event.subject,
             count=int(count),
             message=event.message,
+            attributes=event.attributes,
         )
 
     async def _deliver(self, n: Notification, event: Event) -> None:
         wanted = self.s.routing.get(n.type) or self.s.routing.get(n.severity) or ["log"]
+        if n.type in OWNER_TYPES:  # the key's owner hears of it too, whatever the routing
+            wanted = [*wanted, "owner"]
         for name in wanted:
             sink = self.sinks.get(name)
             if sink is None:
@@ -266,19 +267,10 @@ class Consumer:
     # --- housekeeping
     async def trim(self) -> int:
         """Drop entries every consumer of the group has acknowledged; returns how many."""
-        groups = await self.redis.xinfo_groups(self.stream)
-        ours = next((g for g in groups if _s(g["name"]) == self.s.group), None)
-        if ours is None:
-            return 0
-        floor = _s(ours["last-delivered-id"])
-        summary = await self.redis.xpending(self.stream, self.s.group)
-        if summary["pending"]:
-            floor = min(floor, _s(summary["min"]), key=_id_key)
-        self.m.lag.set(int(ours.get("lag") or 0))
-        self.m.pending.set(int(summary["pending"]))
-        # MINID keeps entries with id >= floor; the floor entry itself may still be needed.
-        removed: int = await self.redis.xtrim(self.stream, minid=floor, approximate=False)
-        return removed
+        state = await trim_acknowledged(self.redis, self.stream, self.s.group)
+        self.m.lag.set(state.lag)
+        self.m.pending.set(state.pending)
+        return state.removed
 
     async def _trim_and_measure(self) -> None:
         await self.trim()
@@ -292,8 +284,3 @@ class _Busy(Exception):
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

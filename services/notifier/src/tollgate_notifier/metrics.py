@@ -29,3 +29,35 @@ class Metrics:
         self.pending = Gauge(
             "tollgate_notifier_pending", "Entries delivered but not acknowledged.", registry=r
         )
+        # usage export (issue 13)
+        self.usage_exported = Counter(
+            "tollgate_notifier_usage_exported",
+            "Usage events the billing endpoint accepted.",
+            ["kind"],
+            registry=r,
+        )
+        self.usage_failures = Counter(
+            "tollgate_notifier_usage_export_failures",
+            "Failed usage export attempts (one per batch and attempt).",
+            registry=r,
+        )
+        self.usage_dead_letters = Counter(
+            "tollgate_notifier_usage_dead_letters",
+            "Usage events moved to the usage dead-letter stream.",
+            registry=r,
+        )
+        self.usage_lag = Gauge(
+            "tollgate_notifier_usage_lag",
+            "Usage events not yet read by the exporter.",
+            registry=r,
+        )
+        self.usage_pending = Gauge(
+            "tollgate_notifier_usage_pending",
+            "Usage events read but not yet accepted by the endpoint.",
+            registry=r,
+        )
+        self.usage_overrun = Gauge(
+            "tollgate_notifier_usage_overrun",
+            "1 when the usage stream's bound trimmed events the exporter had not read (lost).",
+            registry=r,
+        )

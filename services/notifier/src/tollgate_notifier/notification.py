@@ -8,6 +8,9 @@ from tollgate_common.events import Event, EventType
 
 # Which group a recovery resolves: a route.recovered ends that route's upstream.failed group.
 RESOLVES = {EventType.ROUTE_RECOVERED: EventType.UPSTREAM_FAILED}
+# Events about one key group by the key, not by the route it was used on: two keys running low
+# on one route are two things to tell (and two owners to tell, issue 13).
+BY_SUBJECT = frozenset({EventType.CREDITS_LOW, EventType.CREDITS_EXHAUSTED})
 
 
 class Notification(BaseModel):
@@ -20,6 +23,7 @@ class Notification(BaseModel):
     subject: str
     count: int  # events folded into this notification
     message: str
+    attributes: dict[str, str] = {}  # the event's (key_id and credits for an owner webhook)
 
     @property
     def title(self) -> str:
@@ -39,4 +43,5 @@ def group_of(event: Event) -> tuple[str, bool]:
     """The alert group an event belongs to, and whether it resolves that group."""
     resolved = RESOLVES.get(event.type)
     kind = resolved or event.type
-    return f"{kind.value}|{event.route or event.subject}", resolved is not None
+    scope = event.subject if kind in BY_SUBJECT else event.route
+    return f"{kind.value}|{scope or event.route or event.subject}", resolved is not None

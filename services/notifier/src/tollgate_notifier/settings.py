@@ -54,3 +54,53 @@ class NotifierSettings(ServiceSettings):
     smtp_to: list[str] = Field(default_factory=list, description="Recipients (JSON list).")
     webhook_url: str = Field("", description="Webhook URL; empty = no webhook sink.")
     webhook_format: str = Field("json", pattern="^(json|slack)$", description="json or slack.")
+
+    # --- usage export (issue 13): the usage stream to an OpenMeter or Stripe endpoint
+    usage_export_url: str = Field(
+        "",
+        description="Base URL of the billing endpoint the usage events go to (OpenMeter: "
+        "https://openmeter.example, /api/v1/events is appended; Stripe: https://api.stripe.com, "
+        "/v1/billing/meter_events is appended); empty = no export.",
+    )
+    usage_export_format: str = Field(
+        "openmeter",
+        pattern="^(openmeter|stripe)$",
+        description="openmeter (CloudEvents, batched) or stripe (meter events, form-encoded).",
+    )
+    usage_export_token: str = Field(
+        "",
+        description="Bearer token for the endpoint (from a Secret; Stripe: the secret key); "
+        "empty = none.",
+    )
+    usage_source: str = Field(
+        "tollgate", min_length=1, max_length=256, description="The CloudEvents source."
+    )
+    usage_event_type: str = Field(
+        "tollgate.usage",
+        min_length=1,
+        max_length=256,
+        description="The CloudEvents type (OpenMeter meters select on it); data.kind says "
+        "charge or refund.",
+    )
+    usage_stripe_event_name: str = Field(
+        "tollgate_credits",
+        min_length=1,
+        max_length=100,
+        description="The Stripe meter's event_name; the value is the credits charged (a refund "
+        "cancels its charge's meter event).",
+    )
+    usage_group: str = Field("tollgate-usage-export", description="The exporter's consumer group.")
+    usage_batch: int = Field(100, ge=1, le=1000, description="Events per OpenMeter POST.")
+    usage_max_attempts: int = Field(
+        8, ge=1, le=100, description="Delivery attempts of a batch before dead-lettering it."
+    )
+    usage_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay (doubles).")
+    usage_backoff_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest retry delay; at most half of claim_idle_ms (a batch waiting longer "
+        "would look abandoned to the other replicas).",
+    )
+    usage_dead_letter_stream: str = Field(
+        "tollgate:usage:dead", description="Where usage events go after the last attempt."
+    )

@@ -1,4 +1,5 @@
-"""Where notifications go: the log, email over SMTP (aiosmtplib), a webhook (httpx).
+"""Where notifications go: the log, email over SMTP (aiosmtplib), a webhook (httpx), and a key's
+owner webhook (signed, owners.py).
 
 A sink raises SinkError when a delivery did not happen; the consumer retries and, in the end,
 dead-letters. Credentials never appear in a log line or an error message.
@@ -7,14 +8,18 @@ dead-letters. Credentials never appear in a log line or an error message.
 from __future__ import annotations
 
 import logging
+import time
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiosmtplib
 import httpx
 
+from tollgate_common.ledger.layout import id_key as key_index_key
+from tollgate_common.ledger.layout import record_key
 from tollgate_notifier.notification import Notification
+from tollgate_notifier.owners import SIGNATURE_HEADER, owner_payload, signature
 from tollgate_notifier.settings import NotifierSettings
 
 log = logging.getLogger("tollgate.notifications")
@@ -119,8 +124,49 @@ class WebhookSink:
         await self.client.aclose()
 
 
-def build_sinks(s: NotifierSettings) -> dict[str, Sink]:
+class OwnerWebhookSink:
+    name = "owner"
+
+    def __init__(self, redis: Any, s: NotifierSettings) -> None:
+        self.redis = redis
+        self.client = httpx.AsyncClient(timeout=s.send_timeout_seconds)
+
+    async def send(self, n: Notification) -> None:
+        key_id = n.attributes.get("key_id", "")
+        url, secret = await self._webhook(key_id) if key_id else ("", "")
+        if not url or not secret:
+            return  # the key has no owner webhook: nothing to deliver
+        now = int(time.time())
+        body = owner_payload(n, now)
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(secret, now, body),
+            "Idempotency-Key": quote(n.id, safe=""),
+        }
+        try:
+            r = await self.client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise SinkError(f"owner webhook: {type(exc).__name__}") from exc
+        if not r.is_success:
+            raise SinkError(f"owner webhook answered {r.status_code}")
+
+    async def _webhook(self, key_id: str) -> tuple[str, str]:
+        hashed = await self.redis.get(key_index_key(key_id))
+        if hashed is None:
+            return "", ""
+        h = hashed.decode() if isinstance(hashed, bytes) else str(hashed)
+        url, secret = await self.redis.hmget(record_key(h), "webhook_url", "webhook_secret")
+        return (url or b"").decode(), (secret or b"").decode()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def build_sinks(s: NotifierSettings, redis: Any = None) -> dict[str, Sink]:
+    """The configured sinks; with ``redis``, the owner webhooks too (their URLs are per key)."""
     sinks: dict[str, Sink] = {"log": LogSink()}
+    if redis is not None:
+        sinks["owner"] = OwnerWebhookSink(redis, s)
     if s.smtp_host and s.smtp_to:
         sinks["email"] = EmailSink(s)
     if s.webhook_url:

@@ -13,6 +13,8 @@ def events_for(
     """Events an answer raises: credits low or exhausted, an invalid-key burst (once a window)."""
     out = []
     who = display_prefix(d.key_id)
+    # the key id, for the notifier's owner webhook (issue 13): the subject is for people
+    owner = {"key_id": d.key_id, "credits": str(d.credits_remaining)}
     if d.event == "low":
         out.append(
             Event(
@@ -22,6 +24,7 @@ def events_for(
                 subject=who,
                 source=source,
                 message=f"key {who} is low on credits ({d.credits_remaining} left)",
+                attributes=owner,
             )
         )
     elif d.event == "exhausted":
@@ -33,6 +36,7 @@ def events_for(
                 subject=who,
                 source=source,
                 message=f"key {who} has used all its credits",
+                attributes=owner,
             )
         )
     if d.invalid_count == burst_threshold:

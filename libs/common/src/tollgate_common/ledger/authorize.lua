@@ -9,8 +9,9 @@
 -- KEYS[1] key record (hash)   KEYS[2] invalid-key counter of the client address
 -- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
 -- KEYS[5] the key's usage bucket of this hour (layout.usage_key: hash tag {key id})
+-- KEYS[6] the usage event stream (events.USAGE_STREAM_KEY, the notifier's exporter reads it)
 -- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s,
---       route, cache_hit ('1' or '0'), usage_ttl_s
+--       route, cache_hit ('1' or '0'), usage_ttl_s, usage_maxlen
 -- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
 -- and, for ok, rate_limited and no_credits, cost (debited) and plan (the gateway's metrics by plan),
 -- and, where a rate limit applies, window_ms: the time the plan refills its whole burst in, the
@@ -106,6 +107,13 @@ if cost > 0 then
   left = redis.call('HINCRBY', KEYS[1], 'credits', -cost)
   -- what refund.lua needs: the record to credit, the cost, the usage bucket and route to count in
   redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost .. '|' .. KEYS[5] .. '|' .. route, 'EX', tonumber(ARGV[4]))
+  -- One usage event per charge (issue 13; fields: events.USAGE_FIELDS). pcall: the debit above is
+  -- already made and a script error would not undo it, so a stream that refuses the entry (a
+  -- WRONGTYPE key, OOM) costs the event, never the request. At its bound MAXLEN ~ drops the oldest;
+  -- NOMKSTREAM: only once an exporter made the stream (no exporter, no cost).
+  redis.pcall('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[11], '*',
+              'kind', 'charge', 'charge', ARGV[3], 'key', key_id, 'route', route,
+              'plan', plan or '', 'credits', cost, 'ts', now)
   local low = tonumber(ARGV[6])
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end

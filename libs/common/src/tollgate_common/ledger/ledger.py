@@ -6,6 +6,7 @@ import time
 from importlib.resources import files
 from typing import Any
 
+from tollgate_common.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
 from tollgate_common.ledger import layout
 from tollgate_common.ledger.apikeys import key_hash, key_id_of, new_charge_id
 from tollgate_common.ledger.decision import Decision, from_script
@@ -49,6 +50,7 @@ class Ledger:
             layout.charge_key(charge_id),
             layout.tombstone_key(charge_id),
             layout.usage_key(key_id or "-", layout.hour_of(now)),
+            USAGE_STREAM_KEY,
         ]
         args = [
             now,
@@ -61,6 +63,7 @@ class Ledger:
             route,
             1 if cache_hit else 0,
             s.usage_retention_days * 86400,
+            USAGE_STREAM_MAXLEN,
         ]
         return from_script(await self._authorize(self.redis, keys, args), charge_id)
 
@@ -69,7 +72,14 @@ class Ledger:
         way the charge id is dead from now on: an authorize with it debits nothing.
         ``status_class`` ("4xx", "5xx" or ""): what the client was answered instead, counted in
         the charge's usage bucket with the refund."""
-        keys = [layout.charge_key(charge_id), layout.tombstone_key(charge_id)]
-        args = [self.s.charge_ttl_seconds, status_class, self.s.usage_retention_days * 86400]
+        keys = [layout.charge_key(charge_id), layout.tombstone_key(charge_id), USAGE_STREAM_KEY]
+        args = [
+            self.s.charge_ttl_seconds,
+            status_class,
+            self.s.usage_retention_days * 86400,
+            charge_id,
+            int(time.time() * 1000),
+            USAGE_STREAM_MAXLEN,
+        ]
         left: int = await self._refund(self.redis, keys, args)
         return left

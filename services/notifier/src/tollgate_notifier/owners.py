@@ -1,0 +1,47 @@
+"""Owner webhooks: a key's own webhook hears its credits.low and credits.exhausted, signed the way
+Stripe signs its webhooks (issue 13).
+
+``Tollgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``: the receiver
+recomputes the HMAC over the timestamp and the raw body with the key's secret, compares in
+constant time and refuses an old ``t`` (replays). The URL and secret live in the key's record
+(set through auth's admin API); the secret never reaches a log line, a metric or an error text.
+Its sink (sinks.OwnerWebhookSink) is one of the notifier consumer's, so it has its retries, its
+per-notification dedup (``Idempotency-Key``, the notification id, also the body's ``id``) and its
+dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from tollgate_common.events import EventType
+from tollgate_notifier.notification import Notification
+
+OWNER_TYPES = frozenset({EventType.CREDITS_LOW.value, EventType.CREDITS_EXHAUSTED.value})
+SIGNATURE_HEADER = "Tollgate-Signature"
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header's value for ``body`` sent at ``timestamp``."""
+    signed = f"{timestamp}.".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def owner_payload(n: Notification, created: int) -> bytes:
+    """The JSON body an owner receives."""
+    credits = n.attributes.get("credits", "")
+    doc = {
+        "id": n.id,
+        "type": n.type,
+        "created": created,
+        "data": {
+            "key_id": n.attributes.get("key_id", ""),
+            "credits": int(credits) if credits.lstrip("-").isdigit() else None,
+            "route": n.route,
+            "message": n.message,
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
