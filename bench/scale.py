@@ -29,7 +29,7 @@ from bench import load, servers
 from bench.report import Row, Sample
 from bench.servers import Server
 from bench.targets import KEY, LOAD_CORE, MISS, SERVER_CORE, Env, alone
-from tollgate_common.credits import record_key
+from tollgate_common.ledger.layout import record_key
 from tollgate_common.routes import (
     TABLE_KEY,
     ApiBackendSpec,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.report import Row, Sample
 from bench.scale import key_records, ratio_rows, render, route_table
-from tollgate_common.credits import record_key
+from tollgate_common.ledger.layout import record_key
 from tollgate_common.routes import RouteTable
 
 
