@@ -4,6 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 UV ?= uv
 PYTEST_ARGS ?=
+# `make test` measures the product's code, the service processes the tests start included; the
+# floor (fail_under in pyproject.toml) fails the run when a change drops coverage below it.
+COVERAGE_ARGS ?= --cov --cov-report=term
 TOOLS ?= $(HOME)/.cache/tollgate/tools/bin
 KIND_CLUSTER ?= tollgate
 RELEASE ?= tollgate
@@ -44,7 +47,7 @@ test: $(INSTALL_STAMP) ## Run every test (unit, service, integration, Kubernetes
 	@# containerd + dockerd for the real-pods tier and the testcontainers fixtures, where this
 	@# host can run them (root, packages); stopped again after the run if this started them.
 	@bash hack/cluster.sh runtime >/dev/null 2>&1 || echo "no container runtime: the real-pods and container tests will skip"
-	rc=0; $(UV) run --frozen pytest $(PYTEST_ARGS) || rc=$$?; bash hack/cluster.sh runtime-down >/dev/null 2>&1; exit $$rc
+	rc=0; $(UV) run --frozen pytest $(COVERAGE_ARGS) $(PYTEST_ARGS) || rc=$$?; bash hack/cluster.sh runtime-down >/dev/null 2>&1; exit $$rc
 
 test-integration: ## Run only the black-box tests of the whole stack.
 	$(UV) run --frozen pytest tests/integration $(PYTEST_ARGS)

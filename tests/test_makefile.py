@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,3 +42,15 @@ def test_warm_test_run_skips_the_installer(tmp_path: Path) -> None:
     warm = make("-n", "test", f"INSTALL_STAMP={stamp}")
     assert "bash hack/install.sh" not in warm.stdout
     assert "pytest" in warm.stdout
+
+
+def test_make_test_measures_coverage_against_a_floor(tmp_path: Path) -> None:
+    """`make test` runs pytest with coverage; pyproject.toml sets the floor it may not go under."""
+
+    stamp = tmp_path / "install.stamp"
+    stamp.touch()
+    dry = make("-n", "test", f"INSTALL_STAMP={stamp}")
+    assert "pytest --cov" in dry.stdout
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
+    assert config["report"]["fail_under"] >= 70
+    assert "subprocess" in config["run"]["patch"]  # the service processes count too

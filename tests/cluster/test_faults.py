@@ -56,7 +56,9 @@ def victim_exists(cluster: Cluster, name: str) -> bool:
 
 
 def operator_metric(cluster: Cluster, name: str, **labels: str) -> float:
-    pod = cluster.pods("operator")[0]
+    """The sample on the ready operator pod: ready means its /metrics answers (the chart's
+    readiness probe), so a refused connection here is a defect, not a race to wait out."""
+    pod = cluster.ready_pods("operator")[0]
     return metric(f"http://{pod['status']['podIP']}:8084", name, **labels)
 
 

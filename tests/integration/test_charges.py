@@ -13,7 +13,8 @@ import httpx
 import pytest
 import redis
 
-from tollgate_common.credits import key_hash, record_key
+from tollgate_common.ledger.apikeys import key_hash
+from tollgate_common.ledger.layout import record_key
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.relay import Relay

@@ -18,6 +18,7 @@ import redis
 import yaml
 
 from tollgate_auth.settings import AuthSettings
+from tollgate_common.ledger import LedgerSettings
 from tollgate_common.routes import TABLE_KEY
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_notifier.settings import NotifierSettings
@@ -85,6 +86,14 @@ def test_pods_are_locked_down(values: Path) -> None:
             assert "resources" in c
 
 
+def test_every_container_says_when_it_is_ready() -> None:
+    """A pod counted Ready before its process listens is scraped, or sent traffic, too early
+    (the operator's /metrics refused connections right after a restart)."""
+    for d in deployments(render()):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            assert "readinessProbe" in c, f"{d['metadata']['name']}/{c['name']}"
+
+
 def test_selector_labels_carry_no_version() -> None:
     """Selectors are immutable: no chart version or app version in them."""
     for d in deployments(render()):
@@ -103,6 +112,39 @@ def test_env_matches_the_settings_classes(values: Path) -> None:
                 if e["name"].startswith("TOLLGATE_") and svc in SETTINGS:
                     field = e["name"][len(f"TOLLGATE_{svc}_") :].lower()
                     assert field in SETTINGS[svc].model_fields, f"{e['name']} is not a setting"
+
+
+def ledger_env(deployment: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The ledger settings a deployment sets, by field name: each value or its secret source."""
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    fields = {f.upper() for f in LedgerSettings.model_fields}
+    out = {}
+    for e in container.get("env", []):
+        name = e["name"].removeprefix(prefix)
+        if e["name"].startswith(prefix) and name in fields:
+            out[name] = e.get("value", e.get("valueFrom"))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["http", "redis"])
+def test_auth_and_gateway_get_the_same_ledger_settings(mode: str) -> None:
+    """One `ledger:` block reaches both deployments alike, so in redis mode the gateway runs the
+    script with exactly auth's settings (the pepper only where the gateway runs the script)."""
+    sets = {
+        "gateway.authMode": mode,
+        "ledger.creditsLowThreshold": "7",
+        "ledger.chargeTtlSeconds": "120",
+        "ledger.usageRetentionDays": "30",
+    }
+    by_name = {d["metadata"]["name"]: d for d in deployments(render(**sets))}
+    auth = ledger_env(by_name["t-tollgate-auth"], "TOLLGATE_AUTH_")
+    gateway = ledger_env(by_name["t-tollgate-gateway"], "TOLLGATE_GATEWAY_")
+    assert auth.keys() == {f.upper() for f in LedgerSettings.model_fields}
+    assert auth["CREDITS_LOW_THRESHOLD"] == "7"
+    assert auth["CHARGE_TTL_SECONDS"] == "120"
+    if mode == "http":
+        del auth["KEY_PEPPER"]  # the gateway does not hash keys: it keeps no copy of the secret
+    assert gateway == auth
 
 
 def test_secrets_never_render_as_plain_env() -> None:

@@ -36,10 +36,8 @@ async def new_key(admin: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 async def authorize(svc: Service, raw: str) -> str:
     """The reason the ledger gives for one request of cost 1 (the real authorize script)."""
-    assert svc.store is not None
-    o = await svc.store.authorize(
-        raw, "/x", 1, "127.0.0.1", charge_ttl=60, low_threshold=0, invalid_window=60
-    )
+    assert svc.ledger is not None
+    o = await svc.ledger.authorize(raw, "/x", 1, "127.0.0.1")
     return o.reason
 
 
@@ -192,8 +190,8 @@ async def test_readyz_checks_the_authorize_client(
 ) -> None:
     """/readyz answers through both clients that serve requests: the lean one of authorize too."""
     async with running_admin(redis_url) as (admin, svc):
-        assert svc.store is not None
-        lean = svc.store.ledger.redis
+        assert svc.ledger is not None
+        lean = svc.ledger.redis
         assert (await admin.get("/readyz")).status_code == 200
         redis_server.stop()
         try:

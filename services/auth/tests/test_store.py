@@ -10,7 +10,11 @@ import pytest
 
 from tollgate_auth.models import KeyCreate, KeyPatch, Plan
 from tollgate_auth.store import Store
+from tollgate_common.ledger import Ledger, LedgerSettings
+from tollgate_common.ledger.alerts import events_for
 from tollgate_common.redis import create_redis
+
+SETTINGS = LedgerSettings(charge_ttl_seconds=60, credits_low_threshold=2)
 
 
 @pytest.fixture
@@ -20,66 +24,70 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
     await client.aclose()
 
 
-async def auth(store: Store, raw: str, path: str = "/eod/AAPL", cost: int = 1) -> str:
-    o = await store.authorize(
-        raw, path, cost, "10.0.0.1", charge_ttl=60, low_threshold=2, invalid_window=60
-    )
+@pytest.fixture
+def ledger(store: Store) -> Ledger:
+    """The ledger on the store's Redis (the script every authorize runs)."""
+    return Ledger(store.redis, SETTINGS)
+
+
+async def auth(ledger: Ledger, raw: str, path: str = "/eod/AAPL", cost: int = 1) -> str:
+    o = await ledger.authorize(raw, path, cost, "10.0.0.1")
     return o.reason
 
 
-async def test_ok_debits_credits(store: Store) -> None:
+async def test_ok_debits_credits(store: Store, ledger: Ledger) -> None:
     """An allowed request costs exactly its cost."""
     k = await store.create_key(KeyCreate(credits=5))
-    assert await auth(store, k.key, cost=2) == "ok"
+    assert await auth(ledger, k.key, cost=2) == "ok"
     assert (await store.get_key(k.id)).credits == 3
 
 
-async def test_unknown_and_malformed_keys(store: Store) -> None:
+async def test_unknown_and_malformed_keys(store: Store, ledger: Ledger) -> None:
     """A key that does not exist or is malformed is invalid_key."""
-    assert await auth(store, "tg_aaaaaaaa_" + "b" * 43) == "invalid_key"
-    assert await auth(store, "nonsense") == "invalid_key"
+    assert await auth(ledger, "tg_aaaaaaaa_" + "b" * 43) == "invalid_key"
+    assert await auth(ledger, "nonsense") == "invalid_key"
 
 
-async def test_revoked_key(store: Store) -> None:
+async def test_revoked_key(store: Store, ledger: Ledger) -> None:
     """A revoked key is refused at once and not charged."""
     k = await store.create_key(KeyCreate(credits=5))
     await store.revoke(k.id)
-    assert await auth(store, k.key) == "revoked"
+    assert await auth(ledger, k.key) == "revoked"
     assert (await store.get_key(k.id)).credits == 5
 
 
-async def test_expired_key(store: Store) -> None:
+async def test_expired_key(store: Store, ledger: Ledger) -> None:
     """A key past its expiry is refused; clearing the expiry restores it."""
     k = await store.create_key(KeyCreate(credits=5, expires_at=time.time() - 1))
-    assert await auth(store, k.key) == "expired"
+    assert await auth(ledger, k.key) == "expired"
     await store.patch_key(k.id, KeyPatch(expires_at=0))
-    assert await auth(store, k.key) == "ok"
+    assert await auth(ledger, k.key) == "ok"
 
 
-async def test_no_credits(store: Store) -> None:
+async def test_no_credits(store: Store, ledger: Ledger) -> None:
     """Credits below the cost refuse without going negative."""
     k = await store.create_key(KeyCreate(credits=1))
-    assert await auth(store, k.key, cost=2) == "no_credits"
+    assert await auth(ledger, k.key, cost=2) == "no_credits"
     assert (await store.get_key(k.id)).credits == 1
 
 
-async def test_plan_cost_by_longest_prefix(store: Store) -> None:
+async def test_plan_cost_by_longest_prefix(store: Store, ledger: Ledger) -> None:
     """The plan's cost for the longest matching prefix overrides the route's cost."""
     await store.put_plan(Plan(name="p", costs={"/eod": 3, "/eod/premium": 7}))
     k = await store.create_key(KeyCreate(credits=20, plan="p"))
-    assert await auth(store, k.key, path="/eod/AAPL", cost=1) == "ok"
+    assert await auth(ledger, k.key, path="/eod/AAPL", cost=1) == "ok"
     assert (await store.get_key(k.id)).credits == 17
-    assert await auth(store, k.key, path="/eod/premium/X", cost=1) == "ok"
+    assert await auth(ledger, k.key, path="/eod/premium/X", cost=1) == "ok"
     assert (await store.get_key(k.id)).credits == 10
-    assert await auth(store, k.key, path="/other", cost=1) == "ok"
+    assert await auth(ledger, k.key, path="/other", cost=1) == "ok"
     assert (await store.get_key(k.id)).credits == 9
 
 
-async def test_rate_limit_does_not_charge(store: Store) -> None:
+async def test_rate_limit_does_not_charge(store: Store, ledger: Ledger) -> None:
     """Past the burst: rate_limited, and the refused request costs nothing."""
     await store.put_plan(Plan(name="slow", rate=0.1, burst=2))
     k = await store.create_key(KeyCreate(credits=10, plan="slow"))
-    assert [await auth(store, k.key) for _ in range(4)] == [
+    assert [await auth(ledger, k.key) for _ in range(4)] == [
         "ok",
         "ok",
         "rate_limited",
@@ -88,61 +96,47 @@ async def test_rate_limit_does_not_charge(store: Store) -> None:
     assert (await store.get_key(k.id)).credits == 8
 
 
-async def test_refund_once(store: Store) -> None:
+async def test_refund_once(store: Store, ledger: Ledger) -> None:
     """A charge comes back exactly once, however often it is refunded."""
     k = await store.create_key(KeyCreate(credits=5))
-    o = await store.authorize(k.key, "/x", 2, "", charge_ttl=60, low_threshold=0, invalid_window=60)
+    o = await ledger.authorize(k.key, "/x", 2, "")
     assert o.charge_id is not None
-    assert await store.refund(o.charge_id) == 5
-    assert await store.refund(o.charge_id) == -1
+    assert await ledger.refund(o.charge_id) == 5
+    assert await ledger.refund(o.charge_id) == -1
     assert (await store.get_key(k.id)).credits == 5
 
 
-async def test_concurrent_authorize_is_exact(store: Store) -> None:
+async def test_concurrent_authorize_is_exact(store: Store, ledger: Ledger) -> None:
     """200 concurrent requests on 37 credits: exactly 37 pass and the balance ends at 0."""
     k = await store.create_key(KeyCreate(credits=37))
-    reasons = await asyncio.gather(*(auth(store, k.key) for _ in range(200)))
+    reasons = await asyncio.gather(*(auth(ledger, k.key) for _ in range(200)))
     assert reasons.count("ok") == 37
     assert reasons.count("no_credits") == 163
     assert (await store.get_key(k.id)).credits == 0
 
 
-async def test_script_reloads_after_flush(store: Store) -> None:
+async def test_script_reloads_after_flush(store: Store, ledger: Ledger) -> None:
     """Redis forgetting the script (restart, SCRIPT FLUSH) is handled."""
     k = await store.create_key(KeyCreate(credits=5))
-    assert await auth(store, k.key) == "ok"
+    assert await auth(ledger, k.key) == "ok"
     await store.redis.script_flush()
-    assert await auth(store, k.key) == "ok"
+    assert await auth(ledger, k.key) == "ok"
 
 
-async def test_low_and_exhausted_events(store: Store) -> None:
+async def test_low_and_exhausted_events(store: Store, ledger: Ledger) -> None:
     """Crossing the low threshold and reaching zero are flagged once each."""
-    from tollgate_common.credits import events_for
-
     k = await store.create_key(KeyCreate(credits=3))
     kinds = []
     for _ in range(3):
-        result = await store.authorize(
-            k.key, "/x", 1, "c", charge_ttl=60, low_threshold=2, invalid_window=60
-        )
+        result = await ledger.authorize(k.key, "/x", 1, "c")
         kinds += [e.type.value for e in events_for(result, "r", "c", 100, "auth")]
     assert kinds == ["credits.low", "credits.exhausted"]
 
 
-async def test_invalid_key_burst_flagged_once(store: Store) -> None:
+async def test_invalid_key_burst_flagged_once(ledger: Ledger) -> None:
     """The burst threshold of invalid keys from one address raises one event per window."""
-    from tollgate_common.credits import events_for
-
     kinds = []
     for _ in range(8):
-        result = await store.authorize(
-            "tg_zzzzzzzz_" + "q" * 43,
-            "/x",
-            1,
-            "6.6.6.6",
-            charge_ttl=60,
-            low_threshold=0,
-            invalid_window=60,
-        )
+        result = await ledger.authorize("tg_zzzzzzzz_" + "q" * 43, "/x", 1, "6.6.6.6")
         kinds += [e.type.value for e in events_for(result, "r", "6.6.6.6", 5, "auth")]
     assert kinds == ["key.invalid_burst"]

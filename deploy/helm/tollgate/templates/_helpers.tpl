@@ -39,6 +39,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .root.Values.log.json | quote }}
 {{- end }}
 
+{{/* The ledger's settings (values `ledger:`), the same for auth and the gateway; the key pepper
+only where the ledger script runs with it (`pepper`: auth always, the gateway in redis mode). */}}
+{{- define "tollgate.ledgerEnv" -}}
+{{- $l := .root.Values.ledger }}
+- name: {{ .prefix }}CREDITS_LOW_THRESHOLD
+  value: {{ $l.creditsLowThreshold | quote }}
+- name: {{ .prefix }}INVALID_KEY_BURST
+  value: {{ $l.invalidKeyBurst | quote }}
+- name: {{ .prefix }}INVALID_KEY_WINDOW_SECONDS
+  value: {{ $l.invalidKeyWindowSeconds | quote }}
+- name: {{ .prefix }}CHARGE_TTL_SECONDS
+  value: {{ $l.chargeTtlSeconds | quote }}
+- name: {{ .prefix }}USAGE_RETENTION_DAYS
+  value: {{ $l.usageRetentionDays | quote }}
+{{- if .pepper }}
+- name: {{ .prefix }}KEY_PEPPER
+  valueFrom: {secretKeyRef: {name: {{ include "tollgate.authSecret" .root }}, key: key-pepper, optional: true}}
+{{- end }}
+{{- end }}
+
 {{- define "tollgate.extraEnv" -}}
 {{- range $k, $v := .settings }}
 - name: {{ printf "%s%s" $.prefix $k }}

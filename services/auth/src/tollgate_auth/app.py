@@ -23,7 +23,6 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from tollgate_auth import cache
-from tollgate_auth.decisions import decision
 from tollgate_auth.docs import mount_docs
 from tollgate_auth.errors import AuthError, StoreDown, Unauthorized
 from tollgate_auth.keys import display_prefix, same_token
@@ -31,7 +30,6 @@ from tollgate_auth.metrics import Metrics
 from tollgate_auth.models import (
     AuthorizeRequest,
     CreditsChange,
-    Decision,
     KeyCreate,
     KeyCreated,
     KeyInfo,
@@ -42,10 +40,12 @@ from tollgate_auth.models import (
 from tollgate_auth.settings import AuthSettings
 from tollgate_auth.store import Store
 from tollgate_common import asgibridge
-from tollgate_common.credits import events_for
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.exchange import Incoming, Reply
 from tollgate_common.httpserver import HttpServer, Limits
+from tollgate_common.ledger import Decision, Ledger
+from tollgate_common.ledger.alerts import events_for
+from tollgate_common.ledger.decision import denied, to_wire
 from tollgate_common.redis import answers, create_redis, describe
 from tollgate_common.resp import LeanRedis
 
@@ -64,6 +64,7 @@ class Service:
         self.redis: Any = None
         self.lean: LeanRedis | None = None
         self.store: Store | None = None
+        self.ledger: Ledger | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     @asynccontextmanager
@@ -72,7 +73,8 @@ class Service:
         # authorize/refund run on every gateway request: the lean client costs about half of
         # redis-py's CPU per round trip (tollgate_common/resp.py has the numbers).
         self.lean = lean = LeanRedis(self.settings.redis_url)
-        self.store = Store(self.redis, self.settings.key_pepper, hot=lean)
+        self.store = Store(self.redis, self.settings.key_pepper)
+        self.ledger = Ledger(lean, self.settings)
         if not self.settings.admin_token:
             log.warning("dev mode: generated admin token %s", self.admin_token)
         gc.collect()
@@ -108,36 +110,27 @@ class Service:
             log.warning("event %s not appended: %s", event.type, describe(exc))
 
     async def authorize(self, req: AuthorizeRequest) -> Decision:
-        assert self.store is not None
-        s = self.settings
+        assert self.ledger is not None
         started = time.perf_counter()
         try:
-            result = await self.store.authorize(
-                req.key,
-                req.path,
-                req.cost,
-                req.client,
-                charge_ttl=s.charge_ttl_seconds,
-                low_threshold=s.credits_low_threshold,
-                invalid_window=s.invalid_key_window_seconds,
-                charge_id=req.charge_id,
+            d = await self.ledger.authorize(
+                req.key, req.path, req.cost, req.client, charge_id=req.charge_id
             )
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
             log.error("redis unavailable for authorize: %s", describe(exc))
-            return Decision(allowed=False, reason="unavailable", message="credit store down")
-        d = decision(result)
+            return denied("unavailable")
         self.metrics.decisions.labels(d.reason).inc()
         self.metrics.latency.observe(time.perf_counter() - started)
-        events = events_for(result, req.route, req.client, s.invalid_key_burst, "auth")
+        events = events_for(d, req.route, req.client, self.settings.invalid_key_burst, "auth")
         if events:
             self.emit(events)
         return d
 
     async def refund(self, charge_id: str) -> bool:
-        assert self.store is not None
+        assert self.ledger is not None
         try:
-            left = await self.store.refund(charge_id, self.settings.charge_ttl_seconds)
+            left = await self.ledger.refund(charge_id)
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
             raise StoreDown("credit store unavailable") from exc
@@ -302,7 +295,7 @@ class Handler:
         self.address = address
 
     async def __call__(self, req: Incoming) -> Reply | None:
-        if req.method == "POST" and req.path in RPC_PATHS and self.svc.store is not None:
+        if req.method == "POST" and req.path in RPC_PATHS and self.svc.ledger is not None:
             return await self.rpc(req)
         return await asgibridge.call(self.admin, req, self.address)
 
@@ -312,7 +305,7 @@ class Handler:
             if req.path == "/v1/authorize":
                 d = await self.svc.authorize(AuthorizeRequest.model_validate(data))
                 status = 503 if d.reason == "unavailable" else 200
-                return Reply(status, list(JSON), orjson.dumps(d.model_dump(exclude_none=True)))
+                return Reply(status, list(JSON), orjson.dumps(to_wire(d)))
             refunded = await self.svc.refund(RefundRequest.model_validate(data).charge_id)
             return Reply(200, list(JSON), orjson.dumps({"status": True, "refunded": refunded}))
         except (ValueError, ValidationError) as exc:  # orjson, pydantic, body size

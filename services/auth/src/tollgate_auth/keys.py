@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-from tollgate_common.credits import KEY_RE, display_prefix, key_hash, key_id_of
+from tollgate_common.ledger.apikeys import KEY_RE, display_prefix, key_hash, key_id_of
 
 __all__ = ["KEY_RE", "display_prefix", "key_hash", "key_id_of", "new_key", "same_token"]
 

@@ -1,9 +1,9 @@
 """The auth service's wire shapes: the authorize RPC and the admin API.
 
 Every number the admin API takes is bounded here, so what reaches Redis is what the ledger
-(tollgate_common/authorize.lua) computes with exactly: Lua numbers are doubles, exact to 2**53, and
-Redis integers stop at 2**63 - 1, so a balance past either made every later request on the key an
-error. Out of bounds is a 422 naming the field, never a 500 or a 503.
+(tollgate_common/ledger/authorize.lua) computes with exactly: Lua numbers are doubles, exact to
+2**53, and Redis integers stop at 2**63 - 1, so a balance past either made every later request on
+the key an error. Out of bounds is a 422 naming the field, never a 500 or a 503.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tollgate_common.credits import CHARGE_ID_PATTERN, MAX_KEY_CHARS, MAX_PATH_CHARS
+from tollgate_common.ledger.apikeys import (
+    CHARGE_ID_PATTERN,
+    MAX_KEY_CHARS,
+    MAX_PATH_CHARS,
+    MAX_ROUTE_CHARS,
+)
 
 MAX_CREDITS = 10**15
 """The most a balance, a top-up or a cost may be: far inside both the doubles of the Lua ledger
@@ -39,29 +44,13 @@ class AuthorizeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = Field(max_length=MAX_KEY_CHARS)
-    route: str = Field("", max_length=256)
+    route: str = Field("", max_length=MAX_ROUTE_CHARS)
     path: str = Field("/", max_length=MAX_PATH_CHARS)
     cost: int = Field(1, ge=0)
     client: str = Field("", max_length=64)
     charge_id: str | None = Field(
         None, pattern=CHARGE_ID_PATTERN, description="Chosen by the gateway (refundable by it)."
     )
-
-
-class Decision(BaseModel):
-    """The answer to every authorize call; the gateway maps ``reason`` to HTTP."""
-
-    allowed: bool
-    reason: str
-    message: str = ""
-    limit: int | None = None
-    remaining: int | None = None
-    reset: float | None = None
-    retry_after: float | None = None
-    credits_remaining: int | None = None
-    charge_id: str | None = None
-    cost: int = 0  # credits debited, for the gateway's per-route credit metrics
-    plan: str = ""  # the key's plan, for the gateway's rate-limit metrics by plan
 
 
 class RefundRequest(BaseModel):

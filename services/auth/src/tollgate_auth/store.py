@@ -1,11 +1,11 @@
 """Keys, plans and credits in Redis: the only module of the auth service that talks to Redis.
 
-The hot path (authorize, refund) is tollgate_common.credits.Ledger: one EVALSHA each. The admin
-calls here are not on the hot path. The writes that must not race each other are small Lua scripts,
-atomic in Redis: a key is attached to a plan only while the plan exists, a plan is deleted only
-while no live key uses it, and a balance changes only within 0..MAX_CREDITS. Like authorize.lua they
-touch keys derived from their arguments: fine on one Redis or a primary with replicas, not on a
-Redis Cluster.
+The hot path (authorize, refund) is tollgate_common.ledger.Ledger: one EVALSHA each, called by
+the service directly. The admin calls here are not on the hot path. The writes that must not race
+each other are small Lua scripts, atomic in Redis: a key is attached to a plan only while the plan
+exists, a plan is deleted only while no live key uses it, and a balance changes only within
+0..MAX_CREDITS. Like authorize.lua they touch keys derived from their arguments: fine on one Redis
+or a primary with replicas, not on a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from typing import Any
 from tollgate_auth.errors import Conflict, Invalid, NotFound
 from tollgate_auth.keys import display_prefix, key_hash, new_key
 from tollgate_auth.models import MAX_CREDITS, KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
-from tollgate_common.credits import Ledger, Outcome, P, record_key
+from tollgate_common.ledger.layout import KEYS_SET, PLANS_SET, id_key, plan_key, record_key
 from tollgate_common.redis import LuaScript
-
-KEYS_SET = P + "keys"
-PLANS_SET = P + "plans"
 
 # KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
 # Returns 0 when the plan does not exist (nothing written), else 1.
@@ -76,51 +73,14 @@ return n
 """
 
 
-def id_key(key_id: str) -> str:
-    return f"{P}id:{key_id}"
-
-
-def plan_key(name: str) -> str:
-    return f"{P}plan:{name}"
-
-
 class Store:
-    def __init__(self, redis: Any, pepper: str, hot: Any = None) -> None:
+    def __init__(self, redis: Any, pepper: str) -> None:
         self.redis = redis
         self.pepper = pepper
-        # ``hot``: the client for the per-request ledger calls (the lean one in production).
-        self.ledger = Ledger(hot if hot is not None else redis, pepper)
         self._create_key = LuaScript(CREATE_KEY)
         self._patch_key = LuaScript(PATCH_KEY)
         self._add_credits = LuaScript(ADD_CREDITS)
         self._delete_plan = LuaScript(DELETE_PLAN)
-
-    # --- hot path
-    async def authorize(
-        self,
-        raw_key: str,
-        path: str,
-        cost: int,
-        client: str,
-        *,
-        charge_ttl: int,
-        low_threshold: int,
-        invalid_window: int,
-        charge_id: str | None = None,
-    ) -> Outcome:
-        return await self.ledger.authorize(
-            raw_key,
-            path,
-            cost,
-            client,
-            charge_ttl=charge_ttl,
-            low_threshold=low_threshold,
-            invalid_window=invalid_window,
-            charge_id=charge_id,
-        )
-
-    async def refund(self, charge_id: str, tombstone_ttl: int = 3600) -> int:
-        return await self.ledger.refund(charge_id, tombstone_ttl)
 
     # --- keys
     async def create_key(self, req: KeyCreate) -> KeyCreated:

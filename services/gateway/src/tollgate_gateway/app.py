@@ -102,7 +102,7 @@ class Gateway:
             await self.follower.start()
         if events is not None:
             events.start()
-        if auth_enabled(s):  # a pure proxy must not sweep (and drop) other gateways' refunds
+        if authorizer is not None:  # a pure proxy must not sweep (and drop) others' refunds
             await refunds.start()
         self.proxy = Proxy(
             Parts(
@@ -110,7 +110,6 @@ class Gateway:
                 self.state,
                 pool,
                 authorizer,
-                auth_enabled(s),
                 cache,
                 events,
                 self.metrics,
@@ -135,7 +134,8 @@ class Gateway:
                 await events.stop()
             await purges.stop()
             await cache.drain()
-            await authorizer.aclose()
+            if authorizer is not None:
+                await authorizer.aclose()
             await pool.aclose()
             await lean.aclose()
             await redis.aclose()
@@ -223,10 +223,6 @@ async def serve(
         finally:
             if admin is not None:
                 await admin.shutdown(0)
-
-
-def auth_enabled(s: GatewaySettings) -> bool:
-    return s.auth_mode == "redis" or bool(s.auth_url)
 
 
 def _drop(_event: object) -> None:

@@ -2,15 +2,15 @@
 
 INTERFACE CONTRACT (the proxy pipeline codes against exactly this):
 
-- ``Decision``: the auth service's answer, whatever the outcome (the HTTP mapping of reasons lives
-  in ``errors.py``, the one place errors become HTTP).
+- ``Decision`` (tollgate_common.ledger): the ledger's answer, whatever the outcome (the HTTP
+  mapping of reasons lives in ``errors.py``, the one place errors become HTTP).
 - ``Authorizer`` protocol: ``await authorize(key, route, path, cost, client, charge_id) ->
-  Decision``, the charge id chosen by the gateway before it asks (tollgate_common.credits), and
+  Decision``, the charge id chosen by the gateway before it asks (tollgate_common.ledger), and
   ``await refund(charge_id) -> bool`` (True: credits came back; False: no such charge, a no-op that
   also voids the id; raises ``RefundNotLanded`` when the ledger could not be reached). Retries are
   the refund queue's (refunds.py).
-- ``AllowAll``: used when no auth service is configured (``TOLLGATE_GATEWAY_AUTH_URL`` empty), e.g.
-  the pure-proxy benchmark.
+- ``create_authorizer``: None when no auth is configured (``TOLLGATE_GATEWAY_AUTH_URL`` empty in
+  http mode), e.g. the pure-proxy benchmark: nothing is asked and nothing is charged.
 - ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize`` and ``POST /v1/refund``.
   Only a service that truly cannot be reached (connect error, timeout, 5xx) gives
   ``reason="unavailable"``, the one answer a route's ``failOpen`` serves through (fail closed by
@@ -18,12 +18,11 @@ INTERFACE CONTRACT (the proxy pipeline codes against exactly this):
   without a decision is ``auth_error`` (503, never fail-open). Both unknown outcomes may have
   charged: the proxy refunds the charge id.
 - ``LedgerAuthorizer`` (``AUTH_MODE=redis``): runs the auth service's own ledger script
-  (tollgate_common.credits) against Redis from the gateway: one EVALSHA, no HTTP hop, the same
+  (tollgate_common.ledger) against Redis from the gateway: one EVALSHA, no HTTP hop, the same
   atomic accounting. The hop costs the auth process more CPU than the whole script (measured in
   bench/), which is why this mode exists.
 
-Reasons: ok, missing_key, invalid_key, revoked, expired, no_credits, rate_limited, rejected,
-unavailable, auth_error (the last two: outcome unknown).
+Reasons and their messages: tollgate_common.ledger.decision.
 """
 
 from __future__ import annotations
@@ -31,15 +30,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import orjson
 from redis.exceptions import RedisError
 
-from tollgate_common.credits import MAX_KEY_CHARS, Ledger, events_for
 from tollgate_common.events import Event
+from tollgate_common.ledger import Decision, Ledger
+from tollgate_common.ledger.alerts import events_for
+from tollgate_common.ledger.apikeys import MAX_KEY_CHARS, MAX_ROUTE_CHARS
+from tollgate_common.ledger.decision import denied, from_wire
 from tollgate_common.redis import describe
 from tollgate_common.resp import NotSent
 from tollgate_gateway.client import UpstreamPool
@@ -48,22 +49,6 @@ from tollgate_gateway.deadline import Deadline
 from tollgate_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    allowed: bool
-    reason: str = "ok"
-    message: str = ""
-    limit: int | None = None  # requests per period of the key's plan
-    remaining: int | None = None  # requests left before the rate limit bites
-    reset: float | None = None  # seconds until the limit is fully reset
-    retry_after: float | None = None  # seconds, when rate limited
-    credits_remaining: int | None = None
-    charge_id: str | None = None  # for a refund when nothing good came back
-    sent: bool = True  # False: the ask never left the gateway, so it cannot have charged
-    cost: int = 0  # credits debited (the plan's price for the path, else the route's)
-    plan: str = ""  # the key's plan, when the ledger read it
 
 
 class RefundNotLanded(Exception):
@@ -78,21 +63,6 @@ class Authorizer(Protocol):
     async def refund(self, charge_id: str) -> bool: ...
 
     async def aclose(self) -> None: ...
-
-
-class AllowAll:
-    """No auth service configured: every request proceeds, nothing is charged."""
-
-    async def authorize(
-        self, key: str, route: str, path: str, cost: int, client: str, charge_id: str
-    ) -> Decision:
-        return Decision(allowed=True)
-
-    async def refund(self, charge_id: str) -> bool:
-        return False
-
-    async def aclose(self) -> None:
-        return None
 
 
 class HttpAuthorizer:
@@ -133,7 +103,7 @@ class HttpAuthorizer:
     ) -> Decision:
         payload = {
             "key": key,
-            "route": route[:256],
+            "route": route[:MAX_ROUTE_CHARS],
             "path": path,
             "cost": cost,
             "client": client,
@@ -155,7 +125,7 @@ class HttpAuthorizer:
             log.warning("auth answered %d without a decision: %.200r", status, data)
             return AUTH_ERROR
         try:
-            return Decision(**{k: v for k, v in data.items() if k in FIELDS})
+            return from_wire(data)
         except TypeError:
             return AUTH_ERROR
 
@@ -172,15 +142,12 @@ class HttpAuthorizer:
         return None  # the pool belongs to the gateway
 
 
-UNAVAILABLE = Decision(allowed=False, reason="unavailable", message="auth service unreachable")
-NOT_SENT = Decision(
-    allowed=False, reason="unavailable", message="auth service unreachable", sent=False
-)
-AUTH_ERROR = Decision(allowed=False, reason="auth_error", message="no decision from auth")
-REJECTED = Decision(allowed=False, reason="rejected", message="refused as malformed")
-INVALID_KEY = Decision(allowed=False, reason="invalid_key")
-UNKNOWN_OUTCOME = frozenset({"unavailable", "auth_error"})  # may have charged
-FIELDS = frozenset(Decision.__dataclass_fields__)
+UNAVAILABLE = denied("unavailable")
+NOT_SENT = denied("unavailable", sent=False)
+AUTH_ERROR = denied("auth_error")
+REJECTED = denied("rejected")
+INVALID_KEY = denied("invalid_key")
+MISSING_KEY = denied("missing_key")
 
 
 def too_long(key: str) -> bool:
@@ -194,7 +161,7 @@ class LedgerAuthorizer:
     def __init__(
         self, redis: object, settings: GatewaySettings, emit: Callable[[Event], None]
     ) -> None:
-        self.ledger = Ledger(redis, settings.key_pepper)
+        self.ledger = Ledger(redis, settings)
         self.s = settings
         self.emit = emit
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -207,43 +174,23 @@ class LedgerAuthorizer:
             self._loop = asyncio.get_running_loop()
         try:
             async with Deadline(self._loop, s.auth_timeout_seconds):
-                o = await self.ledger.authorize(
-                    key,
-                    path,
-                    cost,
-                    client,
-                    charge_ttl=s.charge_ttl_seconds,
-                    low_threshold=s.credits_low_threshold,
-                    invalid_window=s.invalid_key_window_seconds,
-                    charge_id=charge_id,
-                )
+                d = await self.ledger.authorize(key, path, cost, client, charge_id=charge_id)
         except NotSent as exc:
             log.warning("credit ledger unreachable: %s", describe(exc))
             return NOT_SENT
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("credit ledger unavailable: %s", describe(exc))
             return UNAVAILABLE
-        for event in events_for(o, route, client, s.invalid_key_burst, "gateway"):
+        for event in events_for(d, route, client, s.invalid_key_burst, "gateway"):
             self.emit(event)
-        return Decision(
-            allowed=o.allowed,
-            reason=o.reason,
-            limit=o.limit,
-            remaining=o.remaining,
-            reset=o.reset,
-            retry_after=o.retry_after,
-            credits_remaining=o.credits,
-            charge_id=o.charge_id,
-            cost=o.cost,
-            plan=o.plan,
-        )
+        return d
 
     async def refund(self, charge_id: str) -> bool:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         try:
             async with Deadline(self._loop, self.s.auth_timeout_seconds):
-                left = await self.ledger.refund(charge_id, self.s.charge_ttl_seconds)
+                left = await self.ledger.refund(charge_id)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RefundNotLanded(repr(exc)) from exc
         return left >= 0
@@ -254,10 +201,10 @@ class LedgerAuthorizer:
 
 def create_authorizer(
     settings: GatewaySettings, pool: UpstreamPool, redis: object, emit: Callable[[Event], None]
-) -> Authorizer:
-    """The authorizer for these settings: AllowAll when no auth is configured."""
+) -> Authorizer | None:
+    """The authorizer for these settings: None when no auth is configured (an open proxy)."""
     if settings.auth_mode == "redis":
         return LedgerAuthorizer(redis, settings, emit)
     if not settings.auth_url:
-        return AllowAll()
+        return None
     return HttpAuthorizer(settings.auth_url, pool, settings.auth_timeout_seconds)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 
-from tollgate_gateway.auth import Decision
+from tollgate_common.ledger import Decision
+from tollgate_common.ledger.decision import MESSAGES
 
 # Unknown keys are "who are you?" (401); a known key that may no longer be used is "you may not"
 # (403), the convention of RFC 9110 §15.5.2/§15.5.4 that GitHub and Stripe follow too.
@@ -29,15 +30,6 @@ DENIAL_STATUS = {
     "no_credits": 402,
     "rate_limited": 429,
     "rejected": 400,
-}
-DENIAL_MESSAGE = {
-    "missing_key": "an API key is required: pass ?api_key=... or an X-API-Key header",
-    "invalid_key": "unknown API key",
-    "revoked": "this API key has been revoked",
-    "expired": "this API key has expired",
-    "no_credits": "this API key has no credits left for this path",
-    "rate_limited": "rate limit exceeded; retry after the time in Retry-After",
-    "rejected": "malformed request",
 }
 
 
@@ -96,7 +88,7 @@ class AccessDenied(GatewayError):
     def __init__(self, decision: Decision) -> None:
         self.decision = decision
         self.status = DENIAL_STATUS.get(decision.reason, 403)
-        super().__init__(DENIAL_MESSAGE.get(decision.reason, decision.message or "access denied"))
+        super().__init__(MESSAGES.get(decision.reason) or decision.message or "access denied")
 
 
 def error_body(message: str) -> bytes:

@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from tollgate_common.credits import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.exchange import BodyTooLarge
-from tollgate_gateway.auth import INVALID_KEY, UNKNOWN_OUTCOME, Authorizer, Decision, too_long
+from tollgate_common.ledger import Decision
+from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
+from tollgate_common.ledger.decision import UNKNOWN_OUTCOME
+from tollgate_gateway.auth import INVALID_KEY, MISSING_KEY, Authorizer, too_long
 from tollgate_gateway.cache import Cached, CacheRule, Coalescer, ResponseCache, Served, cache_rule
 from tollgate_gateway.client import UpstreamError, UpstreamPool
 from tollgate_gateway.deadline import Deadline
@@ -72,8 +74,7 @@ class Parts:
     settings: GatewaySettings
     state: RouteState
     pool: UpstreamPool
-    authorizer: Authorizer
-    auth_enabled: bool
+    authorizer: Authorizer | None  # None: no auth configured, nothing asked or charged
     cache: ResponseCache
     events: EventSink | None
     metrics: Metrics
@@ -275,19 +276,20 @@ class Proxy:
     async def _authorize(
         self, compiled: CompiledRoute, key: str | None, path: str, client: str, served: Served
     ) -> Decision | None:
-        if not self.p.auth_enabled:
+        authorizer = self.p.authorizer
+        if authorizer is None:
             return None
         spec = compiled.route.spec
         m = self.p.metrics
         if not key:
-            d = Decision(allowed=False, reason="missing_key")
+            d = MISSING_KEY
         elif too_long(key):  # no key is that long: the client's error, in both modes
             d = INVALID_KEY
         else:
             cost = credit_cost(spec, served)
             charge_id = new_charge_id()
             try:
-                d = await self.p.authorizer.authorize(
+                d = await authorizer.authorize(
                     key, compiled.route.name, path, cost, client, charge_id
                 )
             except BaseException:  # cancelled mid-ask (client gone, shutdown): maybe charged

@@ -4,7 +4,7 @@ Issue 11, "every debit ends as a served answer or a refund". A refund is owed wh
 request was not served (upstreams failed, no data, deadline, client gone, shutdown) and when an
 authorize's outcome is unknown (auth or Redis died after the debit but before the answer: the
 gateway chose the charge id before it asked, and the ledger makes a refund of a charge that never
-happened a no-op that stays one; tollgate_common/credits.py).
+happened a no-op that stays one; tollgate_common/ledger).
 
 Design: refunds are idempotent by charge id, so any number of tries by any number of gateways is
 safe. Each is tried at once, off the response path; one that does not land is
@@ -60,13 +60,13 @@ class Refunds:
 
     def __init__(
         self,
-        authorizer: Authorizer,
+        authorizer: Authorizer | None,
         redis: Any,
         metrics: Metrics,
         sweep_seconds: float,
         spool: Spool,
     ) -> None:
-        self.authorizer = authorizer
+        self.authorizer = authorizer  # None: no auth, so nothing is ever owed (never started)
         self.redis = redis  # redis-py: parking is off the hot path
         self.metrics = metrics
         self.sweep_seconds = sweep_seconds
@@ -139,6 +139,7 @@ class Refunds:
 
     async def _try(self, charge_id: str) -> None:
         m = self.metrics
+        assert self.authorizer is not None, "refunds are started only with an authorizer"
         try:
             refunded = await self.authorizer.refund(charge_id)
         except RefundNotLanded as exc:

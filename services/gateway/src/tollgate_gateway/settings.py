@@ -7,10 +7,13 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from tollgate_common.ledger.settings import LedgerSettings
 from tollgate_common.settings import ServiceSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(LedgerSettings, ServiceSettings):
+    """The ledger's settings (used in redis mode) come from LedgerSettings, as auth's do."""
+
     model_config = SettingsConfigDict(env_prefix="TOLLGATE_GATEWAY_", extra="ignore", frozen=True)
 
     host: str = Field("0.0.0.0", description="Listen address.")
@@ -36,11 +39,6 @@ class GatewaySettings(ServiceSettings):
         description="http: ask the auth service; redis: run its ledger script here (no hop; "
         "needs KEY_PEPPER and the same Redis as auth).",
     )
-    key_pepper: str = Field("", description="redis mode: the auth service's key pepper.")
-    credits_low_threshold: int = Field(10, ge=0, description="redis mode: as auth's setting.")
-    invalid_key_burst: int = Field(20, ge=1, description="redis mode: as auth's setting.")
-    invalid_key_window_seconds: int = Field(60, ge=1, description="redis mode: as auth's.")
-    charge_ttl_seconds: int = Field(3600, ge=60, description="redis mode: as auth's setting.")
     refund_sweep_seconds: float = Field(
         10.0, gt=0, description="How often refunds parked in Redis (by any gateway) are retried."
     )

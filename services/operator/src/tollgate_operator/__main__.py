@@ -13,15 +13,18 @@ import asyncio
 import kopf
 
 from tollgate_common.logging import configure_logging
+from tollgate_common.settings import load_settings
+from tollgate_operator.handlers import register
+from tollgate_operator.settings import OperatorSettings
 
 
 def main() -> None:
-    from tollgate_operator import handlers  # registers the handlers
-
-    s = handlers.SETTINGS
+    s = load_settings(OperatorSettings, "tollgate-operator")
     configure_logging(s.log_level, s.log_json)
     asyncio.run(
         kopf.operator(
+            registry=register(s),
+            memo=kopf.Memo(settings=s),
             standalone=True,
             clusterwide=not s.namespaces,
             namespaces=s.namespaces,

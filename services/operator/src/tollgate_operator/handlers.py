@@ -2,6 +2,10 @@
 delete, and a timer that re-publishes (Redis restarted, table edited by hand) and refreshes the
 statuses other resources affect (a prefix conflict appearing or going away).
 
+``register(settings)`` wires them into a registry of their own at start (kubebuilder's
+SetupWithManager): nothing reads the environment at import, and the timer's interval is the
+setting the process started with.
+
 Errors become kopf.TemporaryError (retried with back-off) here and only here.
 """
 
@@ -13,7 +17,6 @@ import kopf
 from redis.exceptions import RedisError
 
 from tollgate_common.redis import create_redis
-from tollgate_common.settings import load_settings
 from tollgate_operator.api import GROUP, PLURAL, VERSION, Backend, snapshot
 from tollgate_operator.controller import Controller
 from tollgate_operator.metrics import Metrics
@@ -21,11 +24,9 @@ from tollgate_operator.reconcile import event_for
 from tollgate_operator.settings import OperatorSettings
 from tollgate_operator.table import TableSink
 
-SETTINGS = load_settings(OperatorSettings, "tollgate-operator")
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 
-@kopf.on.startup()
 async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     from prometheus_client import start_http_server
 
@@ -34,18 +35,17 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) ->
     # warnings and errors (a handler that keeps failing) through the per-object logger.
     settings.posting.enabled = True
     settings.posting.level = 30
-    memo.redis = create_redis(SETTINGS.redis_url)
+    mine: OperatorSettings = memo.settings
+    memo.redis = create_redis(mine.redis_url)
     memo.metrics = Metrics()
-    memo.controller = Controller(SETTINGS, TableSink(memo.redis), memo.metrics)
-    start_http_server(SETTINGS.metrics_port, registry=memo.metrics.registry)
+    memo.controller = Controller(mine, TableSink(memo.redis), memo.metrics)
+    start_http_server(mine.metrics_port, registry=memo.metrics.registry)
 
 
-@kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.redis.aclose()
 
 
-@kopf.index(*RESOURCE)
 def backends(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[str, Backend]:
     return {f"{namespace}/{name}": snapshot(body)}
 
@@ -75,10 +75,6 @@ async def _reconcile(
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-# kopf's handler protocols do not model index keyword arguments (``backends``), hence the ignores.
-@kopf.on.resume(*RESOURCE)
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE)  # type: ignore[arg-type]
 async def reconcile(
     body: kopf.Body,
     backends: kopf.Index[str, Backend],
@@ -90,7 +86,6 @@ async def reconcile(
     await _reconcile(str(reason), body, backends, memo, patch)
 
 
-@kopf.on.delete(*RESOURCE)  # type: ignore[arg-type]
 async def delete(
     body: kopf.Body,
     backends: kopf.Index[str, Backend],
@@ -101,7 +96,6 @@ async def delete(
     await _reconcile("delete", body, backends, memo, patch)
 
 
-@kopf.timer(*RESOURCE, interval=SETTINGS.drift_check_seconds, idle=1.0)  # type: ignore[arg-type]
 async def drift(
     body: kopf.Body,
     backends: kopf.Index[str, Backend],
@@ -110,3 +104,25 @@ async def drift(
     **_: Any,
 ) -> None:
     await _reconcile("drift", body, backends, memo, patch)
+
+
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The pod's ServiceAccount in a cluster, else the kubeconfig: what kopf's default registry
+    falls back to, which a registry of one's own has to say."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def register(settings: OperatorSettings) -> kopf.OperatorRegistry:
+    """The handlers in a registry of their own, the timer at the configured interval."""
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(login)
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    kopf.index(*RESOURCE, registry=registry)(backends)
+    # kopf's handler protocols do not model index keyword arguments (``backends``): the ignores.
+    for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        on(*RESOURCE, registry=registry)(reconcile)  # type: ignore[arg-type]
+    kopf.on.delete(*RESOURCE, registry=registry)(delete)  # type: ignore[arg-type]
+    every = settings.drift_check_seconds
+    kopf.timer(*RESOURCE, interval=every, idle=1.0, registry=registry)(drift)  # type: ignore[arg-type]
+    return registry

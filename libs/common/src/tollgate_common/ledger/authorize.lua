@@ -1,7 +1,10 @@
 -- One atomic step per request: key valid, not revoked or expired; GCRA rate limit; credits >= cost,
--- then debit and record the charge for a possible refund. The GCRA arithmetic mirrors ratelimit.py.
--- Uses keys derived from the key record (plan, rate-limit state): fine on a single Redis or a
--- primary with replicas; on Redis Cluster all of a key's data would need one hash tag.
+-- then debit and record the charge for a possible refund. The one home of the GCRA arithmetic
+-- (why GCRA: one number per key, exact at any rate, bursts bounded by construction; a window
+-- counter lets twice the rate through at a window edge; Brandur Leach's "Rate limiting, cells,
+-- and GCRA", redis-cell). Times are integer milliseconds.
+-- Uses names derived from the key record (plan, rate-limit state; layout.py spells them): fine on
+-- a single Redis or a primary with replicas; not yet on Redis Cluster (layout.py says why).
 --
 -- KEYS[1] key record (hash)   KEYS[2] invalid-key counter of the client address
 -- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
@@ -10,7 +13,7 @@
 -- and, for ok and rate_limited, cost (debited) and plan as well (the gateway's metrics by plan)
 
 local now = tonumber(ARGV[1])
--- The caller chose the charge id (credits.py): refunded already (its answer was lost and the
+-- The caller chose the charge id (ledger/__init__.py): refunded already (its answer was lost and the
 -- caller gave it up) means this late authorize must change nothing; charged already (applied
 -- twice) means it is done.
 if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tollgate_common.credits import Ledger, key_hash, new_charge_id, record_key
+from tollgate_common.ledger import Ledger, LedgerSettings
+from tollgate_common.ledger.apikeys import key_hash, new_charge_id
+from tollgate_common.ledger.layout import record_key
 from tollgate_common.redis import create_redis
 
 KEY = "tg_abcdefgh_" + "s" * 43
@@ -17,21 +19,12 @@ KEY = "tg_abcdefgh_" + "s" * 43
 async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     client = create_redis(redis_url)
     await client.hset(record_key(key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10})
-    yield Ledger(client)
+    yield Ledger(client, LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60))
     await client.aclose()
 
 
 async def charge(ledger: Ledger, charge_id: str, cost: int = 3) -> str:
-    o = await ledger.authorize(
-        KEY,
-        "/x",
-        cost,
-        "10.0.0.1",
-        charge_ttl=60,
-        low_threshold=0,
-        invalid_window=60,
-        charge_id=charge_id,
-    )
+    o = await ledger.authorize(KEY, "/x", cost, "10.0.0.1", charge_id=charge_id)
     return o.reason
 
 

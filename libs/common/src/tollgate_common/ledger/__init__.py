@@ -1,0 +1,35 @@
+"""The credit ledger: the one home of what the auth service and the gateway share about credits.
+
+Two services run it: the auth service (its /v1/authorize RPC and admin API) and, in
+``AUTH_MODE=redis``, the gateway itself, which then makes the same single EVALSHA without the HTTP
+hop to auth. Both run the identical script, so accounting stays exact either way.
+
+- ``layout``: every Redis key of the ledger (key records, plans, rate-limit state, charges,
+  tombstones, usage), the only place their names are spelled.
+- ``apikeys``: the API key format, its hash, the charge ids and the bounds of what an authorize
+  may carry.
+- ``authorize.lua`` / ``refund.lua``: the atomic steps; GCRA lives only in authorize.lua.
+- ``decision``: the answer of an authorize (``Decision``), its reasons and their client messages,
+  and its wire form (the auth RPC's JSON).
+- ``ledger``: ``Ledger`` runs the two scripts; ``alerts``: the events an answer raises.
+- ``settings``: the ledger's settings, one block both services' settings classes include.
+
+Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit, charge
+record and usage); ``refund`` is one EVALSHA.
+
+Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
+asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can
+still be refunded by that id. The refund leaves a tombstone (as long-lived as a charge record) that
+the authorize script honours: a refund of a charge that never happened is a no-op and stays one,
+even if that authorize is applied later; an authorize applied twice with one id debits once. What a
+tombstone cannot cover: an authorize applied more than ``charge_ttl`` after its refund (the
+tombstone has expired) - seconds are the real-world bound.
+"""
+
+from __future__ import annotations
+
+from tollgate_common.ledger.decision import Decision
+from tollgate_common.ledger.ledger import Ledger
+from tollgate_common.ledger.settings import LedgerSettings
+
+__all__ = ["Decision", "Ledger", "LedgerSettings"]

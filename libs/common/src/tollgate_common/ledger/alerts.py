@@ -1,0 +1,49 @@
+"""The events an authorize answer raises (pure): credits low or exhausted, an invalid-key burst."""
+
+from __future__ import annotations
+
+from tollgate_common.events import Event, EventType, Severity
+from tollgate_common.ledger.apikeys import display_prefix
+from tollgate_common.ledger.decision import Decision
+
+
+def events_for(
+    d: Decision, route: str, client: str, burst_threshold: int, source: str
+) -> list[Event]:
+    """Events an answer raises: credits low or exhausted, an invalid-key burst (once a window)."""
+    out = []
+    who = display_prefix(d.key_id)
+    if d.event == "low":
+        out.append(
+            Event(
+                type=EventType.CREDITS_LOW,
+                severity=Severity.WARNING,
+                route=route,
+                subject=who,
+                source=source,
+                message=f"key {who} is low on credits ({d.credits_remaining} left)",
+            )
+        )
+    elif d.event == "exhausted":
+        out.append(
+            Event(
+                type=EventType.CREDITS_EXHAUSTED,
+                severity=Severity.WARNING,
+                route=route,
+                subject=who,
+                source=source,
+                message=f"key {who} has used all its credits",
+            )
+        )
+    if d.invalid_count == burst_threshold:
+        out.append(
+            Event(
+                type=EventType.INVALID_KEY_BURST,
+                severity=Severity.WARNING,
+                route=route,
+                subject=client,
+                source=source,
+                message=f"{d.invalid_count} invalid API keys from {client}",
+            )
+        )
+    return out

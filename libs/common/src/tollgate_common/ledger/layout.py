@@ -1,0 +1,61 @@
+"""Every Redis key of the credit ledger, spelled in one place (pure).
+
+authorize.lua derives three names itself, from the same prefixes: ``PLAN`` + plan name,
+``RATE`` + key id and ``usage_key`` (tests/test_layout.py checks that the script writes exactly
+the names these functions give).
+
+Redis Cluster: the usage of a key carries the key id as its hash tag (``{id}``), so every usage
+bucket of one API key lives on one slot. The older records (key record, plan, charge, tombstone)
+are not tagged yet: moving them is a data migration, so the ledger still wants one Redis or a
+primary with replicas, as it always did.
+"""
+
+from __future__ import annotations
+
+P = "tollgate:auth:"
+KEYS_SET = P + "keys"
+PLANS_SET = P + "plans"
+PLAN = P + "plan:"
+RATE = P + "rl:"
+USAGE = "tollgate:usage:"
+HOUR_MS = 3_600_000
+# A usage bucket's field: "<counter>:<route>" (a counter never holds a colon; a route name may).
+COUNTERS = ("requests", "charged", "refunded", "hits", "4xx", "5xx")
+
+
+def record_key(hashed: str) -> str:
+    return f"{P}key:{hashed}"
+
+
+def id_key(key_id: str) -> str:
+    return f"{P}id:{key_id}"
+
+
+def plan_key(name: str) -> str:
+    return PLAN + name
+
+
+def rate_key(key_id: str) -> str:
+    return RATE + key_id
+
+
+def invalid_key(client: str) -> str:
+    return f"{P}invalid:{client or '-'}"
+
+
+def charge_key(charge_id: str) -> str:
+    return f"{P}charge:{charge_id}"
+
+
+def tombstone_key(charge_id: str) -> str:
+    return f"{P}refunded:{charge_id}"
+
+
+def hour_of(at_ms: int) -> int:
+    """The Unix second an hour bucket starts at."""
+    return (at_ms - at_ms % HOUR_MS) // 1000
+
+
+def usage_key(key_id: str, hour: int) -> str:
+    """One API key's usage in the hour starting at ``hour`` (Unix seconds), by route."""
+    return f"{USAGE}{{{key_id}}}:{hour}"

@@ -1,0 +1,64 @@
+"""``Ledger``: runs the authorize and refund scripts against one Redis (one EVALSHA each)."""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files
+from typing import Any
+
+from tollgate_common.ledger import layout
+from tollgate_common.ledger.apikeys import key_hash, key_id_of, new_charge_id
+from tollgate_common.ledger.decision import Decision, from_script
+from tollgate_common.ledger.settings import LedgerSettings
+from tollgate_common.redis import LuaScript
+
+_HERE = files("tollgate_common.ledger")
+
+
+class Ledger:
+    """The credit ledger of one Redis, with the settings both services share."""
+
+    def __init__(self, redis: Any, settings: LedgerSettings) -> None:
+        self.redis = redis
+        self.s = settings
+        self._authorize = LuaScript((_HERE / "authorize.lua").read_text())
+        self._refund = LuaScript((_HERE / "refund.lua").read_text())
+
+    async def authorize(
+        self,
+        raw_key: str,
+        path: str,
+        cost: int,
+        client: str,
+        *,
+        charge_id: str | None = None,
+        now_ms: int | None = None,
+    ) -> Decision:
+        """One authorize; ``charge_id`` chosen by the caller (see the package docstring);
+        ``now_ms`` only for tests of the rate limit's arithmetic."""
+        s = self.s
+        charge_id = charge_id or new_charge_id()
+        hashed = key_hash(raw_key, s.key_pepper) if key_id_of(raw_key) else "-"
+        keys = [
+            layout.record_key(hashed),
+            layout.invalid_key(client),
+            layout.charge_key(charge_id),
+            layout.tombstone_key(charge_id),
+        ]
+        args = [
+            int(time.time() * 1000) if now_ms is None else now_ms,
+            cost,
+            charge_id,
+            s.charge_ttl_seconds,
+            path,
+            s.credits_low_threshold,
+            s.invalid_key_window_seconds,
+        ]
+        return from_script(await self._authorize(self.redis, keys, args), charge_id)
+
+    async def refund(self, charge_id: str) -> int:
+        """Give a charge back exactly once; returns the credits after, or -1 if unknown. Either
+        way the charge id is dead from now on: an authorize with it debits nothing."""
+        keys = [layout.charge_key(charge_id), layout.tombstone_key(charge_id)]
+        left: int = await self._refund(self.redis, keys, [self.s.charge_ttl_seconds])
+        return left
