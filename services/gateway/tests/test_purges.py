@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -9,6 +10,8 @@ import httpx
 import redis
 
 from tollgate_common.cachekeys import PURGE_CHANNEL, Purge, match_pattern
+from tollgate_gateway.cache import LocalTier
+from tollgate_gateway.purges import PurgeListener
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.redis_server import RedisServer
 
@@ -78,3 +81,33 @@ def wait_subscribed(gw: RunningGateway) -> None:
     while not purges.subscribed.is_set():
         assert time.monotonic() < deadline, "the gateway never subscribed to purges"
         time.sleep(0.02)
+
+
+class _SwallowingPubSub:
+    """A subscription whose wait turns a cancel into its own TimeoutError, as a cancel racing
+    asyncio.timeout() can come out on Python 3.11 (the shape a hung shutdown had)."""
+
+    async def subscribe(self, _channel: str) -> None:
+        return None
+
+    async def get_message(self, timeout: float) -> None:  # noqa: ASYNC109  # redis-py's signature
+        try:
+            await asyncio.sleep(timeout)
+        except asyncio.CancelledError:
+            raise TimeoutError() from None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _Redis:
+    def pubsub(self, **_kw: object) -> _SwallowingPubSub:
+        return _SwallowingPubSub()
+
+
+async def test_stop_ends_the_listener_even_when_a_cancel_is_swallowed() -> None:
+    """stop() returns although the subscription swallowed the cancel."""
+    listener = PurgeListener(_Redis(), LocalTier(10, 1 << 20), wait_seconds=0.05)
+    listener.start()
+    await asyncio.wait_for(listener.subscribed.wait(), 5)
+    await asyncio.wait_for(listener.stop(), 5)

@@ -30,11 +30,16 @@ class PurgeListener:
         self.wait_seconds = wait_seconds  # below the pool's socket timeout
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Checked on every turn: on Python 3.11 a cancel that lands as get_message()'s own
+        # timeout fires can come out as that TimeoutError, and a loop that only waited for the
+        # CancelledError would go on for ever (a gateway shutdown hung on it under load).
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -51,7 +56,7 @@ class PurgeListener:
     async def _run(self) -> None:
         backoff = 0.1
         first = True
-        while True:
+        while not self._stopping:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(PURGE_CHANNEL)
@@ -60,11 +65,13 @@ class PurgeListener:
                 first = False
                 self.subscribed.set()
                 backoff = 0.1
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(timeout=self.wait_seconds)
                     if message is not None and message.get("type") == "message":
                         self.apply(message["data"])
             except (TimeoutError, RedisError, OSError) as exc:
+                if self._stopping:
+                    return
                 if self.subscribed.is_set():
                     log.warning("cache purge channel lost, resubscribing: %s", describe(exc))
                 self.subscribed.clear()
