@@ -7,16 +7,14 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
 
 from tollgate_common.exchange import BodyTooLarge, Incoming, Reply, error_body
-
-if TYPE_CHECKING:
-    from tollgate_common.httpserver import HttpServer
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("tollgate.access")
@@ -37,6 +35,22 @@ class Refusal(Exception):
         self.status = status
         self.message = message
         self.headers = headers
+
+
+class Owner(Protocol):
+    """What a connection needs of the server that accepted it (httpserver.HttpServer is one):
+    a protocol here, so this module imports nothing of the server's and the two never form an
+    import circle."""
+
+    handler: Callable[[Incoming], Awaitable[Reply | None]]
+    limits: Limits
+    access_log: bool
+    loop: asyncio.AbstractEventLoop
+    date_header: bytes
+
+    def admit(self, conn: HttpConnection) -> bool: ...
+
+    def forget(self, conn: HttpConnection) -> None: ...
 
 
 class Limits:
@@ -141,7 +155,7 @@ class HttpConnection(asyncio.Protocol):
     """One client connection. Requests are parsed as bytes arrive and answered one at a time, in
     order, by a task that lives while there is work."""
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, server: Owner) -> None:
         self.server = server
         self.loop = server.loop
         self.limits = server.limits
