@@ -11,9 +11,11 @@ it is named for: no key is refused, the smoke key's second request is limited (4
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -60,7 +62,8 @@ def envoy(
     exe = binary("envoy") or "envoy"
     argv = [exe, "-c", str(conf), "--concurrency", "1", "-l", "error", "--disable-hot-restart"]
     proc = Proc(pinned(core, argv), log=d / "out.log")
-    proc.wait_http(f"http://127.0.0.1:{admin}/ready")
+    with _stopped_on_failure(proc):
+        proc.wait_http(f"http://127.0.0.1:{admin}/ready")
     return Server(name, proc, port, core)
 
 
@@ -72,8 +75,9 @@ def ratelimit(work: Path, core: str, redis_port: int) -> Server:
     (d / "ratelimit" / "config" / "bench.yaml").write_text(peerconfig.ratelimit_rules())
     env = peerconfig.ratelimit_env(str(d), redis_port, http, grpc, debug)
     proc = Proc(pinned(core, [binary("ratelimit") or "ratelimit"]), log=d / "out.log", env=env)
-    proc.wait_http(f"http://127.0.0.1:{http}/healthcheck")
-    proc.wait_port(grpc)
+    with _stopped_on_failure(proc):
+        proc.wait_http(f"http://127.0.0.1:{http}/healthcheck")
+        proc.wait_port(grpc)
     return Server("ratelimit", proc, grpc, core)
 
 
@@ -95,9 +99,10 @@ log: {{level: ERROR}}
 """)
     argv = [venv_bin("traefik"), f"--configFile={d / 'traefik.yaml'}"]
     proc = Proc(pinned(core, argv), log=d / "out.log", env={"GOMAXPROCS": "1"})
-    proc.wait_port(port)
-    # The file provider loads after the port opens: until then every path is a 404.
-    _wait_status(f"http://127.0.0.1:{port}{peerconfig.PREFIX}eod/AAPL", 401, proc)
+    with _stopped_on_failure(proc):
+        proc.wait_port(port)
+        # The file provider loads after the port opens: until then every path is a 404.
+        _wait_status(f"http://127.0.0.1:{port}{peerconfig.PREFIX}eod/AAPL", 401, proc)
     return Server("traefik-metered", proc, port, core)
 
 
@@ -112,7 +117,8 @@ def krakend(work: Path, core: str, name: str, upstreams: list[int], concurrent: 
     # USAGE_DISABLE: KrakenD 1.4 otherwise reports usage to its vendor's server every few minutes.
     env = {"GOMAXPROCS": "1", "USAGE_DISABLE": "1"}
     proc = Proc(pinned(core, argv), log=d / "out.log", env=env)
-    proc.wait_http(f"http://127.0.0.1:{port}/api/v1/eod/AAPL")
+    with _stopped_on_failure(proc):
+        proc.wait_http(f"http://127.0.0.1:{port}/api/v1/eod/AAPL")
     return Server(name, proc, port, core)
 
 
@@ -136,6 +142,17 @@ def smoke(url: str, refused: str, limited: str) -> None:
 
 class SmokeFailed(RuntimeError):
     """A peer row does not do the work it is named for: it is not timed."""
+
+
+@contextlib.contextmanager
+def _stopped_on_failure(proc: Proc) -> Iterator[None]:
+    """A peer that never gets ready is stopped by its PID here: it was never handed to the Env,
+    which stops only what started, and would outlive the bench (its row is skipped)."""
+    try:
+        yield
+    except BaseException:
+        proc.stop()
+        raise
 
 
 def _wait_status(url: str, status: int, proc: Proc, tries: int = 200) -> None:

@@ -12,6 +12,7 @@ import pytest
 from bench import peers
 from bench.servers import Server, start_nginx, venv_bin
 from bench.targets import LOAD_CORE, TARGETS, Env, Target
+from tollgate_testkit.procs import Proc
 
 # The answers of a peer that does or does not do its job: nginx cannot count requests, so the one
 # over the limit is a path that always answers 429, and the one never limited a path that is 200.
@@ -85,3 +86,12 @@ def test_metered_peer_refuses_and_limits(target: Target, tmp_path: Path) -> None
         target.smoke(env, server)
     finally:
         env.stop()
+
+
+def test_a_peer_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
+    """A peer whose readiness wait fails is stopped by its PID, not left running past the bench
+    (its row is skipped; the Env never held it)."""
+    proc = Proc(["sleep", "600"], log=tmp_path / "peer.log")
+    with pytest.raises(TimeoutError), peers._stopped_on_failure(proc):
+        raise TimeoutError("never ready")
+    assert not proc.alive()
