@@ -82,3 +82,19 @@ def test_oldest_claim_of_a_prefix_wins() -> None:
     winners, losers = resolve_conflicts([new, old])
     assert winners == [old]
     assert losers == {"ns/new": "ns/old"}
+
+
+@pytest.mark.parametrize(
+    ("head", "version"),
+    [
+        (b'{"version":1764,"routes":[', 1764),
+        (RouteTable(version=3).dumps().encode()[:32], 3),
+        (b'{"routes":[],"version":3}', None),  # not the published shape: parse it whole
+        (b"", None),
+        (b'{"version":-1,', None),
+    ],
+)
+def test_version_of_reads_the_head_of_a_published_table(head: bytes, version: int | None) -> None:
+    from tollgate_common.routes import version_of
+
+    assert version_of(head) == version

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 import redis
 
 from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, Route, RouteTable
@@ -148,3 +149,32 @@ def test_admin_port_keeps_metrics_off_the_public_port(gateway_factory: Gws) -> N
         assert public.json()["status"] is False
         assert httpx.get(f"http://127.0.0.1:{admin_port}{path}").status_code == 200
     assert httpx.get(f"{gw.url}/readyz").status_code == 200
+
+
+async def test_a_poll_of_an_unchanged_table_reads_only_its_head(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The follower parses the table only when its head announces a newer version: a poll of
+    the table in force (here: its body made unparseable behind an unchanged head) is a no-op."""
+    from tollgate_common.redis import create_redis
+    from tollgate_gateway.metrics import Metrics
+    from tollgate_gateway.table import RedisFollower, RouteState
+
+    publish(redis_url, 5, {"/a": "http://127.0.0.1:9"})
+    client = create_redis(redis_url)
+    state = RouteState(Metrics())
+    follower = RedisFollower(client, state, poll_seconds=1)
+    try:
+        await follower.refresh()
+        assert state.version == 5
+        await client.set(TABLE_KEY, '{"version":5,"routes":[not json')
+        await follower.refresh()  # parsed, it would log the table as invalid
+        assert not [r for r in caplog.records if "invalid" in r.getMessage()]
+        await client.set(TABLE_KEY, '{"version":6,"routes":[not json')
+        await follower.refresh()  # a newer head: read and parsed, refused, v5 kept
+        assert [r for r in caplog.records if "invalid" in r.getMessage()]
+        publish(redis_url, 7, {"/b": "http://127.0.0.1:9"})
+        await follower.refresh()
+        assert (state.version, list(state.by_name)) == (7, ["default/b"])
+    finally:
+        await client.aclose()

@@ -181,6 +181,18 @@ class RouteTable(_Model):
         return cls.model_validate_json(data)
 
 
+# The head of a published table: the operator writes ``{"version":N,"routes":...}`` in that order.
+_HEAD = re.compile(rb'\A\{"version":(\d{1,19}),')
+HEAD_BYTES = 32  # enough for the head above
+
+
+def version_of(head: bytes) -> int | None:
+    """The version a table's first bytes announce, or None when they do not say (pure): the
+    gateways read this much and parse the whole table only when it is newer than theirs."""
+    m = _HEAD.match(head)
+    return int(m.group(1)) if m else None
+
+
 class RouteDocumentError(ValueError):
     """A route document that is not a valid ApiBackend."""
 

@@ -19,11 +19,13 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from tollgate_common.routes import (
+    HEAD_BYTES,
     TABLE_CHANNEL,
     TABLE_KEY,
     RouteTable,
     parse_documents,
     resolve_conflicts,
+    version_of,
 )
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.routing import Router
@@ -93,9 +95,15 @@ class RedisFollower:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def refresh(self) -> None:
-        data = await self.redis.get(TABLE_KEY)
+        # A poll of an unchanged table reads its head only: re-reading and re-parsing all of it
+        # each second cost 0.87 s of a blocked loop per poll at 10,000 routes (bench --scale).
+        head = await self.redis.getrange(TABLE_KEY, 0, HEAD_BYTES - 1)
         self.healthy = True
         self._first.set()
+        announced = version_of(head)
+        if announced is not None and self.state.loaded and announced <= self.state.version:
+            return
+        data = await self.redis.get(TABLE_KEY)
         if data is None:
             # No table published yet (no ApiBackend exists): an empty table is a valid state, and
             # a gateway that waited for one would keep `helm install --wait` from ever finishing.
