@@ -52,7 +52,7 @@ def test_make_test_measures_coverage_against_a_floor(tmp_path: Path) -> None:
     dry = make("-n", "test", f"INSTALL_STAMP={stamp}")
     assert "pytest --cov" in dry.stdout
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
-    assert config["report"]["fail_under"] >= 70
+    assert config["report"]["fail_under"] >= 90
     assert "subprocess" in config["run"]["patch"]  # the service processes count too
 
 
