@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
-from tollgate_auth.store import plan_key
+from tollgate_common.ledger.layout import plan_key
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.procs import Proc
 
