@@ -217,15 +217,8 @@ class ResponseCache:
         entry = self.local.get(key, now)
         if entry is not None or not self._redis_usable():
             return entry
-        try:
-            data = await self.redis.get(key)
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._redis_failed(exc)
-            return None
-        if data is None:
-            return None
-        entry = unpack(data)
-        if entry.expires_at <= now:
+        entry = await self._from_redis(key)
+        if entry is None or entry.expires_at <= now:
             return None
         self.local.put(key, entry)
         return entry
@@ -236,15 +229,17 @@ class ResponseCache:
         entry = self.local.get_stale(key, now)
         if entry is not None or not self._redis_usable():
             return entry
+        entry = await self._from_redis(key)
+        return entry if entry is not None and entry.keep_until > now else None
+
+    async def _from_redis(self, key: bytes) -> Cached | None:
+        """The entry Redis holds under ``key``, fresh or not; None when absent or Redis fails."""
         try:
             data = await self.redis.get(key)
         except (TimeoutError, RedisError, OSError) as exc:
             self._redis_failed(exc)
             return None
-        if data is None:
-            return None
-        entry = unpack(data)
-        return entry if entry.keep_until > now else None
+        return None if data is None else unpack(data)
 
     def put(self, key: bytes, entry: Cached) -> None:
         """Store locally now and in Redis off the response path."""
