@@ -217,11 +217,9 @@ def _exporter(name: str) -> SpanExporter:
 
         return OTLPSpanExporter()
     if name == "otlp:http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpExporter,
-        )
+        from tollgate_common.otlp import HttpSpanExporter
 
-        return HttpExporter()
+        return HttpSpanExporter()
     return ConsoleSpanExporter()
 
 
