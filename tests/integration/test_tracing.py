@@ -292,3 +292,29 @@ def _json_lines(svc: Service) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return out
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["auth-raises-it", "ledger-in-gateway"])
+def test_a_credit_event_carries_the_trace_of_its_request(
+    traced: Stack, jaeger: Jaeger, which: int
+) -> None:
+    """credits.exhausted, raised by auth (AUTH_MODE=http) or by the gateway's own ledger
+    (AUTH_MODE=redis), carries the trace context of the request that spent the last credit."""
+    key_id, key = traced.new_key(1)
+    tp, trace_id, _ = new_traceparent()
+    r, _ = send(traced.gateways[which], "/live/SPENT", key, tp)
+    assert r.status_code == 200
+    client = redis_py.Redis.from_url(traced.redis.url, decode_responses=True)
+    deadline = time.monotonic() + 10
+    while True:
+        events = [
+            f
+            for _, f in client.xrange("tollgate:events")
+            if f.get("type") == "credits.exhausted" and f.get("attr.key_id") == key_id
+        ]
+        if events or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    client.close()
+    assert events, "no credits.exhausted event"
+    assert events[-1]["traceparent"].split("-")[1] == trace_id

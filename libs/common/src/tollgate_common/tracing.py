@@ -49,6 +49,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from tollgate_common.events import Event
 from tollgate_common.exchange import Incoming, Reply
 from tollgate_common.logging import REQUEST_IDS
 
@@ -331,6 +332,17 @@ def current_traceparent() -> tuple[str, str]:
     )
 
 
+def in_trace(event: Event) -> Event:
+    """``event`` carrying the current trace context, unless it has one (call it where the event
+    is raised, in the request: a queue or a task later may have lost the context)."""
+    if event.traceparent:
+        return event
+    traceparent, tracestate = current_traceparent()
+    if not traceparent:
+        return event
+    return event.model_copy(update={"traceparent": traceparent, "tracestate": tracestate})
+
+
 def link_to(traceparent: str, tracestate: str = "") -> Link | None:
     """A span link to the trace context carried in data; None for none or a malformed one."""
     if not traceparent:
@@ -455,6 +467,7 @@ __all__ = [
     "check_tracing_env",
     "current_traceparent",
     "extract",
+    "in_trace",
     "inject",
     "link_to",
     "maybe_span",

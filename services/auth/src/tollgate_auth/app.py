@@ -52,7 +52,7 @@ from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
 from tollgate_common.redis import answers, create_redis, describe
 from tollgate_common.resp import LeanRedis
-from tollgate_common.tracing import setup_tracing
+from tollgate_common.tracing import in_trace, setup_tracing
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -102,9 +102,10 @@ class Service:
         return [name for name, ok in (("lean", lean), ("admin", admin)) if not ok]
 
     def emit(self, events: list[Event]) -> None:
-        """Append events off the request path; a failure is logged, never raised."""
+        """Append events off the request path, each with the request's trace context (the
+        notifier links its delivery to it); a failure is logged, never raised."""
         for event in events:
-            task = asyncio.ensure_future(self._publish(event))
+            task = asyncio.ensure_future(self._publish(in_trace(event)))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from tollgate_common.events import Event, EventType, Severity, publish
 from tollgate_common.redis import describe
-from tollgate_common.tracing import current_traceparent
+from tollgate_common.tracing import in_trace
 from tollgate_gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,15 @@ class EventSink:
         await asyncio.gather(self._task, return_exceptions=True)
 
     def emit(self, event: Event) -> None:
+        """Queue ``event`` with the trace context of the request raising it (the notifier links
+        its delivery to that trace); the sending task runs outside any request."""
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(in_trace(event))
         except asyncio.QueueFull:
             self.metrics.events_dropped.inc()
 
     def route_failed(self, route: str, status: int, detail: str) -> None:
         self.failing.add(route)
-        traceparent, tracestate = current_traceparent()  # the notifier links its delivery to it
         self.emit(
             Event(
                 type=EventType.UPSTREAM_FAILED,
@@ -57,8 +58,6 @@ class EventSink:
                 message=f"every upstream of {route} failed ({status}): {detail}",
                 source="gateway",
                 attributes={"status": str(status)},
-                traceparent=traceparent,
-                tracestate=tracestate,
             )
         )
 
