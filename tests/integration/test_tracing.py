@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -250,15 +250,7 @@ def test_failed_request_logs_its_trace_and_carries_it_in_the_event(
     assert mine, "no log line of the failed request"
     assert all(line["trace_id"] == trace_id for line in mine)
 
-    client = redis_py.Redis.from_url(traced.redis.url, decode_responses=True)
-    deadline = time.monotonic() + 10
-    while True:
-        entries = client.xrange("tollgate:events")
-        events = [f for _, f in entries if f.get("type") == "upstream.failed"]
-        if events or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    client.close()
+    events = _events(traced, lambda f: f.get("type") == "upstream.failed")
     assert events, "no upstream.failed event"
     assert events[-1]["traceparent"].split("-")[1] == trace_id
 
@@ -283,6 +275,20 @@ def test_no_span_holds_the_key(traced: Stack, jaeger: Jaeger) -> None:
     assert "api_key" not in dump
 
 
+def _events(stack: Stack, wanted: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
+    """The entries of the events stream ``wanted`` picks, once there are any (10 s at most)."""
+    client = redis_py.Redis.from_url(stack.redis.url, decode_responses=True)
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            events = [f for _, f in client.xrange("tollgate:events") if wanted(f)]
+            if events or time.monotonic() > deadline:
+                return events
+            time.sleep(0.1)
+    finally:
+        client.close()
+
+
 def _json_lines(svc: Service) -> list[dict[str, Any]]:
     out = []
     for line in svc.proc.output().splitlines():
@@ -304,17 +310,8 @@ def test_a_credit_event_carries_the_trace_of_its_request(
     tp, trace_id, _ = new_traceparent()
     r, _ = send(traced.gateways[which], "/live/SPENT", key, tp)
     assert r.status_code == 200
-    client = redis_py.Redis.from_url(traced.redis.url, decode_responses=True)
-    deadline = time.monotonic() + 10
-    while True:
-        events = [
-            f
-            for _, f in client.xrange("tollgate:events")
-            if f.get("type") == "credits.exhausted" and f.get("attr.key_id") == key_id
-        ]
-        if events or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    client.close()
+    events = _events(
+        traced, lambda f: f.get("type") == "credits.exhausted" and f.get("attr.key_id") == key_id
+    )
     assert events, "no credits.exhausted event"
     assert events[-1]["traceparent"].split("-")[1] == trace_id
