@@ -133,10 +133,16 @@ def parser() -> argparse.ArgumentParser:
     a = _verb(keys, "plan", "attach a plan to a key", on)
     a.add_argument("id", help="key id")
     a.add_argument("plan", help="plan name")
-    w = _verb(keys, "webhook", "set or clear the key owner's webhook (signed)", on)
+    w = _verb(
+        keys,
+        "webhook",
+        "set or clear the owner webhook (signed): credits.low, credits.exhausted, "
+        "credits.refilled, key.expiring",
+        on,
+    )
     w.add_argument("id", help="key id")
     wg = w.add_mutually_exclusive_group(required=True)
-    wg.add_argument("--url", dest="webhook_url", help="https://... for credits.low/exhausted")
+    wg.add_argument("--url", dest="webhook_url", help="https://... the owner's endpoint")
     wg.add_argument("--clear", action="store_true", help="remove the webhook and its secret")
     w.add_argument(
         "--secret",
