@@ -283,6 +283,11 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
     return out.getvalue().rstrip("\n")
 
 
+def _one_line(message: Any) -> str:
+    """An error for stderr on one line, whatever the server put in it (pure)."""
+    return " ".join(str(message).split())
+
+
 def _iso(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
@@ -307,9 +312,18 @@ def run(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -
         return 1
     if r.status_code == 204:
         return 0
-    data = r.json()
+    try:
+        data = r.json()
+    except ValueError:  # a proxy's error page, or --url is not auth's admin API
+        what = r.headers.get("content-type", "no content type")
+        print(
+            f"tollgate: {r.status_code} from {args.url}: not a JSON answer ({what})",
+            file=sys.stderr,
+        )
+        return 1
     if not r.is_success:
-        print(f"tollgate: {r.status_code}: {data.get('message', data)}", file=sys.stderr)
+        message = data.get("message", data) if isinstance(data, dict) else data
+        print(f"tollgate: {r.status_code}: {_one_line(message)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(data, indent=2))
