@@ -1,7 +1,7 @@
 """Owner webhooks as real processes (issue 13): a key's owner webhook, set through auth's admin
-API, hears credits.low and credits.exhausted from the real gateway, auth and notifier, and
-key.expiring from two notifiers once, signed;
-a real receiver verifies the signature; the secret shows in no answer, log or metric."""
+API, hears credits.low and credits.exhausted from the real gateway, auth and notifier, and one
+key.expiring from two notifiers; a real receiver verifies each signature; the secret shows in no
+answer, log or metric."""
 
 from __future__ import annotations
 
