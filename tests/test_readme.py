@@ -1,10 +1,14 @@
-"""The README documents every setting the services read."""
+"""The README documents every setting the services read, and its CLI commands exist."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
+import shlex
 from pathlib import Path
+
+from tollgate_auth.cli import parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,3 +32,50 @@ def test_cold_build_time_is_the_same_in_readme_and_script() -> None:
     assert figures == ["21 min 26 s"]
     readme = (ROOT / "README.md").read_text()
     assert re.findall(r"measured \*\*(\d+ min \d+ s)\*\*", readme) == figures
+
+
+# `tollgate miss`, `tollgate hit`...: the names of `make bench`'s rows, not commands
+BENCH_ROWS = {"miss", "hit"}
+
+
+def readme_commands() -> list[str]:
+    """Every ``tollgate ...`` command line of the README's shell blocks, without its comment."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", readme, flags=re.S)
+    found = []
+    for line in "\n".join(blocks).splitlines():
+        m = re.search(r"\btollgate\s+(.*)$", line)
+        if m and "uv run" in line:
+            found.append(m.group(1).split(" #", 1)[0].strip())
+    return found
+
+
+def test_every_cli_command_in_the_readme_parses() -> None:
+    """Each `uv run tollgate ...` line of the README is accepted by the real CLI's parser: the
+    subcommands and options it names exist (a usage error would exit)."""
+    commands = readme_commands()
+    assert len(commands) >= 20  # the README's command blocks were found
+    for command in commands:
+        try:
+            parser().parse_args(shlex.split(command))
+        except SystemExit:
+            raise AssertionError(f"README: `tollgate {command}` is not a valid command") from None
+
+
+def test_every_cli_command_named_in_the_readme_text_exists() -> None:
+    """Each `tollgate NOUN VERB` named inline in the README's text is a real subcommand."""
+
+    def choices(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        sub = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(sub[0].choices) if sub else {}
+
+    readme = (ROOT / "README.md").read_text()
+    named = re.findall(r"`tollgate ([a-z-]+)(?: ([a-z-]+))?", readme)
+    named = [(n, v) for n, v in named if n not in BENCH_ROWS]
+    assert named
+    nouns = choices(parser())
+    for noun, verb in named:
+        assert noun in nouns, f"README names `tollgate {noun}`: no such command"
+        verbs = choices(nouns[noun])
+        if verbs and verb:
+            assert verb in verbs, f"README names `tollgate {noun} {verb}`: no such command"

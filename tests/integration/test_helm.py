@@ -147,6 +147,21 @@ def test_auth_and_gateway_get_the_same_ledger_settings(mode: str) -> None:
     assert gateway == auth
 
 
+def test_the_key_expiring_window_reaches_the_notifier() -> None:
+    """notifier.keyExpiringBeforeSeconds becomes the notifier's setting (default 7 days)."""
+
+    def window(**sets: str) -> str:
+        by_name = {d["metadata"]["name"]: d for d in deployments(render(**sets))}
+        env = by_name["t-tollgate-notifier"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        values = {e["name"]: e.get("value") for e in env}
+        return str(values["TOLLGATE_NOTIFIER_KEY_EXPIRING_BEFORE_SECONDS"])
+
+    assert window() == "604800"
+    assert window(**{"notifier.keyExpiringBeforeSeconds": "3600"}) == "3600"
+    default = NotifierSettings.model_fields["key_expiring_before_seconds"].default
+    assert float(window()) == default
+
+
 def test_secrets_never_render_as_plain_env() -> None:
     """Admin token, key pepper, Redis URL, SMTP password and webhook URL come from Secrets."""
     docs = render(str(CHART / "ci/external-redis-values.yaml"))

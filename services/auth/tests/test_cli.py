@@ -1,15 +1,27 @@
-"""The operators' command line: its parsing (pure) and its commands against a real auth process."""
+"""The operators' command line: its parsing (pure), and its commands (keys, usage, cache purge,
+webhooks, errors) against a real auth process, in-process and as a process of its own."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import os
+import re
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
+import redis
 
 from tollgate_auth.cli import parser, run
+from tollgate_common.cachekeys import entry_key
 from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth
 
 
@@ -124,3 +136,191 @@ def test_webhook_without_a_secret_is_refused(
     argv = ["--url", "http://127.0.0.1:1", "--token", "t", "keys", "webhook", "kid"]
     assert run([*argv, "--url", "https://owner.example/hook"]) == 2
     assert "signing secret" in capsys.readouterr().err
+
+
+# --- the usage, cache purge and webhook paths against a real auth service (issue 15)
+
+
+def charge(auth: Service, raw: str, route: str, path: str, cost: int) -> None:
+    """One authorize through auth's RPC, as a gateway sends it."""
+    body = {"key": raw, "route": route, "path": path, "cost": cost}
+    r = httpx.post(f"{auth.url}/v1/authorize", json=body, timeout=10)
+    assert r.status_code == 200
+    assert r.json()["reason"] == "ok", r.text
+
+
+@pytest.fixture
+def admin_argv(auth: Service) -> list[str]:
+    return ["--url", auth.url, "--token", ADMIN_TOKEN]
+
+
+def used_key(auth: Service, admin_argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """A key with usage on two routes: ns/eod 3 x 2 credits, ns/live 1 x 1."""
+    assert run([*admin_argv, "--json", "keys", "create", "--credits", "10"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    for _ in range(3):
+        charge(auth, created["key"], "ns/eod", "/eod/AAPL", 2)
+    charge(auth, created["key"], "ns/live", "/live/X", 1)
+    return str(created["id"])
+
+
+def test_usage_in_every_format_against_a_real_auth_service(
+    auth: Service, admin_argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tollgate usage: a table by hour, CSV by hour and by route, the API's JSON, and every
+    key's totals, all with the counts the ledger wrote."""
+    key_id = used_key(auth, admin_argv, capsys)
+
+    assert run([*admin_argv, "usage", key_id]) == 0
+    head, *rows = capsys.readouterr().out.splitlines()
+    assert head.split() == ["START", "REQUESTS", "CHARGED", "REFUNDED", "HITS", "4XX", "5XX"]
+    assert [r.split()[2:] for r in rows] == [["4", "7", "0", "0", "0", "0"]]
+
+    assert run([*admin_argv, "usage", key_id, "--csv"]) == 0
+    (hour,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00Z", hour["start"])
+    assert (hour["requests"], hour["charged"]) == ("4", "7")
+
+    assert run([*admin_argv, "usage", key_id, "--by", "route", "--csv"]) == 0
+    by_route = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["route"], r["requests"], r["charged"]) for r in by_route] == [
+        ("ns/eod", "3", "6"),
+        ("ns/live", "1", "1"),
+    ]
+
+    assert run([*admin_argv, "--json", "usage", key_id, "--by", "day"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["key_id"], doc["granularity"], doc["total"]["charged"]) == (key_id, "day", 7)
+
+    assert run([*admin_argv, "usage", "--csv"]) == 0
+    (total,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (total["key_id"], total["requests"], total["charged"]) == (key_id, "4", "7")
+
+
+def test_cache_purge_against_a_real_auth_service(
+    auth: Service, admin_argv: list[str], redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tollgate cache purge ROUTE PREFIX deletes only the route's entries under the prefix and
+    prints how many; without a prefix, the route's rest; --json prints the API's answer."""
+    r = redis.Redis.from_url(redis_url)
+    try:
+        gone = [entry_key("GET", "ns/eod", p, []) for p in ("/eod/AAPL", "/eod/AB")]
+        kept = [entry_key("GET", "ns/eod", "/eod/MSFT", []), entry_key("GET", "ns/x", "/eod/A", [])]
+        r.mset({k: b"v" for k in [*gone, *kept]})
+        assert run([*admin_argv, "cache", "purge", "ns/eod", "/eod/A"]) == 0
+        head, row = capsys.readouterr().out.splitlines()
+        assert head.split() == ["ROUTE", "PREFIX", "DELETED"]
+        assert row.split() == ["ns/eod", "/eod/A", "2"]
+        assert r.exists(*gone) == 0
+        assert run([*admin_argv, "--json", "cache", "purge", "ns/eod"]) == 0
+        assert json.loads(capsys.readouterr().out)["deleted"] == 1
+        assert r.exists(*kept) == 1  # the other route's entry
+    finally:
+        r.close()
+
+
+def test_webhook_table_shows_the_url_never_the_secret(
+    auth: Service, admin_argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keys webhook with the secret from TOLLGATE_WEBHOOK_SECRET prints a table with the URL;
+    show and list (table and JSON) never print the secret; --clear empties the URL."""
+    assert run([*admin_argv, "--json", "keys", "create"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["id"]
+    secret = "whsec-from-the-environment-42"
+    env = {"TOLLGATE_WEBHOOK_SECRET": secret}
+    out = cli([*admin_argv, "keys", "webhook", key_id, "--url", "https://owner.example/hook"], env)
+    assert out.returncode == 0, out.stderr
+    head, row = out.stdout.splitlines()
+    assert head.split()[-1] == "WEBHOOK_URL"
+    assert row.split()[-1] == "https://owner.example/hook"
+    shown = ""
+    for argv in (["keys", "show", key_id], ["keys", "list"], ["--json", "keys", "list"]):
+        assert run([*admin_argv, *argv]) == 0
+        shown += capsys.readouterr().out
+    assert "https://owner.example/hook" in shown
+    assert secret not in shown + out.stdout + out.stderr
+    assert run([*admin_argv, "--json", "keys", "webhook", key_id, "--clear"]) == 0
+    assert json.loads(capsys.readouterr().out)["webhook_url"] == ""
+
+
+def cli(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``tollgate`` command as a process of its own: its real exit status and stderr."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", "from tollgate_auth.cli import main; main()", *argv],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+    )
+
+
+class _HtmlErrorPage(BaseHTTPRequestHandler):
+    """A proxy in front of auth that answers with an HTML error page."""
+
+    def _page(self) -> None:
+        body = b"<html><body><h1>502 Bad Gateway</h1>\n</body></html>\n"
+        self.send_response(502)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _page
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def html_proxy() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlErrorPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_errors_are_one_line_and_a_non_zero_exit(auth: Service, html_proxy: str) -> None:
+    """Every failure, from the server or before it, is one `tollgate: ...` line on stderr,
+    nothing on stdout, and a non-zero exit: an unknown key, a usage range the API refuses, a
+    route that is not namespace/name, a short webhook secret, a wrong token, no token, nothing
+    listening, and an HTML error page from a proxy in front of auth."""
+    ok = ["--url", auth.url, "--token", ADMIN_TOKEN]
+    cases = [
+        ([*ok, "keys", "show", "nosuchkey"], "404: no such key: nosuchkey"),
+        ([*ok, "usage", "nosuchkey", "--from", "yesterday"], "422: "),
+        ([*ok, "cache", "purge", "eod"], "422: "),
+        (
+            [*ok, "keys", "webhook", "k1", "--url", "https://o.example/h", "--secret", "short"],
+            "422: ",
+        ),
+        (["--url", auth.url, "--token", "wrong-token-0123456789", "keys", "list"], "401: "),
+        (["--url", auth.url, "keys", "list"], "no admin token"),
+        (["--url", "http://127.0.0.1:1", "--token", ADMIN_TOKEN, "keys", "list"], "cannot reach"),
+        (["--url", html_proxy, "--token", ADMIN_TOKEN, "keys", "list"], "not a JSON answer"),
+    ]
+    for argv, said in cases:
+        out = cli(argv)
+        assert out.returncode != 0, argv
+        assert out.stdout == "", argv
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1, (argv, out.stderr)
+        assert lines[0].startswith("tollgate: "), (argv, out.stderr)
+        assert said in lines[0], (argv, out.stderr)
+    usage = cli([*ok, "usage", "nosuchkey", "--from", "yesterday"]).stderr
+    assert "from" in usage  # the 422 names the field
+
+
+def test_a_negative_topup_is_refused_before_anything_is_sent(auth: Service) -> None:
+    """keys topup ID -5, as a process: exit 2, the reason on stderr, the balance untouched."""
+    ok = ["--url", auth.url, "--token", ADMIN_TOKEN, "--json"]
+    created = cli([*ok, "keys", "create", "--credits", "10"])
+    key_id = json.loads(created.stdout)["id"]
+    out = cli([*ok, "keys", "topup", key_id, "-5"])
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert "must be at least 1, not -5 (to take credits away, use set-credits)" in out.stderr
+    assert json.loads(cli([*ok, "keys", "show", key_id]).stdout)["credits"] == 10

@@ -12,6 +12,7 @@ from tollgate_auth.models import KeyCreate, KeyPatch, Plan
 from tollgate_auth.store import Store
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.alerts import events_for
+from tollgate_common.ledger.layout import EXPIRIES
 from tollgate_common.redis import create_redis
 
 SETTINGS = LedgerSettings(charge_ttl_seconds=60, credits_low_threshold=2)
@@ -140,3 +141,46 @@ async def test_invalid_key_burst_flagged_once(ledger: Ledger) -> None:
         result = await ledger.authorize("tg_zzzzzzzz_" + "q" * 43, "/x", 1, "6.6.6.6")
         kinds += [e.type.value for e in events_for(result, "r", "6.6.6.6", 5, "auth")]
     assert kinds == ["key.invalid_burst"]
+
+
+async def expiries(store: Store) -> dict[str, int]:
+    return {
+        m.decode(): int(s) for m, s in await store.redis.zrange(EXPIRIES, 0, -1, withscores=True)
+    }
+
+
+async def test_the_expiry_index_follows_create_patch_and_revoke(store: Store) -> None:
+    """A key that expires is indexed at its expiry in ms; a moved expiry moves it, 0 (never)
+    and revoking remove it; a key that never expires is not indexed."""
+    at = time.time() + 3600
+    k = await store.create_key(KeyCreate(expires_at=at))
+    never = await store.create_key(KeyCreate())
+    assert await expiries(store) == {k.id: int(at * 1000)}
+    await store.patch_key(k.id, KeyPatch(expires_at=at + 60))
+    assert await expiries(store) == {k.id: int((at + 60) * 1000)}
+    await store.patch_key(k.id, KeyPatch(expires_at=0))
+    assert await expiries(store) == {}
+    await store.patch_key(k.id, KeyPatch(expires_at=at))
+    await store.patch_key(never.id, KeyPatch(name="renamed"))
+    assert await expiries(store) == {k.id: int(at * 1000)}
+    await store.revoke(k.id)
+    assert await expiries(store) == {}
+    await store.patch_key(k.id, KeyPatch(expires_at=at))  # revoked: stays out
+    assert await expiries(store) == {}
+
+
+async def test_the_backfill_indexes_live_keys_made_before_the_index(store: Store) -> None:
+    """Keys whose index entries are missing (made by an older auth): the backfill adds the live
+    ones that expire later, not revoked, expired or never-expiring keys; a second run adds
+    nothing."""
+    now = time.time()
+    later = [await store.create_key(KeyCreate(expires_at=now + 3600 + i)) for i in range(1200)]
+    past = await store.create_key(KeyCreate(expires_at=now - 10))
+    revoked = await store.create_key(KeyCreate(expires_at=now + 60))
+    await store.revoke(revoked.id)
+    await store.create_key(KeyCreate())
+    await store.redis.delete(EXPIRIES)
+    assert await store.backfill_expiries(int(now * 1000)) == len(later)
+    assert set(await expiries(store)) == {k.id for k in later}
+    assert past.id not in await expiries(store)
+    assert await store.backfill_expiries(int(now * 1000)) == 0

@@ -50,3 +50,22 @@ def test_text_mentions_folded_events() -> None:
     )
     assert n.title == "[CRITICAL] upstream.failed on ns/a"
     assert "42 events" in n.text()
+
+
+def test_key_expiring_groups_by_key_and_expiry() -> None:
+    """key.expiring: one group per key and expiry, so a moved expiry is a new notification."""
+    first = Event(
+        type=EventType.KEY_EXPIRING,
+        subject="tg_a_…",
+        attributes={"key_id": "a1", "expires_at": "100"},
+    )
+    moved = first.model_copy(update={"attributes": {"key_id": "a1", "expires_at": "200"}})
+    assert group_of(first) == ("key.expiring|a1@100", False)
+    assert group_of(moved)[0] != group_of(first)[0]
+
+
+def test_refilled_groups_by_key() -> None:
+    """credits.refilled of two keys on one route: two groups, like credits.low."""
+    a = Event(type=EventType.CREDITS_REFILLED, route="ns/eod", subject="tg_a_…")
+    b = Event(type=EventType.CREDITS_REFILLED, route="ns/eod", subject="tg_b_…")
+    assert group_of(a)[0] != group_of(b)[0]

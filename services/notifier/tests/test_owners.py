@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tollgate_common.events import STREAM_KEY, Event, EventType
+from tollgate_common.events import STREAM_KEY, Event, EventType, Severity
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
 from tollgate_common.redis import create_redis
@@ -172,3 +172,27 @@ async def test_a_refused_owner_webhook_is_dead_lettered_without_its_secret(
     dead = await c.redis.xrange(c.s.dead_letter_stream)
     assert SECRET.encode() not in repr(dead).encode()
     assert SECRET not in caplog.text
+
+
+async def test_refilled_reaches_the_owner_signed(
+    consumer_factory: Make, signed_receiver: WebhookReceiver
+) -> None:
+    """A credits.refilled on the stream (key_id and credits, as the ledger raises it): one
+    verified post to the key's owner webhook with the new balance."""
+    c = await consumer_factory()
+    await owner_key(c, "abcdefgh", signed_receiver.url)
+    refilled = Event(
+        type=EventType.CREDITS_REFILLED,
+        severity=Severity.INFO,
+        route="default/eod",
+        subject="tg_abcdefgh_…",
+        message="key tg_abcdefgh_… refilled to 100 credits",
+        attributes={"key_id": "abcdefgh", "credits": "100"},
+    )
+    await c.redis.xadd(STREAM_KEY, refilled.to_fields())
+    await until(lambda: len(signed_receiver.posts) == 1)
+    post = signed_receiver.posts[0]
+    assert post["type"] == "credits.refilled"
+    assert post["data"]["key_id"] == "abcdefgh"
+    assert post["data"]["credits"] == 100
+    assert signed_receiver.rejected == 0

@@ -73,6 +73,8 @@ class EventType(StrEnum):
     ROUTE_RECOVERED = "route.recovered"  # a route that had failed served a request again
     CREDITS_LOW = "credits.low"
     CREDITS_EXHAUSTED = "credits.exhausted"
+    CREDITS_REFILLED = "credits.refilled"  # a plan's refill added credits (the ledger, lazily)
+    KEY_EXPIRING = "key.expiring"  # a key's expires_at is near (the notifier's expiry sweeper)
     KEY_REVOKED = "key.revoked"
     INVALID_KEY_BURST = "key.invalid_burst"
 

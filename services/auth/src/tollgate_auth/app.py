@@ -10,7 +10,7 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -80,6 +80,7 @@ class Service:
         self.lean = lean = LeanRedis(self.settings.redis_url)
         self.store = Store(self.redis, self.settings.key_pepper)
         self.ledger = Ledger(lean, self.settings)
+        self._spawn(self._backfill_expiries(self.store))
         if not self.settings.admin_token:
             log.warning("dev mode: generated admin token %s", self.admin_token)
         gc.collect()
@@ -105,9 +106,23 @@ class Service:
         """Append events off the request path, each with the request's trace context (the
         notifier links its delivery to it); a failure is logged, never raised."""
         for event in events:
-            task = asyncio.ensure_future(self._publish(in_trace(event)))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._publish(in_trace(event)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _backfill_expiries(self, store: Store) -> None:
+        """Index the expiries of keys made before the index existed (key.expiring, issue 13);
+        off the start-up path, so a large key set delays nothing."""
+        try:
+            added = await store.backfill_expiries(int(time.time() * 1000))
+        except REDIS_ERRORS as exc:
+            log.warning("expiry index not backfilled: %s", describe(exc))
+            return
+        if added:
+            log.info("expiry index: %d keys backfilled", added)
 
     async def _publish(self, event: Event) -> None:
         try:

@@ -133,10 +133,16 @@ def parser() -> argparse.ArgumentParser:
     a = _verb(keys, "plan", "attach a plan to a key", on)
     a.add_argument("id", help="key id")
     a.add_argument("plan", help="plan name")
-    w = _verb(keys, "webhook", "set or clear the key owner's webhook (signed)", on)
+    w = _verb(
+        keys,
+        "webhook",
+        "set or clear the owner webhook (signed): credits.low, credits.exhausted, "
+        "credits.refilled, key.expiring",
+        on,
+    )
     w.add_argument("id", help="key id")
     wg = w.add_mutually_exclusive_group(required=True)
-    wg.add_argument("--url", dest="webhook_url", help="https://... for credits.low/exhausted")
+    wg.add_argument("--url", dest="webhook_url", help="https://... the owner's endpoint")
     wg.add_argument("--clear", action="store_true", help="remove the webhook and its secret")
     w.add_argument(
         "--secret",
@@ -277,6 +283,11 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
     return out.getvalue().rstrip("\n")
 
 
+def _one_line(message: Any) -> str:
+    """An error for stderr on one line, whatever the server put in it (pure)."""
+    return " ".join(str(message).split())
+
+
 def _iso(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
@@ -301,9 +312,18 @@ def run(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -
         return 1
     if r.status_code == 204:
         return 0
-    data = r.json()
+    try:
+        data = r.json()
+    except ValueError:  # a proxy's error page, or --url is not auth's admin API
+        what = r.headers.get("content-type", "no content type")
+        print(
+            f"tollgate: {r.status_code} from {args.url}: not a JSON answer ({what})",
+            file=sys.stderr,
+        )
+        return 1
     if not r.is_success:
-        print(f"tollgate: {r.status_code}: {data.get('message', data)}", file=sys.stderr)
+        message = data.get("message", data) if isinstance(data, dict) else data
+        print(f"tollgate: {r.status_code}: {_one_line(message)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(data, indent=2))

@@ -106,7 +106,8 @@ class KeyPatch(BaseModel):
         None,
         max_length=2048,
         pattern=r"^(https?://[^\s]+)?$",
-        description='The key owner\'s webhook (credits.low, credits.exhausted); "" = none.',
+        description="The key owner's webhook (credits.low, credits.exhausted, credits.refilled, "
+        'key.expiring); "" = none.',
     )
     webhook_secret: str | None = Field(
         None,

@@ -17,6 +17,7 @@ from tollgate_auth.errors import Conflict, Invalid, NotFound
 from tollgate_auth.keys import display_prefix, key_hash, new_key
 from tollgate_auth.models import MAX_CREDITS, KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
 from tollgate_common.ledger.layout import (
+    EXPIRIES,
     KEYS_SET,
     PLANS_SET,
     id_key,
@@ -79,6 +80,8 @@ end
 return n
 """
 
+BACKFILL_PAGE = 500
+
 
 class Store:
     def __init__(self, redis: Any, pepper: str) -> None:
@@ -106,6 +109,7 @@ class Store:
         args = [req.plan, key_id, hashed, *_pairs(fields)]
         if not await self._create_key(self.redis, keys, args):
             raise NotFound(f"no such plan: {req.plan}")
+        await self._index_expiry(key_id, _ms(req.expires_at))
         info = await self.get_key(key_id)
         return KeyCreated(**info.model_dump(), key=raw)
 
@@ -132,7 +136,42 @@ class Store:
 
     async def revoke(self, key_id: str) -> KeyInfo:
         await self.redis.hset(record_key(await self._hashed(key_id)), "revoked", 1)
+        await self._index_expiry(key_id, 0)  # a revoked key is not warned of its expiry
         return await self.get_key(key_id)
+
+    # --- the expiry index (the notifier's key.expiring sweeper reads it; issue 13)
+    async def _index_expiry(self, key_id: str, expires_ms: int) -> None:
+        if expires_ms:
+            await self.redis.zadd(EXPIRIES, {key_id: expires_ms})
+        else:
+            await self.redis.zrem(EXPIRIES, key_id)
+
+    async def backfill_expiries(self, now_ms: int) -> int:
+        """Index the live keys that expire after ``now_ms`` (keys created before the index
+        existed); returns how many. SSCAN in pages: bounded work per round trip, and idempotent,
+        so every auth replica may run it at start-up (the sweeper checks each entry against the
+        key's record, so an entry a concurrent patch made stale is harmless)."""
+        added, cursor = 0, 0
+        while True:
+            cursor, ids = await self.redis.sscan(KEYS_SET, cursor, count=BACKFILL_PAGE)
+            ids = [i.decode() for i in ids]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key_id in ids:
+                    pipe.get(id_key(key_id))
+                hashes = await pipe.execute()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for h in hashes:
+                    pipe.hmget(record_key(h.decode() if h else ""), "expires_at", "revoked")
+                recs = await pipe.execute()
+            live = {
+                key_id: int(ex)
+                for key_id, (ex, rev) in zip(ids, recs, strict=True)
+                if ex is not None and int(ex) > now_ms and rev != b"1"
+            }
+            if live:
+                added += await self.redis.zadd(EXPIRIES, live)
+            if int(cursor) == 0:
+                return added
 
     async def patch_key(self, key_id: str, patch: KeyPatch) -> KeyInfo:
         rk = record_key(await self._hashed(key_id))
@@ -155,7 +194,11 @@ class Store:
                 raise NotFound(f"no such key: {key_id}")
             if done == 0:
                 raise NotFound(f"no such plan: {plan}")
-        return await self.get_key(key_id)
+        info = await self.get_key(key_id)
+        if patch.expires_at is not None:
+            live = info.expires_at is not None and not info.revoked
+            await self._index_expiry(key_id, _ms(info.expires_at) if live else 0)
+        return info
 
     async def change_credits(self, key_id: str, add: int | None, set_to: int | None) -> KeyInfo:
         if (add is None) == (set_to is None):

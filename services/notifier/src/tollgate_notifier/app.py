@@ -1,5 +1,5 @@
-"""The notifier process: the alert consumer and the usage exporter (when configured), plus
-/healthz, /readyz and /metrics on FastAPI.
+"""The notifier process: the alert consumer, the usage exporter (when configured) and the expiry
+sweeper (key.expiring, unless its window is 0), plus /healthz, /readyz and /metrics on FastAPI.
 
 The consumer runs inside the app's lifespan, so uvicorn's SIGTERM handling drives a graceful stop:
 reading stops, the batch in hand finishes, and what is left pending goes to another replica.
@@ -18,6 +18,7 @@ from tollgate_common.logging import configure_logging
 from tollgate_common.redis import create_redis
 from tollgate_common.tracing import setup_tracing
 from tollgate_notifier.consumer import Consumer
+from tollgate_notifier.expiries import ExpirySweeper
 from tollgate_notifier.export import Exporter, UsageClient
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
@@ -41,9 +42,15 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             exporter = Exporter(redis, settings, metrics, UsageClient(settings, redis))
             await exporter.start()
             state["exporter"] = exporter
+        sweeper: ExpirySweeper | None = None
+        if settings.key_expiring_before_seconds > 0:
+            sweeper = ExpirySweeper(redis, settings)
+            await sweeper.start()
         try:
             yield
         finally:
+            if sweeper is not None:
+                await sweeper.stop()
             if exporter is not None:
                 await exporter.stop()
                 await exporter.client.aclose()

@@ -10,7 +10,12 @@ from tollgate_common.events import Event, EventType
 RESOLVES = {EventType.ROUTE_RECOVERED: EventType.UPSTREAM_FAILED}
 # Events about one key group by the key, not by the route it was used on: two keys running low
 # on one route are two things to tell (and two owners to tell, issue 13).
-BY_SUBJECT = frozenset({EventType.CREDITS_LOW, EventType.CREDITS_EXHAUSTED})
+BY_SUBJECT = frozenset(
+    {EventType.CREDITS_LOW, EventType.CREDITS_EXHAUSTED, EventType.CREDITS_REFILLED}
+)
+# A key.expiring is about one key and one expiry: its own group, so the grouping's repeat interval
+# never folds the warning of a moved expiry into the one before it.
+BY_EXPIRY = frozenset({EventType.KEY_EXPIRING})
 
 
 class Notification(BaseModel):
@@ -43,5 +48,8 @@ def group_of(event: Event) -> tuple[str, bool]:
     """The alert group an event belongs to, and whether it resolves that group."""
     resolved = RESOLVES.get(event.type)
     kind = resolved or event.type
+    if kind in BY_EXPIRY:
+        key = event.attributes.get("key_id", event.subject)
+        return f"{kind.value}|{key}@{event.attributes.get('expires_at', '')}", False
     scope = event.subject if kind in BY_SUBJECT else event.route
     return f"{kind.value}|{scope or event.route or event.subject}", resolved is not None

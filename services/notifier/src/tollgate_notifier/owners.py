@@ -1,5 +1,5 @@
-"""Owner webhooks: a key's own webhook hears its credits.low and credits.exhausted, signed the way
-Stripe signs its webhooks (issue 13).
+"""Owner webhooks: a key's own webhook hears its credits.low, credits.exhausted, credits.refilled
+and key.expiring, signed the way Stripe signs its webhooks (issue 13).
 
 ``Tollgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``: the receiver
 recomputes the HMAC over the timestamp and the raw body with the key's secret, compares in
@@ -19,7 +19,15 @@ import json
 from tollgate_common.events import EventType
 from tollgate_notifier.notification import Notification
 
-OWNER_TYPES = frozenset({EventType.CREDITS_LOW.value, EventType.CREDITS_EXHAUSTED.value})
+OWNER_TYPES = frozenset(
+    t.value
+    for t in (
+        EventType.CREDITS_LOW,
+        EventType.CREDITS_EXHAUSTED,
+        EventType.CREDITS_REFILLED,
+        EventType.KEY_EXPIRING,
+    )
+)
 SIGNATURE_HEADER = "Tollgate-Signature"
 
 
@@ -33,15 +41,22 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 def owner_payload(n: Notification, created: int) -> bytes:
     """The JSON body an owner receives."""
     credits = n.attributes.get("credits", "")
+    data: dict[str, object] = {
+        "key_id": n.attributes.get("key_id", ""),
+        "credits": _int(credits),
+        "route": n.route,
+        "message": n.message,
+    }
+    if "expires_at" in n.attributes:  # key.expiring: when (Unix seconds)
+        data["expires_at"] = _int(n.attributes["expires_at"])
     doc = {
         "id": n.id,
         "type": n.type,
         "created": created,
-        "data": {
-            "key_id": n.attributes.get("key_id", ""),
-            "credits": int(credits) if credits.lstrip("-").isdigit() else None,
-            "route": n.route,
-            "message": n.message,
-        },
+        "data": data,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.lstrip("-").isdigit() else None

@@ -55,6 +55,18 @@ class NotifierSettings(ServiceSettings):
     webhook_url: str = Field("", description="Webhook URL; empty = no webhook sink.")
     webhook_format: str = Field("json", pattern="^(json|slack)$", description="json or slack.")
 
+    # --- key.expiring (issue 13): the expiry sweeper warns a key's owner this long before expiry
+    key_expiring_before_seconds: float = Field(
+        7 * 86400,
+        ge=0,
+        le=366 * 86400,
+        description="A key expiring within this many seconds gets one key.expiring (per key and "
+        "expiry); 0 = never warn.",
+    )
+    expiry_sweep_interval_seconds: float = Field(
+        60, gt=0, le=86400, description="How often the expiry sweeper reads the due keys."
+    )
+
     # --- usage export (issue 13): the usage stream to an OpenMeter or Stripe endpoint
     usage_export_url: str = Field(
         "",

@@ -15,6 +15,9 @@ from __future__ import annotations
 P = "tollgate:auth:"
 KEYS_SET = P + "keys"
 PLANS_SET = P + "plans"
+# Sorted set: key id -> its expires_at (Unix ms), for the keys that expire and are not revoked;
+# auth keeps it, the notifier's expiry sweeper reads the due range (key.expiring, issue 13).
+EXPIRIES = P + "expiries"
 PLAN = P + "plan:"
 RATE = P + "rl:"
 USAGE = "tollgate:usage:"

@@ -1,0 +1,146 @@
+"""The expiry sweeper: one ``key.expiring`` per key and expiry, ``key_expiring_before_seconds``
+before the key's ``expires_at`` (issue 13).
+
+Auth keeps the sorted set ``layout.EXPIRIES`` (key id -> expires_at in ms) for the keys that expire
+and are not revoked. Every ``expiry_sweep_interval_seconds`` each notifier replica reads the due
+range (now, now + window] and checks each key against its record: a revoked key, a key whose
+record says another expiry (the set is an index, the record is the truth) or one already expired
+is not warned. For the others one Lua step sets a mark per (key, expiry) with SET NX and, only when
+it was new, appends the ``key.expiring`` event to the events stream: replicas sweeping at once warn
+once, a crash cannot leave a mark without its event, and a moved expiry is a new mark, so it warns
+again. The event then takes the notifier's usual path (owner webhook, retries, dedup, dead letters).
+No cron and nothing to restart: a replica that starts late simply sweeps the range it finds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tollgate_common.events import STREAM_KEY, STREAM_MAXLEN, Event, EventType, Severity
+from tollgate_common.ledger.apikeys import display_prefix
+from tollgate_common.ledger.layout import EXPIRIES, id_key, record_key
+from tollgate_common.redis import LuaScript, describe
+from tollgate_notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+MARK = "tollgate:notifier:expiring:"
+PAGE = 500  # keys read per ZRANGE page: one sweep's round trips stay bounded per page
+MARK_MARGIN_MS = 86_400_000  # a mark outlives its expiry by a day: no warning after it either
+
+# KEYS: the (key, expiry) mark, the events stream. ARGV: mark TTL (ms), stream bound, the event's
+# field/value pairs. Returns 1 when the event was appended, 0 when the mark existed.
+WARN_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a key's record says about its expiry (``None`` for a key that is gone)."""
+
+    expires_ms: int
+    revoked: bool
+
+
+def due(
+    indexed: list[tuple[str, int]], records: list[Record | None], now_ms: int
+) -> list[tuple[str, int]]:
+    """The (key id, expires_at ms) to warn: the index entry agrees with a live record that has
+    not expired yet (pure)."""
+    return [
+        (key_id, ms)
+        for (key_id, ms), rec in zip(indexed, records, strict=True)
+        if rec is not None and not rec.revoked and rec.expires_ms == ms and ms > now_ms
+    ]
+
+
+def warning(key_id: str, expires_ms: int) -> Event:
+    """The key.expiring event of one key and expiry."""
+    who = display_prefix(key_id)
+    at = datetime.fromtimestamp(expires_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Event(
+        type=EventType.KEY_EXPIRING,
+        severity=Severity.INFO,
+        subject=who,
+        source="notifier",
+        message=f"key {who} expires at {at}",
+        attributes={"key_id": key_id, "expires_at": str(expires_ms // 1000)},
+    )
+
+
+class ExpirySweeper:
+    def __init__(self, redis: Any, s: NotifierSettings) -> None:
+        self.redis = redis
+        self.s = s
+        self._warn_once = LuaScript(WARN_ONCE)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception as exc:  # a Redis outage: try again next round, never die
+                log.warning("expiry sweep failed: %s", describe(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.s.expiry_sweep_interval_seconds)
+
+    async def sweep(self, now_ms: int | None = None) -> int:
+        """Warn the keys expiring within the window; returns how many events were appended."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        until = now + int(self.s.key_expiring_before_seconds * 1000)
+        sent, offset = 0, 0
+        while True:
+            page = await self.redis.zrangebyscore(
+                EXPIRIES, f"({now}", until, start=offset, num=PAGE, withscores=True
+            )
+            indexed = [(_s(member), int(score)) for member, score in page]
+            for key_id, ms in due(indexed, await self._records(indexed), now):
+                sent += await self._warn(key_id, ms, now)
+            if len(page) < PAGE:
+                return sent
+            offset += PAGE
+
+    async def _records(self, indexed: list[tuple[str, int]]) -> list[Record | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key_id, _ in indexed:
+                pipe.get(id_key(key_id))
+            hashes = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for h in hashes:
+                pipe.hmget(record_key(_s(h) if h is not None else ""), "expires_at", "revoked")
+            fields = await pipe.execute()
+        return [
+            Record(int(_s(ex)), _s(rev) == "1") if h is not None and ex is not None else None
+            for h, (ex, rev) in zip(hashes, fields, strict=True)
+        ]
+
+    async def _warn(self, key_id: str, expires_ms: int, now_ms: int) -> int:
+        fields = warning(key_id, expires_ms).to_fields()
+        ttl = expires_ms - now_ms + MARK_MARGIN_MS
+        args = [ttl, STREAM_MAXLEN, *(x for kv in fields.items() for x in kv)]
+        appended = await self._warn_once(
+            self.redis, [f"{MARK}{key_id}:{expires_ms}", STREAM_KEY], args
+        )
+        return int(appended)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
