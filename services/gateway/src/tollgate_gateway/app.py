@@ -93,7 +93,7 @@ class Gateway:
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,
             connect_timeout=s.upstream_connect_timeout_seconds,
-            max_body_bytes=s.max_response_body_bytes,
+            buffer_bytes=s.response_buffer_bytes,
         )
         events = EventSink(redis, self.metrics) if s.events_enabled else None
         authorizer = create_authorizer(s, pool, lean, events.emit if events else _drop)

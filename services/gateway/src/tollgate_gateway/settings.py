@@ -55,7 +55,12 @@ class GatewaySettings(LedgerSettings, ServiceSettings):
         2.0, gt=0, description="After a Redis error, the cache is bypassed for this long."
     )
     max_request_body_bytes: int = Field(1 << 20, ge=0, description="Larger bodies get 413.")
-    max_response_body_bytes: int = Field(64 << 20, ge=1, description="Larger upstream bodies: 502.")
+    response_buffer_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Upstream bodies up to this are read whole (cached, checked by successWhen); "
+        "larger ones stream to the client with back-pressure, never held whole (not cached).",
+    )
     upstream_connect_timeout_seconds: float = Field(
         5.0, gt=0, description="Bound on opening one upstream connection."
     )
