@@ -154,7 +154,7 @@ def test_streamed_answers_are_not_cached(stack: Stack) -> None:
     """An answer over the response buffer is not stored, even on a caching route."""
     _, key = stack.new_key(10)
     before = stack.upstreams[0].requests
-    first, n1, _ = pull(stack, "/cachedblob/x", key)
+    first, _, _ = pull(stack, "/cachedblob/x", key)
     second, n2, d2 = pull(stack, "/cachedblob/x", key)
     assert first.headers["x-cache"] == second.headers["x-cache"] == "MISS"
     assert (n2, d2) == (10 * MB, blob_digest(10 * MB))

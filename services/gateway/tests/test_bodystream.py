@@ -51,7 +51,8 @@ async def test_a_large_body_arrives_byte_exact(
     up = upstream_factory(mode="blob")
     up.set("blob", size=20 * MB)
     r = await get(pool, up.url)
-    assert r.stream is not None and r.stream.length == 20 * MB
+    assert r.stream is not None
+    assert r.stream.length == 20 * MB
     assert await digest(r) == (20 * MB, blob_digest(20 * MB))
     r2 = await get(pool, up.url)  # max_per_origin=1: the slot came back too
     assert await digest(r2) == (20 * MB, blob_digest(20 * MB))
@@ -63,7 +64,8 @@ async def test_a_chunked_body_streams(pool: UpstreamPool, upstream_factory: Fact
     up = upstream_factory(mode="blobchunked")
     up.set("blobchunked", size=5 * MB + 123)
     r = await get(pool, up.url)
-    assert r.stream is not None and r.stream.length is None
+    assert r.stream is not None
+    assert r.stream.length is None
     assert await digest(r) == (5 * MB + 123, blob_digest(5 * MB + 123))
 
 

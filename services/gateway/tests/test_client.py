@@ -114,9 +114,11 @@ async def test_body_over_buffer_streams(pool: UpstreamPool, upstream_factory: Fa
     up = upstream_factory(mode="big")
     up.set("big", size=2 << 20)
     r = await get(pool, up.url)
-    assert r.stream is not None and r.body == b""
+    assert r.stream is not None
+    assert r.body == b""
     body = b"".join([chunk async for chunk in chunks(r)])
-    assert len(body) == r.stream.length and body.endswith(b'"}')
+    assert len(body) == r.stream.length
+    assert body.endswith(b'"}')
     assert (await get(pool, up.url)).stream is not None
     assert pool.connections_opened == 1
 
@@ -224,7 +226,8 @@ async def test_chunked_body_over_buffer_streams(pool: UpstreamPool) -> None:
     answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 20 + b"0\r\n\r\n"
     with RawServer(answer_all(answer)) as origin:
         r = await get(pool, origin)
-        assert r.stream is not None and r.stream.length is None
+        assert r.stream is not None
+        assert r.stream.length is None
         body = b"".join([c async for c in chunks(r)])
     assert body == b"x" * (20 << 16)
 
