@@ -604,5 +604,21 @@ async def test_a_client_leaving_mid_stream_closes_the_source() -> None:
             if source.closed:
                 break
             await asyncio.sleep(0.01)
-    assert source.closed
+        assert source.closed  # before the server's shutdown would close it anyway
     assert source.pulled < 200  # back-pressure: it never pulled the whole body for nobody
+
+
+async def test_a_client_taking_no_byte_of_a_stream_is_closed() -> None:
+    """A client that stops reading a streamed body is cut off after the send timeout, and the
+    source (in the gateway: an upstream connection) is let go."""
+    source = Source([b"x" * (1 << 20)] * 200, 200 << 20)
+    async with running(streaming([source]), send_timeout_seconds=0.3) as server:
+        _, w = await connect(server)
+        w.transport.pause_reading()  # reads nothing more: buffers fill on both sides
+        w.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        for _ in range(1000):
+            if source.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert source.closed  # before the server's shutdown would close it anyway
+    assert source.pulled < 200

@@ -64,6 +64,7 @@ class Limits:
         keep_alive_seconds: float = 5.0,
         header_timeout_seconds: float = 10.0,
         max_connections_per_client: int = 0,
+        send_timeout_seconds: float = 60.0,
     ) -> None:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
@@ -73,6 +74,9 @@ class Limits:
         # 0: no cap. The public edge sets one (the gateway's setting); a service only its own peers
         # reach (auth, behind every gateway worker) keeps none.
         self.max_connections_per_client = max_connections_per_client
+        # A streamed body's client that takes no byte for this long is closed (nginx's
+        # send_timeout): it holds an upstream connection, not only its own.
+        self.send_timeout_seconds = send_timeout_seconds
 
 
 def error_reply(status: int, message: str, headers: bytes = b"") -> bytes:
@@ -411,7 +415,16 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     write(chunk)
                 if self._writable is not None and not self._writable.done():
-                    await self._writable
+                    try:
+                        async with asyncio.timeout(self.limits.send_timeout_seconds):
+                            await asyncio.shield(self._writable)
+                    except TimeoutError:  # abort: a close would wait for it to read the rest
+                        log.info(
+                            "a client took no byte for %gs mid-body",
+                            self.limits.send_timeout_seconds,
+                        )
+                        self.transport.abort()
+                        return False
                     if self.gone.done():
                         return False
             if chunked:

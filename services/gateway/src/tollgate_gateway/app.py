@@ -217,6 +217,7 @@ async def serve(
             keep_alive_seconds=settings.keep_alive_seconds,
             header_timeout_seconds=settings.header_timeout_seconds,
             max_connections_per_client=settings.max_connections_per_client,
+            send_timeout_seconds=settings.send_timeout_seconds,
         )
 
         def listening(port: int) -> None:

@@ -90,6 +90,12 @@ class GatewaySettings(LedgerSettings, ServiceSettings):
     max_header_bytes: int = Field(
         64 << 10, ge=1024, description="Request line plus headers; larger gets 431."
     )
+    send_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A client taking no byte of a streamed answer for this long is closed (it "
+        "holds an upstream connection).",
+    )
     shutdown_grace_seconds: float = Field(
         25.0, ge=0, description="On SIGTERM, requests in progress get this long to finish."
     )
