@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -121,3 +124,42 @@ async def test_an_upstream_dying_mid_body_fails_the_stream(
     r2.stream.watch(lambda outcome, _exc: seen.append(outcome))
     assert await digest(r2) == (2 * MB, blob_digest(2 * MB))
     assert seen == [UPSTREAM_FAILED, COMPLETE]
+
+
+@contextmanager
+def stalling_server(sent: int, announced: int) -> Iterator[str]:
+    """A server that announces ``announced`` bytes, sends ``sent`` of them, then goes quiet."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % announced)
+            conn.sendall(b"x" * sent)
+            done.wait(10)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        done.set()
+        t.join(5)
+        sock.close()
+
+
+async def test_an_upstream_going_quiet_mid_body_fails_the_stream(pool: UpstreamPool) -> None:
+    """No byte within the stream's idle timeout (the proxy sets the route's timeoutSeconds):
+    the stream fails as upstream_failed instead of hanging, and the connection is closed."""
+    with stalling_server(2 * MB, 3 * MB) as origin:
+        r = await get(pool, origin)
+        assert r.stream is not None
+        r.stream.idle_timeout = 0.3
+        seen: list[str] = []
+        r.stream.watch(lambda outcome, _exc: seen.append(outcome))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(digest(r), 10)
+        assert seen == [UPSTREAM_FAILED]
+        assert pool.open_connections() == 0
