@@ -10,8 +10,8 @@ a miss (py-spy, bench/profile.py). It does only what a reverse proxy needs: HTTP
 to a threshold read whole (the gateway inspects and caches them) and larger ones streamed with
 back-pressure (bodystream.py), keep-alive reuse with an idle timeout shorter than
 the usual servers' own, and the failure cases tested in tests/test_client.py (Connection: close,
-chunked, read-until-close, interim answers, caps, stale pooled connections, timeouts, resets,
-cancellation, TLS), on asyncio's loop and on uvloop.
+chunked, read-until-close, interim answers, streamed bodies (and tests/test_bodystream.py), stale
+pooled connections, timeouts, resets, cancellation, TLS), on asyncio's loop and on uvloop.
 
 INTERFACE CONTRACT (the rest of the gateway codes against exactly this):
 
