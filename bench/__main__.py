@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--scale",
         default="",
-        help="instead of the rows: cost as the work grows, for some of: routes, keys",
+        help="instead of the rows: cost as the work grows, for some of: routes, keys, race, conns, "
+        "bodies",
     )
     ap.add_argument(
         "--peers",

@@ -1,4 +1,5 @@
-"""``python -m bench --scale routes,keys``: how a request's cost grows with the work, in one run.
+"""``python -m bench --scale routes,keys,race,conns,bodies``: how a request's cost grows with the
+work, in one run (race, conns and bodies are in bench/shapes.py).
 
 - routes: a miss on /live (cache off) with 1 to 10,000 routes in the gateway's table, published in
   Redis as the operator does. Half of the others are siblings under the measured prefix
@@ -11,13 +12,13 @@
 
 Same method as the main bench (bench/__main__.py): the gateway alone on SERVER_CORE, wrk,
 upstream and Redis on LOAD_CORE, medians. The table gives each size's CPU per request (gateway,
-and the whole path with Redis) over the smallest size's: the goal is within 1.1x.
+and the whole path with its helpers) over the smallest size's: the goal for routes and keys is
+within 1.1x.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import secrets
 import sys
 import time
@@ -25,10 +26,11 @@ from collections.abc import Callable, Iterator
 
 from redis import Redis
 
-from bench import load, servers
-from bench.report import Row, Sample
+from bench import servers, shapes
+from bench.measurement import measure
+from bench.report import Row
 from bench.servers import Server
-from bench.targets import KEY, LOAD_CORE, MISS, SERVER_CORE, Env, alone
+from bench.targets import KEY, MISS, SERVER_CORE, Env, alone
 from tollgate_common.ledger.layout import record_key
 from tollgate_common.routes import (
     TABLE_KEY,
@@ -117,26 +119,6 @@ def render(title: str, rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def measure(
-    args: argparse.Namespace, server: Server, url: str, helpers: list[Server], name: str
-) -> Sample:
-    with contextlib.suppress(ValueError):
-        load.wrk(LOAD_CORE, url, args.warmup, args.conns)
-    before = server.cpu_seconds(), sum(h.cpu_seconds() for h in helpers)
-    s = load.wrk(LOAD_CORE, url, args.seconds, args.conns)
-    if s.requests:
-        cpu = server.cpu_seconds() - before[0]
-        s.cpu_us = cpu / s.requests * 1e6
-        s.path_cpu_us = (cpu + sum(h.cpu_seconds() for h in helpers) - before[1]) / s.requests * 1e6
-    print(
-        f"{name:14s} {s.rps:>9,.0f} req/s  p99 {s.p99_ms:6.2f} ms  CPU {s.cpu_us or 0:5.1f} us/req"
-        f"  path {s.path_cpu_us or 0:5.1f} us/req  errors {s.errors}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return s
-
-
 def scale_routes(args: argparse.Namespace, env: Env) -> list[Row]:
     # One Redis database per size: each gateway follows its own table, as in production (a
     # routes file goes through the YAML parser, about 4 ms a route: fine for a few, not 10,000).
@@ -206,7 +188,13 @@ def _fill(rd: Redis, have: int, want: int) -> None:
     pipe.execute()
 
 
-SCALES = {"routes": scale_routes, "keys": scale_keys}
+SCALES = {
+    "routes": scale_routes,
+    "keys": scale_keys,
+    "race": shapes.scale_race,
+    "conns": shapes.scale_conns,
+    "bodies": shapes.scale_bodies,
+}
 
 
 def run(args: argparse.Namespace, env: Env) -> str:
@@ -219,7 +207,21 @@ def run(args: argparse.Namespace, env: Env) -> str:
     for what in wanted:
         rows = SCALES[what](args, env)
         out.append(render(f"\n--scale {what}", rows))
+        out.extend(summary(what, rows))
+    return "\n".join(out)
+
+
+def summary(what: str, rows: list[Row]) -> list[str]:
+    """The line under a curve's table: its goal (routes, keys: CPU within 1.1x; conns: p99
+    within 2x), or the gateway's RSS per body size."""
+    if what in ("routes", "keys"):
         worst = max((x for _, x, _ in ratio_rows(rows) if x is not None), default=None)
         if worst is not None:
-            out.append(f"largest / smallest CPU per request: {worst:.2f} (goal <= 1.10)")
-    return "\n".join(out)
+            return [f"largest / smallest CPU per request: {worst:.2f} (goal <= 1.10)"]
+    elif what == "conns" and rows[0].p99:
+        p99 = rows[-1].p99 / rows[0].p99
+        return [f"p99 at {rows[-1].name} / at {rows[0].name}: {p99:.2f} (goal <= 2)"]
+    elif what == "bodies":
+        rss = ", ".join(f"{r.name.removeprefix('body ')} {r.rss_mb:.0f}" for r in rows if r.rss_mb)
+        return [f"gateway RSS (MB) after: {rss}"]
+    return []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bench.report import Row, Sample
 from bench.scale import key_records, ratio_rows, render, route_table
+from bench.shapes import BODIES, bodies_routes, file_path, race_routes
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.routes import RouteTable
+from tollgate_common.routes import RouteTable, parse_documents
+from tollgate_gateway.settings import GatewaySettings
 
 
 def test_route_table_has_the_measured_route_and_company() -> None:
@@ -58,3 +60,26 @@ def test_render_names_every_case() -> None:
         "50.0",
         "1.00",
     ]
+
+
+def test_race_routes_race_the_first_k_upstreams() -> None:
+    """/race<k> races the first k of the upstreams, cache off."""
+    routes = parse_documents(race_routes([9001, 9002, 9003]))
+    by_prefix = {r.spec.path_prefix: r.spec for r in routes}
+    assert sorted(by_prefix) == ["/race1", "/race2", "/race3"]
+    assert [e.url for e in by_prefix["/race2"].endpoints] == [
+        "http://127.0.0.1:9001/eod",
+        "http://127.0.0.1:9002/eod",
+    ]
+    assert {s.strategy for s in by_prefix.values()} == {"race"}
+    assert {s.cache.ttl_seconds for s in by_prefix.values()} == {0}
+
+
+def test_bodies_route_passes_any_2xx_and_the_largest_body_streams() -> None:
+    """The files route takes a 2xx whatever its body; the largest body is over the gateway's
+    default response buffer (the streaming path), the others under it."""
+    (route,) = parse_documents(bodies_routes(9001))
+    assert (route.spec.success_when, route.spec.path_prefix) == ("http2xx", "/files")
+    buffer = GatewaySettings().response_buffer_bytes
+    assert [size > buffer for size, _ in BODIES] == [False, False, False, True]
+    assert file_path(1024) == "/api/v1/files/1024.bin"

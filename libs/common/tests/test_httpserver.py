@@ -517,3 +517,108 @@ async def test_shutdown_closes_idle_connections_at_the_keep_alive_timeout() -> N
         assert (await read_response(r))[0] == 200
         await asyncio.wait_for(server.shutdown(5.0), 4)
         assert await asyncio.wait_for(r.read(), 1) == b""
+
+
+class Source:
+    """A streamed body for the server to pull (the gateway's is bodystream.BodyStream): ``parts``
+    in order, then the end, or ``fail`` after them; ``closed`` once the server is done with it."""
+
+    def __init__(self, parts: list[bytes], length: int | None, fail: bool = False) -> None:
+        self.parts = list(parts)
+        self.length = length
+        self.fail = fail
+        self.closed = False
+        self.pulled = 0
+
+    async def next(self) -> bytes:
+        await asyncio.sleep(0)
+        if self.parts:
+            self.pulled += 1
+            return self.parts.pop(0)
+        if self.fail:
+            raise ConnectionError("the upstream went away mid-body")
+        return b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def streaming(sources: list[Source]) -> Handler:
+    async def handler(req: Incoming) -> Reply:
+        if req.path == "/small":
+            return Reply(200, [], b"small")
+        return Reply(200, [(b"content-type", b"application/octet-stream")], b"", sources.pop(0))
+
+    return handler
+
+
+async def test_a_streamed_reply_with_a_length_keeps_the_connection() -> None:
+    """A streamed body of known length goes out with its Content-Length, and the connection
+    serves the next request."""
+    source = Source([b"a" * 70_000, b"b" * 70_000], 140_000)
+    async with running(streaming([source])) as server:
+        r, w = await connect(server)
+        w.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\nGET /small HTTP/1.1\r\nhost: x\r\n\r\n")
+        status, headers, body = await read_response(r)
+        assert (status, headers["content-length"]) == (200, "140000")
+        assert body == b"a" * 70_000 + b"b" * 70_000
+        assert (await read_response(r))[2] == b"small"
+    assert source.closed
+
+
+async def test_a_streamed_reply_of_unknown_length_is_chunked() -> None:
+    """Without a length the body is sent chunked, and the connection goes on after it."""
+    source = Source([b"hello ", b"world"], None)
+    async with running(streaming([source])) as server:
+        r, w = await connect(server)
+        w.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\nGET /small HTTP/1.1\r\nhost: x\r\n\r\n")
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert b"transfer-encoding: chunked\r\n" in head
+        assert b"content-length" not in head
+        raw = await asyncio.wait_for(r.readuntil(b"0\r\n\r\n"), 5)
+        assert raw == b"6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"
+        assert (await read_response(r))[2] == b"small"
+
+
+async def test_a_stream_failing_mid_body_closes_the_connection() -> None:
+    """A body that cannot be completed: the connection is closed short of the length (the status
+    line is gone already, the close is all that tells the client), not left hanging."""
+    source = Source([b"x" * 1000], 5000, fail=True)
+    async with running(streaming([source])) as server:
+        r, w = await connect(server)
+        w.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+        assert await asyncio.wait_for(r.read(), 5) == b"x" * 1000  # then the close
+    assert source.closed
+
+
+async def test_a_client_leaving_mid_stream_closes_the_source() -> None:
+    """A client that hangs up mid-body: the server stops pulling and closes the source."""
+    source = Source([b"x" * (1 << 20)] * 200, 200 << 20)
+    async with running(streaming([source])) as server:
+        r, w = await connect(server)
+        w.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        await asyncio.wait_for(r.readexactly(1 << 16), 5)
+        w.transport.abort()
+        for _ in range(500):
+            if source.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert source.closed  # before the server's shutdown would close it anyway
+    assert source.pulled < 200  # back-pressure: it never pulled the whole body for nobody
+
+
+async def test_a_client_taking_no_byte_of_a_stream_is_closed() -> None:
+    """A client that stops reading a streamed body is cut off after the send timeout, and the
+    source (in the gateway: an upstream connection) is let go."""
+    source = Source([b"x" * (1 << 20)] * 200, 200 << 20)
+    async with running(streaming([source]), send_timeout_seconds=0.3) as server:
+        _, w = await connect(server)
+        w.transport.pause_reading()  # reads nothing more: buffers fill on both sides
+        w.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        for _ in range(1000):
+            if source.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert source.closed  # before the server's shutdown would close it anyway
+    assert source.pulled < 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tollgate_gateway.asgi import ASGIApp, Message, create_app
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.ports import free_port
+from tollgate_testkit.upstream import blob_digest
 
 from .conftest import route_doc
 
@@ -116,3 +118,21 @@ async def test_a_client_that_leaves_gets_nothing_and_frees_the_fetch(
     await asyncio.wait_for(call, 20)
     assert sent == []
     assert len(app.gateway.proxy.coalescer) == 0  # type: ignore[attr-defined]
+
+
+async def test_a_large_answer_streams_through_the_adapter(
+    asgi_app: tuple[ASGIApp, Upstream],
+) -> None:
+    """An answer over the response buffer streams through ASGI byte-exact, with its length, and
+    is not cached (the route caches; the second GET is a miss too)."""
+    app, up = asgi_app
+    size = 3 << 20
+    await asyncio.to_thread(up.set, "blob", 0.0, size)
+    async with client(app) as c:
+        first = await c.get("/api/v1/eod/BLOB")
+        second = await c.get("/api/v1/eod/BLOB")
+    assert first.status_code == 200
+    assert first.headers["content-length"] == str(size)
+    assert hashlib.sha256(first.content).hexdigest() == blob_digest(size)
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "MISS")
+    assert await asyncio.to_thread(lambda: up.requests) == 2

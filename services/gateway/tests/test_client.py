@@ -32,7 +32,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 @pytest.fixture
 async def pool() -> AsyncIterator[UpstreamPool]:
-    p = UpstreamPool(max_body_bytes=1 << 20, connect_timeout=1.0)
+    p = UpstreamPool(buffer_bytes=1 << 20, connect_timeout=1.0)
     yield p
     await p.aclose()
     assert p.connections_closed == p.connections_opened, "a socket was leaked"
@@ -98,22 +98,29 @@ async def test_chunked_bodies_are_joined(pool: UpstreamPool, upstream_factory: F
     assert pool.connections_opened == 1
 
 
-async def test_large_body_within_cap(pool: UpstreamPool, upstream_factory: Factory) -> None:
-    """A body of several hundred kilobytes arrives intact."""
+async def test_large_body_within_buffer(pool: UpstreamPool, upstream_factory: Factory) -> None:
+    """A body of several hundred kilobytes (under buffer_bytes) arrives whole, not streamed."""
     up = upstream_factory(mode="big")
     up.set("big", size=500_000)
     r = await get(pool, up.url)
+    assert r.stream is None
     assert len(r.body) > 500_000
     assert r.body.endswith(b'"}')
 
 
-async def test_body_over_cap_is_an_error(pool: UpstreamPool, upstream_factory: Factory) -> None:
-    """A Content-Length larger than max_body_bytes raises and drops the connection."""
+async def test_body_over_buffer_streams(pool: UpstreamPool, upstream_factory: Factory) -> None:
+    """A Content-Length over buffer_bytes comes as a stream (no cap: issue 14), and its
+    connection is pooled again once the body is read."""
     up = upstream_factory(mode="big")
     up.set("big", size=2 << 20)
-    with pytest.raises(UpstreamError, match="too large"):
-        await get(pool, up.url)
-    assert pool.open_connections() == 0
+    r = await get(pool, up.url)
+    assert r.stream is not None
+    assert r.body == b""
+    body = b"".join([chunk async for chunk in chunks(r)])
+    assert len(body) == r.stream.length
+    assert body.endswith(b'"}')
+    assert (await get(pool, up.url)).stream is not None
+    assert pool.connections_opened == 1
 
 
 async def test_reset_is_an_error(pool: UpstreamPool, upstream_factory: Factory) -> None:
@@ -212,12 +219,26 @@ async def test_interim_answer_is_skipped(pool: UpstreamPool) -> None:
     assert (r.status, r.body) == (200, b"ok")
 
 
-async def test_chunked_body_over_cap_is_an_error(pool: UpstreamPool) -> None:
-    """A chunked body that grows past max_body_bytes raises."""
+async def test_chunked_body_over_buffer_streams(pool: UpstreamPool) -> None:
+    """A chunked body that grows past buffer_bytes is handed out as a stream from there on,
+    with the bytes read before it."""
     chunk = b"%x\r\n%s\r\n" % (64 << 10, b"x" * (64 << 10))
     answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 20 + b"0\r\n\r\n"
-    with RawServer(answer_all(answer)) as origin, pytest.raises(UpstreamError, match="too large"):
-        await get(pool, origin)
+    with RawServer(answer_all(answer)) as origin:
+        r = await get(pool, origin)
+        assert r.stream is not None
+        assert r.stream.length is None
+        body = b"".join([c async for c in chunks(r)])
+    assert body == b"x" * (20 << 16)
+
+
+async def chunks(r: UpstreamResponse) -> AsyncIterator[bytes]:
+    assert r.stream is not None
+    try:
+        while chunk := await r.stream.next():
+            yield chunk
+    finally:
+        r.stream.close()
 
 
 async def test_read_until_close_body(pool: UpstreamPool) -> None:

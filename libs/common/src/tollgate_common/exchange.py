@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
@@ -30,14 +31,34 @@ class Incoming:
     gone: Callable[[], bool] | None = None
 
 
+class BodySource(Protocol):
+    """A body too large to hold whole, pulled as the client takes it (the gateway's
+    bodystream.BodyStream). The server awaits ``next()`` only while the client's transport is
+    below its write high-water mark, which is the back-pressure that reaches the upstream."""
+
+    @property
+    def length(self) -> int | None:
+        """The body's length when known in advance (a Content-Length); None: chunked."""
+        ...
+
+    async def next(self) -> bytes:
+        """The next bytes; b"" at the end; raises when the body cannot be completed."""
+        ...
+
+    def close(self) -> None:
+        """Done with it, at its end or not (a client gone mid-body)."""
+        ...
+
+
 @dataclass(slots=True)
 class Reply:
     """The answer to one request: what a server writes (its length and framing are the
-    server's business)."""
+    server's business). ``stream``, when set, is the body (``body`` is empty then)."""
 
     status: int
     headers: Headers
     body: bytes
+    stream: BodySource | None = None
 
 
 class BodyTooLarge(ValueError):

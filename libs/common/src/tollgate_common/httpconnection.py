@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from tollgate_common.exchange import BodyTooLarge, Incoming, Reply, error_body
+from tollgate_common.exchange import BodySource, BodyTooLarge, Incoming, Reply, error_body
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("tollgate.access")
@@ -64,6 +64,7 @@ class Limits:
         keep_alive_seconds: float = 5.0,
         header_timeout_seconds: float = 10.0,
         max_connections_per_client: int = 0,
+        send_timeout_seconds: float = 60.0,
     ) -> None:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
@@ -73,6 +74,9 @@ class Limits:
         # 0: no cap. The public edge sets one (the gateway's setting); a service only its own peers
         # reach (auth, behind every gateway worker) keeps none.
         self.max_connections_per_client = max_connections_per_client
+        # A streamed body's client that takes no byte for this long is closed (nginx's
+        # send_timeout): it holds an upstream connection, not only its own.
+        self.send_timeout_seconds = send_timeout_seconds
 
 
 def error_reply(status: int, message: str, headers: bytes = b"") -> bytes:
@@ -129,6 +133,28 @@ def render(reply: Reply, date: bytes, keep_alive: bool, head: bool) -> bytes:
     return b"".join(lines)
 
 
+def render_streamed_head(reply: Reply, date: bytes, keep_alive: bool) -> tuple[bytes, bool]:
+    """Pure: the head of a reply whose body is streamed, and whether the body is sent chunked.
+    A known length is sent as Content-Length; an unknown one chunked on a connection kept alive,
+    or delimited by the close otherwise (an HTTP/1.0 client knows no chunked coding)."""
+    assert reply.stream is not None
+    lines = [b"HTTP/1.1 %d %s\r\n" % (reply.status, REASONS.get(reply.status, b"")), date]
+    for name, value in reply.headers:
+        if name not in (b"content-length", b"transfer-encoding"):
+            lines += [name, b": ", value, b"\r\n"]
+    length = reply.stream.length
+    chunked = False
+    if length is not None:
+        lines.append(b"content-length: %d\r\n" % length)
+    elif keep_alive:
+        chunked = True
+        lines.append(b"transfer-encoding: chunked\r\n")
+    if not keep_alive:
+        lines.append(b"connection: close\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines), chunked
+
+
 class Parsed:
     """One request as parsed, waiting for its turn."""
 
@@ -181,6 +207,8 @@ class HttpConnection(asyncio.Protocol):
         self.read_paused = False
         self.refusal = b""
         self._writable: asyncio.Future[None] | None = None
+        self._source: BodySource | None = None  # the streamed body of the reply being written
+        self._chunked = False
         self._reset()
 
     def _reset(self) -> None:
@@ -306,9 +334,15 @@ class HttpConnection(asyncio.Protocol):
                 p = self.pending.popleft()
                 out = await self._one(p)
                 if self.gone.done():
+                    if self._source is not None:
+                        self._source.close()
+                        self._source = None
                     return
                 if out:
                     self.transport.write(out)
+                if self._source is not None and not await self._stream_body():
+                    self.transport.close()  # the body is cut short: only the close can say so
+                    return
                 if not p.keep_alive or self.closing or self.draining:
                     if self.refusal:
                         self.transport.write(self.refusal)
@@ -345,7 +379,59 @@ class HttpConnection(asyncio.Protocol):
         # A refusal of a later pipelined request is written after this reply, so this one
         # does not announce the close.
         keep = p.keep_alive and not self.draining and (not self.closing or bool(self.refusal))
+        if reply.stream is not None:
+            if p.method != "HEAD":
+                head, self._chunked = render_streamed_head(reply, self.server.date_header, keep)
+                self._source = reply.stream
+                return head
+            reply.stream.close()
         return render(reply, self.server.date_header, keep, p.method == "HEAD")
+
+    async def _stream_body(self) -> bool:
+        """Write the streamed body as the client takes it: the next bytes are pulled only while
+        the transport is below its write high-water mark (``pause_writing``), so a slow client
+        holds back the upstream instead of filling this process. False when the body could not
+        be completed (the upstream failed mid-body, or the client left)."""
+        source = self._source
+        assert source is not None
+        self._source = None
+        write = self.transport.write
+        chunked = self._chunked
+        try:
+            while True:
+                try:
+                    chunk = await source.next()
+                except Exception as exc:  # the upstream failed mid-body; the status is sent
+                    log.warning("streamed body cut short: %s", exc)
+                    return False
+                if self.gone.done():
+                    return False
+                if not chunk:
+                    break
+                if chunked:
+                    write(b"%x\r\n" % len(chunk))
+                    write(chunk)
+                    write(b"\r\n")
+                else:
+                    write(chunk)
+                if self._writable is not None and not self._writable.done():
+                    try:
+                        async with asyncio.timeout(self.limits.send_timeout_seconds):
+                            await asyncio.shield(self._writable)
+                    except TimeoutError:  # abort: a close would wait for it to read the rest
+                        log.info(
+                            "a client took no byte for %gs mid-body",
+                            self.limits.send_timeout_seconds,
+                        )
+                        self.transport.abort()
+                        return False
+                    if self.gone.done():
+                        return False
+            if chunked:
+                write(b"0\r\n\r\n")
+            return True
+        finally:
+            source.close()
 
     def _incoming(self, p: Parsed) -> Incoming:
         raw_path = p.path

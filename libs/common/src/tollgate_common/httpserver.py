@@ -13,8 +13,11 @@ bodies, ``Expect: 100-continue``, limits on the request head (431) and body (413
 requests and targets (400; HTTP/0.9, a version but 1.0/1.1, HTTP/1.1 without exactly one Host),
 CONNECT (405), an idle keep-alive timeout and a deadline for the whole request head (408: a
 slowloris client trickling bytes gets no more time), a cap on one address's open connections
-(503), write back-pressure, a client disconnect cancelling its request's upstream work, a Date
-header, and a graceful drain on SIGTERM. Every refusal is JSON ``{"status": false, ...}``. The
+(503), write back-pressure, streamed reply bodies (``Reply.stream``: pulled only while the
+client's transport is below its high-water mark, framed by length or chunked, closed short when
+the body cannot be completed, cut off after ``send_timeout_seconds`` without progress), a client
+disconnect cancelling its request's upstream work, a Date header, and a graceful drain on
+SIGTERM. Every refusal is JSON ``{"status": false, ...}``. The
 admin endpoints (FastAPI) are reached through a small ASGI bridge (asgibridge.py).
 """
 

@@ -6,9 +6,15 @@ what frameworks will not: hang, reset the connection, send invalid JSON, close a
 Behaviour is switched at run time with ``POST /_control`` and a JSON body::
 
     {"mode": "ok" | "slow" | "hang" | "reset" | "error500" | "badjson" | "statusfalse"
-              | "notfound" | "close" | "chunked" | "nostore" | "big",
+              | "notfound" | "close" | "chunked" | "nostore" | "big"
+              | "blob" | "blobchunked" | "blobdie",
      "delay": 0.5,     # seconds, for "slow" (and added to every mode when set)
-     "size": 1000000}  # bytes of padding, for "big"
+     "size": 1000000}  # bytes of padding, for "big"; of the body, for the blob modes
+
+The blob modes serve ``size`` bytes of ``blob(size)`` (deterministic, every 64 KiB block
+different, so a test can hash what arrived) without holding them whole, as fast as the client
+reads: with a Content-Length (``blob``), chunked (``blobchunked``), or announcing ``size`` and
+resetting the connection after half of it (``blobdie``: an upstream dying mid-body).
 
 ``GET /_control`` returns the counters and the last requests seen (method, target, headers), so
 tests can assert what reached the upstream; ``POST`` answers with the counters only.
@@ -25,12 +31,30 @@ import hashlib
 import json
 import signal
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httptools
 
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+BLOCK = 64 << 10
+_BASE = hashlib.shake_256(b"tollgate blob").digest(BLOCK)
+
+
+def blob(size: int) -> Iterator[bytes]:
+    """The blob modes' body in 64 KiB blocks: block i is its index (8 bytes) and a fixed tail."""
+    for i, offset in enumerate(range(0, size, BLOCK)):
+        block = i.to_bytes(8, "big") + _BASE[8:]
+        yield block[: min(BLOCK, size - offset)]
+
+
+def blob_digest(size: int) -> str:
+    """sha256 of ``blob(size)``, for a test to compare with what it received."""
+    h = hashlib.sha256()
+    for block in blob(size):
+        h.update(block)
+    return h.hexdigest()
 
 
 @dataclass
@@ -82,6 +106,14 @@ class DemoProtocol(asyncio.Protocol):
             asyncio.Queue()
         )
         self.worker: asyncio.Task[None] | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,6 +122,7 @@ class DemoProtocol(asyncio.Protocol):
         self.worker = asyncio.get_running_loop().create_task(self._serve())
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.writable.set()
         if self.worker:
             self.worker.cancel()
 
@@ -154,6 +187,8 @@ class DemoProtocol(asyncio.Protocol):
         if path == "/healthz":
             self.transport.write(response(200, b'{"status": true}', close=not keep))
             return keep
+        if mode.startswith("blob"):
+            return await self._blob(mode, st.size, keep)
         status, payload, extra = 200, b"", []
         symbol = path.rstrip("/").rsplit("/", 1)[-1] or "INDEX"
         doc: dict[str, Any] = {
@@ -181,6 +216,33 @@ class DemoProtocol(asyncio.Protocol):
             self.transport.close()
             return False
         return True
+
+    async def _blob(self, mode: str, size: int, keep: bool) -> bool:
+        assert self.transport is not None
+        t = self.transport
+        chunked = mode == "blobchunked"
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+        close = "" if keep else "Connection: close\r\n"
+        t.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{framing}\r\n"
+            f"{close}\r\n".encode()
+        )
+        sent = 0
+        for block in blob(size):
+            if mode == "blobdie" and sent >= size // 2:
+                await asyncio.sleep(0.05)  # let what was written leave before the reset
+                t.abort()
+                return False
+            t.write(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+            sent += len(block)
+            await self.writable.wait()  # as fast as the client reads, never all at once
+            if t.is_closing():
+                return False
+        if chunked:
+            t.write(b"0\r\n\r\n")
+        if not keep:
+            t.close()
+        return keep
 
     def _write_chunked(self, payload: bytes, keep: bool) -> None:
         assert self.transport is not None

@@ -93,7 +93,7 @@ class Gateway:
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,
             connect_timeout=s.upstream_connect_timeout_seconds,
-            max_body_bytes=s.max_response_body_bytes,
+            buffer_bytes=s.response_buffer_bytes,
         )
         events = EventSink(redis, self.metrics) if s.events_enabled else None
         authorizer = create_authorizer(s, pool, lean, events.emit if events else _drop)
@@ -217,6 +217,7 @@ async def serve(
             keep_alive_seconds=settings.keep_alive_seconds,
             header_timeout_seconds=settings.header_timeout_seconds,
             max_connections_per_client=settings.max_connections_per_client,
+            send_timeout_seconds=settings.send_timeout_seconds,
         )
 
         def listening(port: int) -> None:

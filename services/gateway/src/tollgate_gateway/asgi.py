@@ -90,9 +90,29 @@ async def serve_proxy(proxy: Proxy, scope: Scope, receive: Receive, send: Send, 
     reply = await watch.run(proxy.handle(req))
     if reply is None:
         return
+    if reply.stream is not None:
+        await send_stream(reply, send)
+        return
     reply.headers.append((b"content-length", b"%d" % len(reply.body)))
     await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
     await send({"type": "http.response.body", "body": reply.body})
+
+
+async def send_stream(reply: Reply, send: Send) -> None:
+    """A streamed body, chunk by chunk (the ASGI server's ``send`` applies its back-pressure).
+    An upstream failing mid-body raises: the server then closes the connection."""
+    source = reply.stream
+    assert source is not None
+    if source.length is not None:
+        reply.headers.append((b"content-length", b"%d" % source.length))
+    try:
+        start = {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        await send(start)
+        while chunk := await source.next():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        source.close()
 
 
 class _Watch:

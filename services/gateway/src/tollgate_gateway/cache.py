@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from tollgate_common.cachekeys import entry_key
 from tollgate_common.redis import describe
 from tollgate_common.routes import CacheSpec
+from tollgate_gateway.bodystream import BodyStream
 from tollgate_gateway.headers import Headers, cacheable_response
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class Cached:
     expires_at: float  # wall clock (time.time()), shared by every gateway: fresh until then
     stale_until: float = 0.0  # kept until then to be served if every upstream fails
     stored_at: float = 0.0  # for the Age of a stale answer
+    # An answer too large to read whole (bodystream.py): never stored, ``body`` is empty.
+    stream: BodyStream | None = None
 
     @property
     def keep_until(self) -> float:
@@ -279,8 +282,10 @@ class Coalescer:
     just before the leader stored its answer fetched a second time).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, unclaimed: Callable[[Any], None] | None = None) -> None:
         self._inflight: dict[bytes, _Flight] = {}
+        # Given an answer that landed as its last waiter was cancelled: nobody takes it.
+        self._unclaimed = unclaimed
 
     async def run(
         self,
@@ -302,9 +307,13 @@ class Coalescer:
             result: T = await asyncio.shield(flight.task)
             return result
         except asyncio.CancelledError:
-            if flight.waiters == 1 and not flight.task.done():  # the last one: nobody to serve
-                self._landed(key, flight)
-                flight.task.cancel()
+            if flight.waiters == 1:  # the last one: nobody to serve
+                task = flight.task
+                if not task.done():
+                    self._landed(key, flight)
+                    task.cancel()
+                elif self._unclaimed is not None and not task.cancelled() and not task.exception():
+                    self._unclaimed(task.result())
             raise
         finally:
             flight.waiters -= 1

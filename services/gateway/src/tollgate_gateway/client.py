@@ -6,15 +6,16 @@ call measured ~600 req/s for the whole gateway (its pool, and a failed ``import 
 request, dominated; 342 req/s in our bench with one shared client); aiohttp's client costs ~46 µs
 more per request than this pool. This pool alone drives ~77k req/s against nginx from one core
 (13-14 µs of CPU per request, two thirds of it the kernel's), and inside the gateway it is ~10% of
-a miss (py-spy, bench/profile.py). It does only what a reverse proxy needs: HTTP/1.1, bodies read
-whole (the gateway inspects and caches them), keep-alive reuse with an idle timeout shorter than
+a miss (py-spy, bench/profile.py). It does only what a reverse proxy needs: HTTP/1.1, bodies up
+to a threshold read whole (the gateway inspects and caches them) and larger ones streamed with
+back-pressure (bodystream.py), keep-alive reuse with an idle timeout shorter than
 the usual servers' own, and the failure cases tested in tests/test_client.py (Connection: close,
-chunked, read-until-close, interim answers, caps, stale pooled connections, timeouts, resets,
-cancellation, TLS), on asyncio's loop and on uvloop.
+chunked, read-until-close, interim answers, streamed bodies (and tests/test_bodystream.py), stale
+pooled connections, timeouts, resets, cancellation, TLS), on asyncio's loop and on uvloop.
 
 INTERFACE CONTRACT (the rest of the gateway codes against exactly this):
 
-- ``UpstreamPool(max_per_origin=..., connect_timeout=..., max_body_bytes=...)``; optional:
+- ``UpstreamPool(max_per_origin=..., connect_timeout=..., buffer_bytes=...)``; optional:
   ``ssl_context`` (default: the system CAs), ``idle_timeout`` (seconds a pooled connection may
   sit unused, default 4; a sweep closes it then, traffic or not).
 - ``await pool.request(origin, method, target, headers, body) -> UpstreamResponse``
@@ -22,13 +23,17 @@ INTERFACE CONTRACT (the rest of the gateway codes against exactly this):
   ``target`` the request-target (path and query, already built by the caller);
   ``headers`` a list of ``(name, value)`` byte pairs, hop-by-hop headers already removed,
   without Host (the pool sets Host from the origin) and without Content-Length (set from body).
-- The response body is read in full (bounded by ``max_body_bytes``; larger raises
-  ``UpstreamError``). ``UpstreamResponse.headers`` are the raw upstream headers; the caller strips
-  hop-by-hop headers.
+- A response body up to ``buffer_bytes`` is read in full (``UpstreamResponse.body``). A larger one
+  comes as ``UpstreamResponse.stream`` (a ``BodyStream``, ``body`` empty) as soon as it is known
+  to be larger (its Content-Length, or a chunked body grown past it): the caller pulls it with
+  ``next()`` and must ``close()`` it. Its connection and its slot stay taken until the body is
+  read to its end (then the connection is pooled again) or the stream is closed or fails (then the
+  connection is closed). ``UpstreamResponse.headers`` are the raw upstream headers; the caller
+  strips hop-by-hop headers.
 - Deadlines belong to the caller (``asyncio.timeout``). The pool is cancel-safe: a cancelled
   request closes its connection instead of returning it to the pool.
 - Errors: ``UpstreamError`` for connect failures (``ConnectFailed``: nothing was sent), resets,
-  protocol errors, oversized bodies.
+  protocol errors; from ``BodyStream.next()`` when the upstream fails mid-body.
 - ``await pool.aclose()`` closes every connection.
 """
 
@@ -37,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from functools import partial
 from urllib.parse import urlsplit
 
 from tollgate_common.tracing import inject
@@ -85,14 +91,14 @@ class UpstreamPool:
         *,
         max_per_origin: int = 256,
         connect_timeout: float = 5.0,
-        max_body_bytes: int = 64 << 20,
+        buffer_bytes: int = 1 << 20,
         ssl_context: ssl.SSLContext | None = None,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self.max_per_origin = max_per_origin
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
-        self.max_body_bytes = max_body_bytes
+        self.buffer_bytes = buffer_bytes
         self._ssl = ssl_context
         self._origins: dict[str, _Origin] = {}
         self._closed = False
@@ -118,11 +124,17 @@ class UpstreamPool:
         head = _head(method, target, o.host_header, headers, body)
         await o.slots.acquire()
         try:
-            return await self._exchange(o, method, head, body, retry=method in IDEMPOTENT)
+            resp = await self._exchange(o, method, head, body, retry=method in IDEMPOTENT)
         except Stale as exc:
-            raise UpstreamError(str(exc)) from None
-        finally:
             o.slots.release()
+            raise UpstreamError(str(exc)) from None
+        except BaseException:
+            o.slots.release()
+            raise
+        if resp.stream is None:
+            o.slots.release()
+        # else the slot is the streamed body's until it settles (_settle)
+        return resp
 
     async def _exchange(
         self, o: _Origin, method: str, head: bytes, body: bytes, retry: bool
@@ -140,7 +152,10 @@ class UpstreamPool:
             self._discard(o, conn)
             raise
         conn.used = True
-        if conn.keep_alive and not conn.closed and method != "HEAD":
+        if resp.stream is not None:  # pooled or closed once its body is through (_settle)
+            resp.stream.bind_settle(partial(self._settle, o, conn))
+        elif conn.keep_alive and not conn.closed and method != "HEAD":
+            # _keep inlined: one call less on every small answer
             conn.idle_since = conn.loop.time()
             o.idle.append(conn)
             if self._sweeper is None:
@@ -150,6 +165,23 @@ class UpstreamPool:
         else:  # HEAD too: llhttp cannot be told that answer has no body; a new parser is safer
             self._discard(o, conn)
         return resp
+
+    def _keep(self, o: _Origin, conn: Connection) -> None:
+        conn.idle_since = conn.loop.time()
+        o.idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = conn.loop.call_at(
+                conn.idle_since + self.idle_timeout + SWEEP_SLACK_SECONDS, self._sweep
+            )
+
+    def _settle(self, o: _Origin, conn: Connection, reusable: bool) -> None:
+        """A streamed body is through (reusable) or abandoned or failed: its connection goes back
+        to the pool or is closed, and its slot is free."""
+        if reusable and conn.keep_alive and not conn.closed and not self._closed:
+            self._keep(o, conn)
+        else:
+            self._discard(o, conn)
+        o.slots.release()
 
     def _idle(self, o: _Origin) -> Connection | None:
         """A pooled connection, most recently used first (least likely to be stale). Ones idle
@@ -228,7 +260,7 @@ class UpstreamPool:
         self, loop: asyncio.AbstractEventLoop, o: _Origin, ctx: ssl.SSLContext | None
     ) -> Connection:
         _, proto = await loop.create_connection(
-            lambda: Connection(self.max_body_bytes, self._counts),
+            lambda: Connection(self.buffer_bytes, self._counts),
             o.host,
             o.port,
             ssl=ctx,

@@ -1,6 +1,10 @@
 """One upstream HTTP/1.1 connection: an asyncio protocol around httptools' response parser (the
-llhttp parser uvicorn uses), one request at a time, the answer read whole. The pool in client.py
-hands these out; the failure cases are tested through it (tests/test_client.py)."""
+llhttp parser uvicorn uses), one request at a time. An answer up to ``threshold`` bytes is read
+whole (the fast path: most answers are small, and the proxy inspects and caches them); a larger
+one (by its Content-Length, or as a chunked or read-until-close body grows past it) is handed out
+at that point as a ``BodyStream`` that the rest of the body is fed into (bodystream.py, issue 14).
+The pool in client.py hands these out; the failure cases are tested through it
+(tests/test_client.py, tests/test_bodystream.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+
+from tollgate_gateway.bodystream import BodyStream
 
 MAX_HEADER_BYTES = 64 << 10  # an upstream streaming endless headers must not fill memory
 
@@ -32,6 +38,7 @@ class UpstreamResponse:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    stream: BodyStream | None = None  # a body over the threshold: ``body`` is empty then
 
 
 class Counts:
@@ -46,8 +53,8 @@ class Counts:
 class Connection(asyncio.Protocol):
     """One connection; one request at a time (no pipelining)."""
 
-    def __init__(self, max_body: int, counts: Counts) -> None:
-        self.max_body = max_body
+    def __init__(self, threshold: int, counts: Counts) -> None:
+        self.threshold = threshold
         self.counts = counts
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -70,6 +77,7 @@ class Connection(asyncio.Protocol):
         self._received = False
         self._until_close = False
         self._interim = False
+        self._stream: BodyStream | None = None
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,7 +87,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         w = self._waiter
-        if w is None or w.done():
+        if (w is None or w.done()) and self._stream is None:
             # Bytes nobody asked for (a 408 before an idle close, junk after a body): the parser
             # would pin them on the next request's answer. The connection is unusable.
             self.close()
@@ -101,6 +109,13 @@ class Connection(asyncio.Protocol):
             self.lost.set_result(None)
             self.counts.closed += 1
         if self._waiter is None or self._waiter.done():
+            s = self._stream
+            if s is not None:  # mid-body of a streamed answer
+                self._stream = None
+                if self._until_close:
+                    s.end()
+                else:
+                    s.fail(UpstreamError("connection closed in the middle of the answer"))
             return
         if self._until_close:  # a body delimited by the end of the connection (RFC 9112 §6.3)
             self._finish()
@@ -128,13 +143,12 @@ class Connection(asyncio.Protocol):
             self._interim = True
             return
         has_length = chunked = False
+        length = 0
         for name, value in self._headers:
             lname = name.lower()
             if lname == b"content-length":
                 has_length = True
-                if int(value or b"0") > self.max_body:
-                    self._abort("upstream response body too large")
-                    return
+                length = int(value or b"0")
             elif lname == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
         no_body = status in (204, 304)
@@ -143,15 +157,20 @@ class Connection(asyncio.Protocol):
         if self.head:  # a HEAD answer ends at its headers whatever Content-Length says
             self._until_close = self.keep_alive = False
             self._finish()
+        elif length > self.threshold and not no_body:
+            self._start_stream(length)
 
     def on_body(self, body: bytes) -> None:
+        s = self._stream
+        if s is not None:
+            s.feed(body)
+            return
         if self.closed:
             return  # aborted: the rest of this chunk is dropped
         self._size += len(body)
-        if self._size > self.max_body:
-            self._abort("upstream response body too large")
-            return
         self._body.append(body)
+        if self._size > self.threshold:  # chunked or until close, and grown past the threshold
+            self._start_stream(None)
 
     def on_message_complete(self) -> None:
         if self._interim:
@@ -178,11 +197,30 @@ class Connection(asyncio.Protocol):
         if w is not None and not w.done():
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
             w.set_result(UpstreamResponse(self.parser.get_status_code(), self._headers, body))
+        elif self._stream is not None:  # the last byte of a streamed body
+            s, self._stream = self._stream, None
+            s.end()
+
+    def _start_stream(self, length: int | None) -> None:
+        """Hand the answer out now, its body to follow through a BodyStream (with what was read
+        of it so far)."""
+        w = self._waiter
+        if w is None or w.done():
+            return
+        s = BodyStream(self.transport, self.loop, length)
+        for chunk in self._body:
+            s.feed(chunk)
+        self._body = []
+        self._stream = s
+        w.set_result(UpstreamResponse(self.parser.get_status_code(), self._headers, b"", s))
 
     def _fail(self, exc: UpstreamError) -> None:
         w = self._waiter
         if w is not None and not w.done():
             w.set_exception(exc)
+        elif self._stream is not None:
+            s, self._stream = self._stream, None
+            s.fail(exc)
 
     def _abort(self, message: str) -> None:
         self._fail(UpstreamError(message))

@@ -87,6 +87,12 @@ class Metrics:
             "Requests refused by the rate limit.",
             ("route", "plan"),
         )
+        self.streams = Family(
+            "tollgate_gateway_streamed_responses",
+            "Answers over the response buffer, streamed, by how they ended: complete, "
+            "client_gone, upstream_failed (cut short mid-body: refunded, and an event).",
+            ("route", "result"),
+        )
         self.inflight = Inflight()
         self.refunds_pending = Inflight()
         self._families = Families(
@@ -102,6 +108,7 @@ class Metrics:
             self.credits_refunded,
             self.credits_saved,
             self.rate_limited,
+            self.streams,
         )
         r.register(self)  # collect() below
         # Set rarely: prometheus-client's own classes are fine here.

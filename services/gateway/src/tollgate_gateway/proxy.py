@@ -10,6 +10,13 @@ Every debit ends as a served answer or a refund (issue 11): the charge id is cho
 asking, and anything but a served answer after the charge (upstreams failed, no data unless the
 route says ``refundOn404: false``, deadline, client gone, cancelled) hands it to the refund queue
 (refunds.py), as does an authorize whose outcome is unknown.
+
+An answer over ``responseBufferBytes`` streams (bodystream.py, issue 14): it is chosen on its
+status line and headers (a streamed body is not parsed for successWhen's ``status: true``), it is
+never cached, and it is charged when its head goes out. A client that leaves mid-body is not
+refunded (the upstream answered); an upstream that dies mid-body is, and is reported like an
+upstream failure (log, event, ``tollgate_gateway_streamed_responses{result="upstream_failed"}``):
+the client got a cut-off body, not the answer it paid for.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tollgate_common.exchange import BodyTooLarge
@@ -27,6 +35,7 @@ from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.ledger.decision import UNKNOWN_OUTCOME
 from tollgate_common.ledger.layout import status_class
 from tollgate_gateway.auth import INVALID_KEY, MISSING_KEY, Authorizer, too_long
+from tollgate_gateway.bodystream import UPSTREAM_FAILED, BodyStream
 from tollgate_gateway.cache import Cached, CacheRule, Coalescer, ResponseCache, Served, cache_rule
 from tollgate_gateway.client import UpstreamError, UpstreamPool
 from tollgate_gateway.deadline import Deadline
@@ -91,7 +100,7 @@ class Proxy:
         # get_running_loop() (behind current_task() and the call_later() helpers) makes a
         # getpid() syscall, and py-spy showed those as ~10% of a proxied request.
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.coalescer = Coalescer()
+        self.coalescer = Coalescer(unclaimed)
         self.tr = parts.tracing
 
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -169,6 +178,11 @@ class Proxy:
                 work = self._work(compiled, req.method, target, headers, body, rule)
                 try:
                     answer = await work
+                    if answer.stream is not None and not answer.stream.claim():
+                        # A coalesced miss that streams: only one waiter can pull the body.
+                        answer = await self._fetch_answer(
+                            compiled, req.method, target, headers, body, None
+                        )
                 except asyncio.CancelledError:
                     self._raise_if_gone(req)
                     raise
@@ -178,7 +192,31 @@ class Proxy:
             self._unserved(compiled, decision, exc)
             raise
         self._served(compiled)
+        if answer.stream is not None:
+            self._watch(compiled, decision, answer.stream)
         return answer_reply(answer, served, decision)
+
+    def _watch(self, compiled: CompiledRoute, d: Decision | None, stream: BodyStream) -> None:
+        """A streamed answer: no byte for the route's timeout fails it, and how it ends is
+        counted (and refunded and reported when the upstream failed mid-body)."""
+        stream.idle_timeout = compiled.route.spec.timeout_seconds
+        stream.watch(partial(self._stream_ended, compiled, d))
+
+    def _stream_ended(
+        self, compiled: CompiledRoute, d: Decision | None, outcome: str, exc: Exception | None
+    ) -> None:
+        m = self.p.metrics
+        m.child(m.streams, compiled.route.name, outcome).inc()
+        if outcome == UPSTREAM_FAILED:
+            name = compiled.route.name
+            self._report(
+                compiled,
+                UpstreamFailed(
+                    f"the upstream of {name} failed mid-body",
+                    detail=f"the upstream of {name} failed mid-body: {exc}",
+                ),
+            )
+            self._refund(compiled, d, "5xx")
 
     async def _stale_or_fail(
         self,
@@ -279,6 +317,8 @@ class Proxy:
         assert won.response is not None
         resp = won.response
         out = client_response_headers(resp.headers)
+        if resp.stream is not None:  # too large to hold: never stored (only whole bodies are)
+            return Cached(resp.status, out, b"", 0.0, stream=resp.stream)
         if rule is not None and rule.admits(resp.headers, resp.body):
             entry = rule.entry(resp.status, out, resp.body, time.time())
             self.p.cache.put(rule.key, entry)
@@ -395,9 +435,13 @@ class Proxy:
             up.breaker.release()
             raise
         else:
-            attempt = Attempt(
-                up, classify(resp.status, resp.body, success_when), resp, f"HTTP {resp.status}"
-            )
+            if resp.stream is None:
+                verdict = classify(resp.status, resp.body, success_when)
+            else:  # chosen on its head: a streamed body is not parsed
+                verdict = classify(resp.status, b"", "http2xx")
+            attempt = Attempt(up, verdict, resp, f"HTTP {resp.status}")
+            if verdict is not Verdict.GOOD:
+                attempt.release()
         finally:
             up.inflight -= 1
         m = self.p.metrics
@@ -448,6 +492,13 @@ def _nodata_message(attempts: list[Attempt]) -> str:
     return "no data for this request"
 
 
+def unclaimed(answer: Cached) -> None:
+    """A coalesced answer whose last waiter left as it landed: a stream nobody pulls is closed
+    (its connection would otherwise stay taken, paused, for good)."""
+    if answer.stream is not None and answer.stream.claim():
+        answer.stream.close()
+
+
 def credentials(req: Incoming) -> tuple[str | None, list[bytes]]:
     """The request's API key (query first, then headers) and its query without it."""
     key, query_parts = split_query(req.query_string)
@@ -473,4 +524,5 @@ def stale_reply(entry: Cached, d: Decision | None, now: float) -> Reply:
 
 def answer_reply(answer: Cached, served: Served, d: Decision | None) -> Reply:
     extra = decision_headers(d) if d is not None else []
-    return Reply(answer.status, [*answer.headers, (b"x-cache", served.value), *extra], answer.body)
+    headers = [*answer.headers, (b"x-cache", served.value), *extra]
+    return Reply(answer.status, headers, answer.body, answer.stream)

@@ -55,7 +55,12 @@ class GatewaySettings(LedgerSettings, ServiceSettings):
         2.0, gt=0, description="After a Redis error, the cache is bypassed for this long."
     )
     max_request_body_bytes: int = Field(1 << 20, ge=0, description="Larger bodies get 413.")
-    max_response_body_bytes: int = Field(64 << 20, ge=1, description="Larger upstream bodies: 502.")
+    response_buffer_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="Upstream bodies up to this are read whole (cached, checked by successWhen); "
+        "larger ones stream to the client with back-pressure, never held whole (not cached).",
+    )
     upstream_connect_timeout_seconds: float = Field(
         5.0, gt=0, description="Bound on opening one upstream connection."
     )
@@ -84,6 +89,12 @@ class GatewaySettings(LedgerSettings, ServiceSettings):
     )
     max_header_bytes: int = Field(
         64 << 10, ge=1024, description="Request line plus headers; larger gets 431."
+    )
+    send_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A client taking no byte of a streamed answer for this long is closed (it "
+        "holds an upstream connection).",
     )
     shutdown_grace_seconds: float = Field(
         25.0, ge=0, description="On SIGTERM, requests in progress get this long to finish."

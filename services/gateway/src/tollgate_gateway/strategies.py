@@ -26,6 +26,12 @@ class Attempt:
     response: UpstreamResponse | None
     error: str = ""
 
+    def release(self) -> None:
+        """An attempt that will not be served: its streamed body, if any, is closed (and with
+        it its upstream connection; a whole body needs nothing)."""
+        if self.response is not None and self.response.stream is not None:
+            self.response.stream.close()
+
 
 Send = Callable[[Upstream], Awaitable[Attempt]]
 
@@ -101,12 +107,22 @@ async def staggered(
                 running.add(asyncio.ensure_future(send(candidates[nxt])))
                 nxt += 1
                 continue
+            won: Attempt | None = None
             for task in done:
                 running.discard(task)
                 a = task.result()
+                if won is not None:  # a second good answer in the same wake-up: not served
+                    a.release()
+                    continue
                 attempts.append(a)
                 if a.verdict is Verdict.GOOD:
-                    return a, attempts
+                    won = a
+            if won is not None:
+                return won, attempts
     finally:
         for task in running:
-            task.cancel()
+            if task.done():  # finished after the winner was picked: its answer is not served
+                if not task.cancelled() and task.exception() is None:
+                    task.result().release()
+            else:
+                task.cancel()
