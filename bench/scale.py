@@ -29,8 +29,7 @@ from bench import load, servers
 from bench.report import Row, Sample
 from bench.servers import Server
 from bench.targets import KEY, LOAD_CORE, MISS, SERVER_CORE, Env, alone
-from tollgate_common.ledger.layout import record_key
-from tollgate_common.routes import (
+from tollgate_common.contracts.routes import (
     TABLE_KEY,
     ApiBackendSpec,
     CacheSpec,
@@ -38,6 +37,7 @@ from tollgate_common.routes import (
     Route,
     RouteTable,
 )
+from tollgate_common.ledger.layout import record_key
 
 ROUTES = (1, 10, 100, 1_000, 10_000)
 KEYS = (1, 1_000, 10_000, 100_000, 1_000_000)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bench.report import Row, Sample
 from bench.scale import key_records, ratio_rows, render, route_table
+from tollgate_common.contracts.routes import RouteTable
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.routes import RouteTable
 
 
 def test_route_table_has_the_measured_route_and_company() -> None:

@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 import orjson
 import pytest
 
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpconnection import Refusal, render, request_target
-from tollgate_common.httpserver import HttpServer, Limits
+from tollgate_common.http.connection import Refusal, render, request_target
+from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.http.server import HttpServer, Limits
 
 Handler = Callable[[Incoming], Awaitable[Reply | None]]
 

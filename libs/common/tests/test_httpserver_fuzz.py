@@ -24,9 +24,9 @@ import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tollgate_common import httpserver
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpserver import HttpServer, Limits
+from tollgate_common.http import server as httpserver
+from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.http.server import HttpServer, Limits
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")

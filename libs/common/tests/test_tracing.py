@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.logging import JsonFormatter
 from tollgate_common.tracing import (
     HeadSampler,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import redis
 
-from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, RouteTable
+from tollgate_common.contracts.routes import TABLE_CHANNEL, TABLE_KEY, RouteTable
 from tollgate_testkit.redis_server import RedisServer
 
 from .conftest import RunningGateway

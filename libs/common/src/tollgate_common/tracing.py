@@ -49,7 +49,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.logging import REQUEST_IDS
 
 log = logging.getLogger(__name__)

@@ -43,15 +43,15 @@ from tollgate_auth.models import (
 from tollgate_auth.settings import AuthSettings
 from tollgate_auth.store import Store
 from tollgate_auth.usage import DAY, Granularity, bounded, hours, key_usage, totals
-from tollgate_common import asgibridge
-from tollgate_common.events import Event, EventType, Severity, publish
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpserver import HttpServer, Limits
+from tollgate_common.contracts.events import Event, EventType, Severity, publish
+from tollgate_common.http import asgibridge
+from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.http.server import HttpServer, Limits
 from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
-from tollgate_common.redis import answers, create_redis, describe
-from tollgate_common.resp import LeanRedis
+from tollgate_common.redis.client import answers, create_redis, describe
+from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from tollgate_auth.errors import StoreDown
-from tollgate_common.cachekeys import Purge, purge
+from tollgate_common.contracts.cachekeys import Purge, purge
 
 router = APIRouter()
 

@@ -24,7 +24,7 @@ from tollgate_common.ledger.layout import (
     record_key,
     usage_key,
 )
-from tollgate_common.redis import LuaScript
+from tollgate_common.redis.client import LuaScript
 
 # KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
 # Returns 0 when the plan does not exist (nothing written), else 1.

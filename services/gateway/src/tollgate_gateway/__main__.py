@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tollgate_common import workers
+from tollgate_common.http import workers
 from tollgate_common.logging import configure_logging
 from tollgate_common.settings import load_settings
 from tollgate_common.tracing import check_tracing_env

@@ -22,11 +22,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from tollgate_common import asgibridge
-from tollgate_common.exchange import error_body
-from tollgate_common.httpserver import HttpServer, Limits
-from tollgate_common.redis import answers, create_redis
-from tollgate_common.resp import LeanRedis
+from tollgate_common.http import asgibridge
+from tollgate_common.http.exchange import error_body
+from tollgate_common.http.server import HttpServer, Limits
+from tollgate_common.redis.client import answers, create_redis
+from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import Tracing, setup_tracing
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from tollgate_common.exchange import BodyTooLarge, Incoming, Reply
+from tollgate_common.http.exchange import BodyTooLarge, Incoming, Reply
 from tollgate_common.logging import configure_logging
 from tollgate_gateway.app import Gateway
 from tollgate_gateway.proxy import PREFIX_SLASH, Proxy

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from tollgate_common.cachekeys import entry_key
-from tollgate_common.redis import describe
-from tollgate_common.routes import CacheSpec
+from tollgate_common.contracts.cachekeys import entry_key
+from tollgate_common.contracts.routes import CacheSpec
+from tollgate_common.redis.client import describe
 from tollgate_gateway.headers import Headers, cacheable_response
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from tollgate_common.events import Event, EventType, Severity, publish
-from tollgate_common.redis import describe
+from tollgate_common.contracts.events import Event, EventType, Severity, publish
+from tollgate_common.redis.client import describe
 from tollgate_common.tracing import current_traceparent
 from tollgate_gateway.metrics import Metrics
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from tollgate_common.exchange import BodyTooLarge
+from tollgate_common.http.exchange import BodyTooLarge
 from tollgate_common.ledger import Decision
 from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.ledger.decision import UNKNOWN_OUTCOME

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from tollgate_common.cachekeys import PURGE_CHANNEL, Purge
-from tollgate_common.redis import describe
+from tollgate_common.contracts.cachekeys import PURGE_CHANNEL, Purge
+from tollgate_common.redis.client import describe
 from tollgate_gateway.cache import LocalTier
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ the ASGI adapter in asgi.py), its answer (``Reply``), and the request id."""
 
 from __future__ import annotations
 
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.ids import UniqueIds
 
 __all__ = ["ClientGone", "Incoming", "Reply", "request_id"]

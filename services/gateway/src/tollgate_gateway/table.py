@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from tollgate_common.routes import (
+from tollgate_common.contracts.routes import (
     HEAD_BYTES,
     TABLE_CHANNEL,
     TABLE_KEY,

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tollgate_common.routes import Route
+from tollgate_common.contracts.routes import Route
 from tollgate_gateway.breaker import Breaker
 
 Headers = list[tuple[bytes, bytes]]

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tollgate_common.logging import configure_logging
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_common.tracing import setup_tracing
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.export import Exporter, UsageClient

@@ -26,8 +26,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
-from tollgate_common.events import STREAM_KEY, Event
-from tollgate_common.redis import LuaScript, describe
+from tollgate_common.contracts.events import STREAM_KEY, Event
+from tollgate_common.redis.client import LuaScript, describe
 from tollgate_common.tracing import Tracing, link_to, maybe_span
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of

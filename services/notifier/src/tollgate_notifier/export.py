@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
-from tollgate_common.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
+from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import describe
+from tollgate_common.redis.client import describe
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.streams import ensure_group, trim_acknowledged

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, Route
+from tollgate_common.contracts.routes import TABLE_CHANNEL, TABLE_KEY, Route
 
 DIGEST_KEY = TABLE_KEY + ":digest"
 

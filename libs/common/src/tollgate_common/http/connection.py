@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from tollgate_common.exchange import BodyTooLarge, Incoming, Reply, error_body
+from tollgate_common.http.exchange import BodyTooLarge, Incoming, Reply, error_body
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("tollgate.access")

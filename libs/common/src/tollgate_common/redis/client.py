@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
-from tollgate_common.redisurl import parse_redis_url
+from tollgate_common.redis.url import parse_redis_url
 
 PROBE_SECONDS = 0.5
 """How long a readiness probe waits for Redis: inside the kubelet's default 1 s probe timeout."""

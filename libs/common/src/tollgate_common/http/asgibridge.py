@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Incoming, Reply
 
 Message = MutableMapping[str, Any]
 

@@ -30,7 +30,7 @@ from typing import Any, cast
 import hiredis
 from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 
-from tollgate_common.redisurl import RedisTarget, parse_redis_url
+from tollgate_common.redis.url import RedisTarget, parse_redis_url
 
 
 def encode(*args: Any) -> bytes:

@@ -26,8 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpconnection import HttpConnection, Limits
+from tollgate_common.http.connection import HttpConnection, Limits
+from tollgate_common.http.exchange import Incoming, Reply
 
 log = logging.getLogger(__name__)
 
