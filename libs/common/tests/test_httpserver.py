@@ -1,4 +1,4 @@
-"""The services' HTTP/1.1 server (httpserver.py) against raw sockets: what a front server owes its
+"""The services' HTTP/1.1 server (http/server.py) against raw sockets: what a front server owes its
 clients, one behaviour per test."""
 
 from __future__ import annotations

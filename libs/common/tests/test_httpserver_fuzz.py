@@ -1,4 +1,4 @@
-"""The services' HTTP/1.1 server (httpserver.py) under generated request heads on a raw socket:
+"""The services' HTTP/1.1 server (http/server.py) under generated request heads on a raw socket:
 whatever arrives, the answers are 4xx at worst (never a 5xx or a traceback), the connection is
 answered or closed (never left hanging), and the server stays up.
 

@@ -1,6 +1,6 @@
 """OpenTelemetry tracing for every service: set up from the standard ``OTEL_*`` variables only,
 W3C trace-context propagation over the services' raw header lists, and the server span of the
-services' own HTTP server (httpserver.py).
+services' own HTTP server (http/server.py).
 
 On when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console``) or an OTLP endpoint is
 set (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); off when none is

@@ -76,7 +76,7 @@ class Service:
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         self.redis = create_redis(self.settings.redis_url)
         # authorize/refund run on every gateway request: the lean client costs about half of
-        # redis-py's CPU per round trip (tollgate_common/resp.py has the numbers).
+        # redis-py's CPU per round trip (tollgate_common/redis/resp.py has the numbers).
         self.lean = lean = LeanRedis(self.settings.redis_url)
         self.store = Store(self.redis, self.settings.key_pepper)
         self.ledger = Ledger(lean, self.settings)

@@ -1,5 +1,5 @@
 """``python -m tollgate_gateway``: the gateway on the services' own HTTP server
-(tollgate_common/httpserver.py) over uvloop; workers and signals: tollgate_common/workers.py."""
+(tollgate_common/http/server.py) over uvloop; workers and signals: http/workers.py there."""
 
 from __future__ import annotations
 

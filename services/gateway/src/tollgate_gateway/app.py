@@ -88,7 +88,7 @@ class Gateway:
         traced = GatewayTracing(t.tracer, t.heads) if t is not None else None
         self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
-        # redis-py costs ~2x its CPU per round trip (tollgate_common/resp.py has the numbers).
+        # redis-py costs ~2x its CPU per round trip (tollgate_common/redis/resp.py has the numbers).
         self.lean = lean = LeanRedis(s.redis_url)
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,

@@ -1,7 +1,7 @@
 """The response cache: an in-process tier in front of Redis, with request coalescing.
 
 Only successful GET answers are stored, under a key naming the route and path and a digest of
-the canonical (sorted) query without credentials (tollgate_common/cachekeys.py has the layout).
+the canonical (sorted) query without credentials (tollgate_common/contracts/cachekeys.py).
 Entries are immutable until they expire, so the in-process tier keeps each entry until its Redis
 expiry and stays coherent across gateways without invalidation; a purge (auth's admin API) is the
 one exception, and reaches every gateway's tier over pub/sub (purges.py). One Redis round trip

@@ -1,9 +1,10 @@
 """Purges of the response cache reaching this gateway's in-process tier (issue 13).
 
 Auth's admin API deletes the entries from Redis and publishes the purge on PURGE_CHANNEL
-(tollgate_common/cachekeys.py); every gateway drops the same entries from its tier here. The
-subscription reconnects on its own; a purge published while this gateway was cut off is lost to
-it, so on each resubscription the whole tier goes (it refills from Redis on the next misses).
+(tollgate_common/contracts/cachekeys.py); every gateway drops the same entries from its tier
+here. The subscription reconnects on its own; a purge published while this gateway was cut off
+is lost to it, so on each resubscription the whole tier goes (it refills from Redis on the next
+misses).
 """
 
 from __future__ import annotations

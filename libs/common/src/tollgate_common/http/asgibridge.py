@@ -1,5 +1,5 @@
 """Admin endpoints (FastAPI apps: health, metrics, docs, the auth admin API) served by the
-services' own server (httpserver.py): one request in, one ``Reply`` out, through ASGI.
+services' own server (server.py): one request in, one ``Reply`` out, through ASGI.
 
 Only what those endpoints use: the request body is already read whole, and the response is
 collected whole before it is written (none of them streams). Hot paths never come here.

@@ -1,4 +1,4 @@
-"""One client connection of the services' HTTP/1.1 server (httpserver.py): parsing with
+"""One client connection of the services' HTTP/1.1 server (server.py): parsing with
 httptools, answering in order, limits, flow control; and the pure framing of a reply."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """One request and its answer as the services' handlers see them, whatever server carried
-the request (httpserver.py, or an ASGI server through an adapter)."""
+the request (server.py, or an ASGI server through an adapter)."""
 
 from __future__ import annotations
 

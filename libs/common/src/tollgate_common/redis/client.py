@@ -31,7 +31,7 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
     """
     # A blocking pool: a burst beyond max_connections waits for a free connection (bounded by
     # ``timeout``) instead of failing with "Too many connections" as the plain pool does. Not
-    # from_url(): the URL means what redisurl.py says, for this pool and the lean client alike
+    # from_url(): the URL means what url.py says, for this pool and the lean client alike
     # (redis-py would take ?ssl_cert_reqs=none and skip the hostname check on its own).
     pool = aioredis.BlockingConnectionPool(
         **parse_redis_url(url).redis_py_kwargs(),
@@ -67,7 +67,7 @@ async def answers(ping: Awaitable[Any]) -> bool:
 
 class LuaScript:
     """A Lua script run with EVALSHA, loaded again when Redis forgot it (a restart, SCRIPT
-    FLUSH). Works with redis-py and with the lean client (tollgate_common.resp)."""
+    FLUSH). Works with redis-py and with the lean client (tollgate_common.redis.resp)."""
 
     def __init__(self, source: str) -> None:
         self.source = source

@@ -15,7 +15,7 @@ redis-py's socket_timeout does the same), also when its caller gave up sooner. E
 returns raise ResponseError, NOSCRIPT as redis-py's NoScriptError, so callers handle both clients
 alike.
 
-The URL means what redisurl.py says (rediss:// is TLS with the system trust store and hostname
+The URL means what url.py says (rediss:// is TLS with the system trust store and hostname
 checking, a username sends ``AUTH username password``). Plain or TLS is decided once, when the
 connection is made: the command path is the same code over either transport.
 """
