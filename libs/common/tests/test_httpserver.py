@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
 import pytest
 
 from tollgate_common.http.connection import Refusal, render, request_target
-from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Handler, Incoming, Reply
 from tollgate_common.http.server import HttpServer, Limits
-
-Handler = Callable[[Incoming], Awaitable[Reply | None]]
 
 
 async def echo(req: Incoming) -> Reply:

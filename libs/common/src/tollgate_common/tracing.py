@@ -24,7 +24,7 @@ import logging
 import os
 import random
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -49,13 +49,12 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Handler, Incoming, Reply
 from tollgate_common.logging import REQUEST_IDS
+from tollgate_common.types import Headers
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[bytes, bytes]]
-Handler = Callable[[Incoming], Awaitable[Reply | None]]
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 PROTOCOLS = ("http/protobuf", "grpc")
 # W3C trace context: replaced, not duplicated, on the way upstream (baggage passes untouched).

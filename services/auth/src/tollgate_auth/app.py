@@ -10,7 +10,7 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -55,9 +55,6 @@ from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 

@@ -30,7 +30,8 @@ from redis.exceptions import RedisError
 from tollgate_common.contracts.cachekeys import entry_key
 from tollgate_common.contracts.routes import CacheSpec
 from tollgate_common.redis.client import describe
-from tollgate_gateway.headers import Headers, cacheable_response
+from tollgate_common.types import Headers
+from tollgate_gateway.headers import cacheable_response
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +40,7 @@ T = TypeVar("T")
 @dataclass(slots=True, frozen=True)
 class Cached:
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: Headers
     body: bytes
     expires_at: float  # wall clock (time.time()), shared by every gateway: fresh until then
     stale_until: float = 0.0  # kept until then to be served if every upstream fails

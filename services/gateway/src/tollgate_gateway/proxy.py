@@ -26,6 +26,7 @@ from tollgate_common.ledger import Decision
 from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.ledger.decision import UNKNOWN_OUTCOME
 from tollgate_common.ledger.layout import status_class
+from tollgate_common.types import Headers
 from tollgate_gateway.auth import INVALID_KEY, MISSING_KEY, Authorizer, too_long
 from tollgate_gateway.cache import Cached, CacheRule, Coalescer, ResponseCache, Served, cache_rule
 from tollgate_gateway.client import UpstreamError, UpstreamPool
@@ -45,7 +46,6 @@ from tollgate_gateway.errors import (
 )
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.headers import (
-    Headers,
     client_response_headers,
     key_from_headers,
     split_query,

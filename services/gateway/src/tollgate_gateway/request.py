@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.ids import UniqueIds
+from tollgate_common.types import Headers
 
 __all__ = ["ClientGone", "Incoming", "Reply", "request_id"]
-
-Headers = list[tuple[bytes, bytes]]
 
 
 class ClientGone(Exception):

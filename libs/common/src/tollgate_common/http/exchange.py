@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 
-Headers = list[tuple[bytes, bytes]]
+from tollgate_common.types import Headers
 
 
 @dataclass(slots=True)
