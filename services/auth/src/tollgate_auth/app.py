@@ -51,6 +51,7 @@ from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
 from tollgate_common.redis.client import answers, create_redis, describe
+from tollgate_common.redis.commands import Client
 from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import setup_tracing
 
@@ -63,7 +64,7 @@ class Service:
         self.settings = settings
         self.admin_token = settings.admin_token or "dev-" + secrets.token_urlsafe(24)
         self.metrics = Metrics()
-        self.redis: Any = None
+        self.redis: Client | None = None
         self.lean: LeanRedis | None = None
         self.store: Store | None = None
         self.ledger: Ledger | None = None
@@ -71,11 +72,11 @@ class Service:
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        self.redis = create_redis(self.settings.redis_url)
+        self.redis = redis = create_redis(self.settings.redis_url)
         # authorize/refund run on every gateway request: the lean client costs about half of
         # redis-py's CPU per round trip (tollgate_common/redis/resp.py has the numbers).
         self.lean = lean = LeanRedis(self.settings.redis_url)
-        self.store = Store(self.redis, self.settings.key_pepper)
+        self.store = Store(redis, self.settings.key_pepper)
         self.ledger = Ledger(lean, self.settings)
         if not self.settings.admin_token:
             log.warning("dev mode: generated admin token %s", self.admin_token)
@@ -87,11 +88,11 @@ class Service:
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await lean.aclose()
-            await self.redis.aclose()
+            await redis.aclose()
 
     async def unready_clients(self) -> list[str]:
         """Names of the Redis clients serving requests that do not answer a PING in time."""
-        if self.lean is None:
+        if self.lean is None or self.redis is None:
             return ["lean", "admin"]
         lean, admin = await asyncio.gather(
             answers(self.lean.execute("PING")), answers(self.redis.ping())
@@ -106,6 +107,7 @@ class Service:
             task.add_done_callback(self._background.discard)
 
     async def _publish(self, event: Event) -> None:
+        assert self.redis is not None
         try:
             await publish(self.redis, event)
         except REDIS_ERRORS as exc:

@@ -25,6 +25,7 @@ from tollgate_common.ledger.layout import (
     usage_key,
 )
 from tollgate_common.redis.client import LuaScript
+from tollgate_common.redis.commands import Client
 
 # KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
 # Returns 0 when the plan does not exist (nothing written), else 1.
@@ -81,7 +82,7 @@ return n
 
 
 class Store:
-    def __init__(self, redis: Any, pepper: str) -> None:
+    def __init__(self, redis: Client, pepper: str) -> None:
         self.redis = redis
         self.pepper = pepper
         self._create_key = LuaScript(CREATE_KEY)

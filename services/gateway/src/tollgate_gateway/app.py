@@ -26,6 +26,7 @@ from tollgate_common.http import asgibridge
 from tollgate_common.http.exchange import error_body
 from tollgate_common.http.server import HttpServer, Limits
 from tollgate_common.redis.client import answers, create_redis
+from tollgate_common.redis.commands import Client
 from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import Tracing, setup_tracing
 from tollgate_gateway.auth import create_authorizer
@@ -59,7 +60,7 @@ class Gateway:
         self.serve_proxy: Callable[[Incoming], Awaitable[Reply | None]] | None = None
         self.tracing: Tracing | None = None
         self.follower: RedisFollower | None = None
-        self.redis: Any = None  # redis-py: the route table follower and the event sink
+        self.redis: Client | None = None  # redis-py: the route table follower and the event sink
         self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
@@ -179,7 +180,7 @@ class Gateway:
 
     async def pings(self) -> tuple[bool, bool]:
         """Whether the lean client and the redis-py pool answer a PING (0.5 s each, at once)."""
-        if self.lean is None:
+        if self.lean is None or self.redis is None:
             return False, False
         lean, pool = await asyncio.gather(
             answers(self.lean.execute("PING")), answers(self.redis.ping())

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from tollgate_common.contracts.cachekeys import entry_key
 from tollgate_common.contracts.routes import CacheSpec
 from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Strings
 from tollgate_common.types import Headers
 from tollgate_gateway.headers import cacheable_response
 
@@ -194,7 +195,7 @@ class LocalTier:
 
 
 class ResponseCache:
-    def __init__(self, redis: Any, local: LocalTier, backoff_seconds: float) -> None:
+    def __init__(self, redis: Strings, local: LocalTier, backoff_seconds: float) -> None:
         self.redis = redis
         self.local = local
         self.backoff_seconds = backoff_seconds

@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from tollgate_common.contracts.cachekeys import PURGE_CHANNEL, Purge
 from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Client
 from tollgate_gateway.cache import LocalTier
 
 log = logging.getLogger(__name__)
 
 
 class PurgeListener:
-    def __init__(self, redis: Any, local: LocalTier, wait_seconds: float = 1.0) -> None:
+    def __init__(self, redis: Client, local: LocalTier, wait_seconds: float = 1.0) -> None:
         self.redis = redis
         self.local = local
         self.wait_seconds = wait_seconds  # below the pool's socket timeout

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from tollgate_common.contracts.events import STREAM_KEY, Event
 from tollgate_common.redis.client import LuaScript, describe
+from tollgate_common.redis.commands import Client
 from tollgate_common.tracing import Tracing, link_to, maybe_span
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
@@ -45,7 +46,7 @@ REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 class Consumer:
     def __init__(
         self,
-        redis: Any,
+        redis: Client,
         s: NotifierSettings,
         sinks: dict[str, Sink],
         m: Metrics,

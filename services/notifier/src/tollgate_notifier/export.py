@@ -32,6 +32,7 @@ from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXL
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
 from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Client
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.streams import ensure_group, trim_acknowledged
@@ -53,7 +54,7 @@ class ExportError(Exception):
 class UsageClient:
     """Sends usage events to the endpoint in its format. The token never reaches a log line."""
 
-    def __init__(self, s: NotifierSettings, redis: Any) -> None:
+    def __init__(self, s: NotifierSettings, redis: Client) -> None:
         self.s = s
         self.redis = redis
         headers = {"Authorization": f"Bearer {s.usage_export_token}"}
@@ -109,7 +110,7 @@ class UsageClient:
 class Exporter:
     def __init__(
         self,
-        redis: Any,
+        redis: Client,
         s: NotifierSettings,
         m: Metrics,
         client: UsageClient,

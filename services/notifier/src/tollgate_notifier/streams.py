@@ -8,6 +8,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from tollgate_common.redis.commands import Client
+
 
 @dataclass(frozen=True, slots=True)
 class GroupState:
@@ -17,7 +19,7 @@ class GroupState:
     overrun: bool  # entries were trimmed (by the producers' MAXLEN) before the group read them
 
 
-async def ensure_group(redis: Any, stream: str, group: str) -> None:
+async def ensure_group(redis: Client, stream: str, group: str) -> None:
     """Create ``group`` on ``stream`` (and the stream) from the start, unless it exists."""
     try:
         await redis.xgroup_create(stream, group, id="0", mkstream=True)
@@ -26,7 +28,7 @@ async def ensure_group(redis: Any, stream: str, group: str) -> None:
             raise
 
 
-async def trim_acknowledged(redis: Any, stream: str, group: str) -> GroupState:
+async def trim_acknowledged(redis: Client, stream: str, group: str) -> GroupState:
     """Drop the entries ``group`` has acknowledged: older than both its oldest pending entry and
     its last-delivered id; nothing unacknowledged is ever dropped. (Only ``group`` is consulted:
     one group per stream.)"""

@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
+from tollgate_common.redis.commands import Scripts
 from tollgate_common.redis.url import parse_redis_url
 
 PROBE_SECONDS = 0.5
@@ -73,7 +74,7 @@ class LuaScript:
         self.source = source
         self.sha: str | None = None
 
-    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
+    async def __call__(self, redis: Scripts, keys: list[str], args: list[Any]) -> Any:
         if self.sha is None:
             self.sha = await redis.script_load(self.source)
         try:
