@@ -248,7 +248,9 @@ def _drop(_event: object) -> None:
 
 
 def create_admin(gw: Gateway) -> FastAPI:
-    admin = FastAPI(title="Tollgate gateway", lifespan=gw.lifespan)
+    # No Swagger UI: FastAPI's page loads it from a CDN and is blank offline (issue 15). The API
+    # with endpoints to try is auth's, which serves its own (tollgate_auth/docs.py).
+    admin = FastAPI(title="Tollgate gateway", lifespan=gw.lifespan, docs_url=None, redoc_url=None)
 
     @admin.exception_handler(HTTPException)
     async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:

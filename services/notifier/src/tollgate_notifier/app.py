@@ -54,7 +54,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             if tracing is not None:
                 tracing.shutdown()
 
-    app = FastAPI(title="Tollgate notifier", lifespan=lifespan)
+    # No Swagger UI: FastAPI's page loads it from a CDN and is blank offline (issue 15).
+    app = FastAPI(title="Tollgate notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:
