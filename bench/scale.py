@@ -31,8 +31,7 @@ from bench.measurement import measure
 from bench.report import Row
 from bench.servers import Server
 from bench.targets import KEY, MISS, SERVER_CORE, Env, alone
-from tollgate_common.ledger.layout import record_key
-from tollgate_common.routes import (
+from tollgate_common.contracts.routes import (
     TABLE_KEY,
     ApiBackendSpec,
     CacheSpec,
@@ -40,6 +39,7 @@ from tollgate_common.routes import (
     Route,
     RouteTable,
 )
+from tollgate_common.ledger.layout import record_key
 
 ROUTES = (1, 10, 100, 1_000, 10_000)
 KEYS = (1, 1_000, 10_000, 100_000, 1_000_000)

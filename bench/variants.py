@@ -1,6 +1,6 @@
 """Other ways to serve the same gateway, measured as optional bench rows
 (``python -m bench --variants``) against the production entry point, ``python -m tollgate_gateway``
-(the gateway on its own server, tollgate_common/httpserver.py). Run as
+(the gateway on its own server, tollgate_common/http/server.py). Run as
 ``python -m bench.variants`` with the gateway's usual environment plus ``BENCH_VARIANT``:
 
 - ``uvicorn``: the gateway as an ASGI app under uvicorn (uvloop + httptools), with a transport

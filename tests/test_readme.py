@@ -79,3 +79,26 @@ def test_every_cli_command_named_in_the_readme_text_exists() -> None:
         verbs = choices(nouns[noun])
         if verbs and verb:
             assert verb in verbs, f"README names `tollgate {noun} {verb}`: no such command"
+
+
+# What the README names that a run writes (under --run-dir), not a file of the repository.
+_GENERATED = {"demo.json"}
+_POINTER = re.compile(r"`([\w.\-/]+(?:\.(?:py|lua|yaml|yml|sh|md|toml|json|tpl|txt)|/))`")
+_SEARCHED = ("libs", "services", "deploy", "tests", "bench", "hack")
+
+
+def _exists(pointer: str) -> bool:
+    """A path from the root, from a package's src/ or from inside a package; a bare file name
+    anywhere in the sources."""
+    bases = [ROOT, *ROOT.glob("*/*/src"), *ROOT.glob("*/*/src/*")]
+    if any((base / pointer).exists() for base in bases):
+        return True
+    name = pointer.rstrip("/")
+    return "/" not in name and any(any((ROOT / d).rglob(name)) for d in _SEARCHED)
+
+
+def test_every_file_the_readme_points_to_exists() -> None:
+    """Each backticked file or directory path in README.md names something in the repository."""
+    readme = (ROOT / "README.md").read_text()
+    pointers = set(_POINTER.findall(readme)) - _GENERATED
+    assert sorted(p for p in pointers if not _exists(p)) == []

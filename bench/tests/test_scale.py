@@ -5,8 +5,8 @@ from __future__ import annotations
 from bench.report import Row, Sample
 from bench.scale import key_records, ratio_rows, render, route_table
 from bench.shapes import BODIES, bodies_routes, file_path, race_routes
+from tollgate_common.contracts.routes import RouteTable, parse_documents
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.routes import RouteTable, parse_documents
 from tollgate_gateway.settings import GatewaySettings
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from tollgate_common import routes
+from tollgate_common.contracts import routes
 
 CRD = (
     Path(__file__).resolve().parents[2] / "deploy/helm/tollgate/crds/apibackends.tollgate.dev.yaml"

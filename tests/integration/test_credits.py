@@ -8,7 +8,7 @@ import time
 import httpx
 import redis
 
-from tollgate_common.events import STREAM_KEY
+from tollgate_common.contracts.events import STREAM_KEY
 
 from .conftest import Stack
 

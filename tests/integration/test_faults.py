@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tollgate_common.events import Event, EventType, Severity
+from tollgate_common.contracts.events import Event, EventType, Severity
 from tollgate_testkit.receivers import WebhookReceiver, wait_for
 
 from .conftest import Stack, open_stack

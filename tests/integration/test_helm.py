@@ -18,8 +18,8 @@ import redis
 import yaml
 
 from tollgate_auth.settings import AuthSettings
+from tollgate_common.contracts.routes import TABLE_KEY
 from tollgate_common.ledger import LedgerSettings
-from tollgate_common.routes import TABLE_KEY
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_operator.settings import OperatorSettings

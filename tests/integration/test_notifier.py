@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tollgate_common.events import STREAM_KEY, Event, EventType, Severity
+from tollgate_common.contracts.events import STREAM_KEY, Event, EventType, Severity
 from tollgate_testkit.receivers import SmtpServer, WebhookReceiver, wait_for
 from tollgate_testkit.services import start_notifier
 

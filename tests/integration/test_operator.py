@@ -15,7 +15,7 @@ import redis
 import yaml
 from kubernetes.client.rest import ApiException
 
-from tollgate_common.routes import TABLE_KEY, RouteTable
+from tollgate_common.contracts.routes import TABLE_KEY, RouteTable
 from tollgate_testkit.provider import Provider, RedisHandle
 from tollgate_testkit.receivers import wait_for
 from tollgate_testkit.services import Service, start_gateway, start_operator

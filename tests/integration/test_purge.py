@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tollgate_auth.cli import run
-from tollgate_common.cachekeys import match_pattern
+from tollgate_common.contracts.cachekeys import match_pattern
 from tollgate_testkit.provider import Provider
 from tollgate_testkit.services import ADMIN_TOKEN
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from tollgate_common.events import STREAM_KEY, Event, EventType
+from tollgate_common.contracts.events import STREAM_KEY, Event, EventType
 from tollgate_testkit.provider import Provider
 from tollgate_testkit.upstreams import DemoUpstream
 

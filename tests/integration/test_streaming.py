@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from tollgate_common.events import STREAM_KEY
+from tollgate_common.contracts.events import STREAM_KEY
 from tollgate_testkit.upstream import blob_digest
 from tollgate_testkit.upstreams import Upstream
 

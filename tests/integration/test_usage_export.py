@@ -14,11 +14,11 @@ import httpx
 import redis
 from redis.exceptions import ResponseError
 
-from tollgate_common.events import USAGE_STREAM_KEY
+from tollgate_common.contracts.events import USAGE_STREAM_KEY
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.receivers import UsageReceiver, wait_for
 from tollgate_testkit.services import ADMIN_TOKEN, start_auth, start_gateway, start_notifier

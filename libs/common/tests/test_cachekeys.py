@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from tollgate_common.cachekeys import (
+from tollgate_common.contracts.cachekeys import (
     PURGE_CHANNEL,
     Purge,
     entry_key,

@@ -10,7 +10,7 @@ import pytest
 from tollgate_common.ledger import Decision, Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash
 from tollgate_common.ledger.layout import plan_key, record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 
 KEY = "tg_gcragcra_" + "s" * 43
 T0 = 50_000_000  # a clock far from 0, so no arithmetic leans on an idle TAT of 0

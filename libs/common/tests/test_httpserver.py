@@ -1,4 +1,4 @@
-"""The services' HTTP/1.1 server (httpserver.py) against raw sockets: what a front server owes its
+"""The services' HTTP/1.1 server (http/server.py) against raw sockets: what a front server owes its
 clients, one behaviour per test."""
 
 from __future__ import annotations
@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
 import pytest
 
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpconnection import Refusal, render, request_target
-from tollgate_common.httpserver import HttpServer, Limits
-
-Handler = Callable[[Incoming], Awaitable[Reply | None]]
+from tollgate_common.http.connection import Refusal, render, request_target
+from tollgate_common.http.exchange import Handler, Incoming, Reply
+from tollgate_common.http.server import HttpServer, Limits
 
 
 async def echo(req: Incoming) -> Reply:

@@ -1,4 +1,4 @@
-"""The services' HTTP/1.1 server (httpserver.py) under generated request heads on a raw socket:
+"""The services' HTTP/1.1 server (http/server.py) under generated request heads on a raw socket:
 whatever arrives, the answers are 4xx at worst (never a 5xx or a traceback), the connection is
 answered or closed (never left hanging), and the server stays up.
 
@@ -24,9 +24,9 @@ import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tollgate_common import httpserver
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpserver import HttpServer, Limits
+from tollgate_common.http import server as httpserver
+from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.http.server import HttpServer, Limits
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")

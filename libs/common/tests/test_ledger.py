@@ -10,7 +10,7 @@ import pytest
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 
 KEY = "tg_abcdefgh_" + "s" * 43
 

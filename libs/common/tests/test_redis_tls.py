@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from redis.exceptions import AuthenticationError, RedisError
 
-from tollgate_common.redis import LuaScript, create_redis
-from tollgate_common.resp import LeanRedis
+from tollgate_common.redis.client import LuaScript, create_redis
+from tollgate_common.redis.resp import LeanRedis
 from tollgate_testkit.pki import make_server_pki
 from tollgate_testkit.redis_server import AclUser, RedisServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate_common.redisurl import RedisTarget, RedisUrlError, parse_redis_url
+from tollgate_common.redis.url import RedisTarget, RedisUrlError, parse_redis_url
 
 
 def test_plain_url_with_defaults() -> None:

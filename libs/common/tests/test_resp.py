@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.exceptions import NoScriptError, ResponseError
 
-from tollgate_common.resp import LeanRedis, NotSent, encode
+from tollgate_common.redis.resp import LeanRedis, NotSent, encode
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.redis_server import RedisServer
 from tollgate_testkit.relay import Relay

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tollgate_common.routes import (
+from tollgate_common.contracts.routes import (
     ApiBackendSpec,
     Route,
     RouteDocumentError,
@@ -95,6 +95,6 @@ def test_oldest_claim_of_a_prefix_wins() -> None:
     ],
 )
 def test_version_of_reads_the_head_of_a_published_table(head: bytes, version: int | None) -> None:
-    from tollgate_common.routes import version_of
+    from tollgate_common.contracts.routes import version_of
 
     assert version_of(head) == version

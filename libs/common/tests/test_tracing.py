@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.logging import JsonFormatter
 from tollgate_common.tracing import (
     HeadSampler,
@@ -30,6 +30,7 @@ from tollgate_common.tracing import (
     setup_tracing,
     tracing_wanted,
 )
+from tollgate_common.types import Headers
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -106,7 +107,7 @@ def test_link_to() -> None:
     assert link_to("00-zz-yy-01") is None
 
 
-def _incoming(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> Incoming:
+def _incoming(headers: Headers, query: bytes = b"") -> Incoming:
     async def body(_limit: int) -> bytes:
         return b""
 
@@ -210,7 +211,7 @@ def test_head_sampler_agrees_with_the_sdk() -> None:
     async def handler(req: Incoming) -> Reply:
         return Reply(200, [], b"")
 
-    async def many(headers: list[tuple[bytes, bytes]], n: int) -> None:
+    async def many(headers: Headers, n: int) -> None:
         for _ in range(n):
             await spans.wrap(handler)(_incoming(list(headers)))
 

@@ -20,7 +20,7 @@ SETTINGS = LedgerSettings(charge_ttl_seconds=60, usage_retention_days=2)
 
 @pytest.fixture
 async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
-    from tollgate_common.redis import create_redis
+    from tollgate_common.redis.client import create_redis
 
     client = create_redis(redis_url)
     await client.hset(record_key(key_hash(KEY)), mapping={"id": KEY_ID, "credits": 10})

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tollgate_common.events import USAGE_STREAM_KEY, UsageEvent, UsageKind
+from tollgate_common.contracts.events import USAGE_STREAM_KEY, UsageEvent, UsageKind
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 
 KEY = "tg_abcdefgh_" + "s" * 43
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tollgate_common.cachekeys import entry_key
+from tollgate_common.contracts.cachekeys import entry_key
 
 
 async def test_purge_deletes_a_route_prefix(admin: httpx.AsyncClient, redis_url: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from tollgate_auth.cli import parser, run
-from tollgate_common.cachekeys import entry_key
+from tollgate_common.contracts.cachekeys import entry_key
 from tollgate_testkit.services import ADMIN_TOKEN, Service, start_auth
 
 

@@ -13,7 +13,7 @@ from tollgate_auth.store import Store
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.layout import EXPIRIES
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 
 SETTINGS = LedgerSettings(charge_ttl_seconds=60, credits_low_threshold=2)
 

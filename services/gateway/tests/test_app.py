@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import redis
 
-from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, RouteTable
+from tollgate_common.contracts.routes import TABLE_CHANNEL, TABLE_KEY, RouteTable
 from tollgate_testkit.redis_server import RedisServer
 
 from .conftest import RunningGateway
@@ -126,3 +126,12 @@ def test_fail_open_is_counted_per_route(gateway_factory: Gws, upstream_factory: 
     assert httpx.get(f"{gw.url}/api/v1/paid/X", params=key).status_code == 503
     assert sample(gw, "tollgate_gateway_auth_fail_open_total", route="default/free") == 1
     assert sample(gw, "tollgate_gateway_auth_fail_open_total", route="default/paid") is None
+
+
+def test_no_docs_page_loads_from_a_cdn(gateway_factory: Gws) -> None:
+    """/docs and /redoc (FastAPI's CDN pages, blank offline) are not served: a JSON 404."""
+    gw = gateway_factory()
+    for path in ("/docs", "/redoc"):
+        r = httpx.get(f"{gw.url}{path}")
+        assert r.status_code == 404
+        assert r.json()["status"] is False

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tollgate_gateway.asgi import ASGIApp, Message, create_app
+from tollgate_common.types import ASGIApp, Message
+from tollgate_gateway.asgi import create_app
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.ports import free_port

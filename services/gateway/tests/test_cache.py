@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tollgate_common.cachekeys import route_part
-from tollgate_common.routes import CacheSpec
+from tollgate_common.contracts.cachekeys import route_part
+from tollgate_common.contracts.routes import CacheSpec
 from tollgate_gateway.cache import (
     Cached,
     Coalescer,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from tollgate_common.events import STREAM_KEY
+from tollgate_common.contracts.events import STREAM_KEY
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.redis_server import RedisServer
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import redis
 
-from tollgate_common.cachekeys import PURGE_CHANNEL, Purge, match_pattern
+from tollgate_common.contracts.cachekeys import PURGE_CHANNEL, Purge, match_pattern
 from tollgate_gateway.cache import LocalTier
 from tollgate_gateway.purges import PurgeListener
 from tollgate_testkit.fixtures import Upstream

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tollgate_common.routes import Route
+from tollgate_common.contracts.routes import Route
 from tollgate_gateway.outcome import Verdict
 from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.upstreams import Upstream, compile_route

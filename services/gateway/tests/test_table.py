@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, Route, RouteTable
+from tollgate_common.contracts.routes import TABLE_CHANNEL, TABLE_KEY, Route, RouteTable
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.redis_server import RedisServer
@@ -156,7 +156,7 @@ async def test_a_poll_of_an_unchanged_table_reads_only_its_head(
 ) -> None:
     """The follower parses the table only when its head announces a newer version: a poll of
     the table in force (here: its body made unparseable behind an unchanged head) is a no-op."""
-    from tollgate_common.redis import create_redis
+    from tollgate_common.redis.client import create_redis
     from tollgate_gateway.metrics import Metrics
     from tollgate_gateway.table import RedisFollower, RouteState
 

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from tollgate_common.routes import Route
+from tollgate_common.contracts.routes import Route
 from tollgate_gateway.client import UpstreamResponse
 from tollgate_gateway.outcome import Verdict
 from tollgate_gateway.strategies import Attempt, staggered

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tollgate_common.events import STREAM_KEY, Event, EventType, Severity
-from tollgate_common.redis import create_redis
+from tollgate_common.contracts.events import STREAM_KEY, Event, EventType, Severity
+from tollgate_common.redis.client import create_redis
 from tollgate_common.tracing import Tracing
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.metrics import Metrics

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tollgate_common.events import STREAM_KEY, Event, EventType
+from tollgate_common.contracts.events import STREAM_KEY, Event, EventType
 from tollgate_common.ledger.layout import EXPIRIES, id_key, record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.expiries import ExpirySweeper, Record, due
 from tollgate_notifier.metrics import Metrics

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from tollgate_common.events import USAGE_STREAM_KEY
+from tollgate_common.contracts.events import USAGE_STREAM_KEY
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_notifier.export import Exporter, UsageClient
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollgate_common.events import Event, EventType
+from tollgate_common.contracts.events import Event, EventType
 from tollgate_notifier.notification import Notification, group_of
 
 

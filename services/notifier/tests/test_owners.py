@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tollgate_common.events import STREAM_KEY, Event, EventType, Severity
+from tollgate_common.contracts.events import STREAM_KEY, Event, EventType, Severity
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification

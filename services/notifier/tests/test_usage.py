@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tollgate_common.events import UsageEvent, UsageKind
+from tollgate_common.contracts.events import UsageEvent, UsageKind
 from tollgate_notifier.usage import (
     CLOUDEVENT,
     CLOUDEVENT_BATCH,

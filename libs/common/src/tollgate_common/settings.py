@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tollgate_common.redisurl import parse_redis_url
+from tollgate_common.redis.url import parse_redis_url
 
 S = TypeVar("S", bound="ServiceSettings")
 

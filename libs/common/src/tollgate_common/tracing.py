@@ -1,6 +1,6 @@
 """OpenTelemetry tracing for every service: set up from the standard ``OTEL_*`` variables only,
 W3C trace-context propagation over the services' raw header lists, and the server span of the
-services' own HTTP server (httpserver.py).
+services' own HTTP server (http/server.py).
 
 On when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console``) or an OTLP endpoint is
 set (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); off when none is
@@ -24,7 +24,7 @@ import logging
 import os
 import random
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -49,14 +49,13 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from tollgate_common.events import Event
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.contracts.events import Event
+from tollgate_common.http.exchange import Handler, Incoming, Reply
 from tollgate_common.logging import REQUEST_IDS
+from tollgate_common.types import Headers
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[bytes, bytes]]
-Handler = Callable[[Incoming], Awaitable[Reply | None]]
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 PROTOCOLS = ("http/protobuf", "grpc")
 # W3C trace context: replaced, not duplicated, on the way upstream (baggage passes untouched).

@@ -1,5 +1,5 @@
 """``python -m tollgate_auth``: the auth service on the services' own HTTP server
-(tollgate_common/httpserver.py) over uvloop; workers and signals: tollgate_common/workers.py."""
+(tollgate_common/http/server.py) over uvloop; workers and signals: http/workers.py there."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from tollgate_auth.app import serve
 from tollgate_auth.settings import AuthSettings
-from tollgate_common import workers
+from tollgate_common.http import workers
 from tollgate_common.logging import configure_logging
 from tollgate_common.settings import load_settings
 from tollgate_common.tracing import check_tracing_env

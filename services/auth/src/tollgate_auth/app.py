@@ -10,22 +10,30 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from redis.exceptions import RedisError
-from starlette.exceptions import HTTPException
 
 from tollgate_auth import cache
 from tollgate_auth.docs import mount_docs
-from tollgate_auth.errors import AuthError, StoreDown, Unauthorized
+from tollgate_auth.errors import (
+    HTTP_ERRORS,
+    STORE_UNAVAILABLE,
+    AuthError,
+    BadRequest,
+    Invalid,
+    StoreDown,
+    Unauthorized,
+    http_answer,
+)
 from tollgate_auth.keys import display_prefix, same_token
 from tollgate_auth.metrics import Metrics
 from tollgate_auth.models import (
@@ -43,21 +51,19 @@ from tollgate_auth.models import (
 from tollgate_auth.settings import AuthSettings
 from tollgate_auth.store import Store
 from tollgate_auth.usage import DAY, Granularity, bounded, hours, key_usage, totals
-from tollgate_common import asgibridge
-from tollgate_common.events import Event, EventType, Severity, publish
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpserver import HttpServer, Limits
+from tollgate_common.contracts.events import Event, EventType, Severity, publish
+from tollgate_common.http import asgibridge
+from tollgate_common.http.exchange import Incoming, Reply, error_body
+from tollgate_common.http.server import HttpServer, Limits
 from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
-from tollgate_common.redis import answers, create_redis, describe
-from tollgate_common.resp import LeanRedis
+from tollgate_common.redis.client import answers, create_redis, describe
+from tollgate_common.redis.commands import Client
+from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import in_trace, setup_tracing
 
 log = logging.getLogger(__name__)
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -66,7 +72,7 @@ class Service:
         self.settings = settings
         self.admin_token = settings.admin_token or "dev-" + secrets.token_urlsafe(24)
         self.metrics = Metrics()
-        self.redis: Any = None
+        self.redis: Client | None = None
         self.lean: LeanRedis | None = None
         self.store: Store | None = None
         self.ledger: Ledger | None = None
@@ -74,11 +80,11 @@ class Service:
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        self.redis = create_redis(self.settings.redis_url)
+        self.redis = redis = create_redis(self.settings.redis_url)
         # authorize/refund run on every gateway request: the lean client costs about half of
-        # redis-py's CPU per round trip (tollgate_common/resp.py has the numbers).
+        # redis-py's CPU per round trip (tollgate_common/redis/resp.py has the numbers).
         self.lean = lean = LeanRedis(self.settings.redis_url)
-        self.store = Store(self.redis, self.settings.key_pepper)
+        self.store = Store(redis, self.settings.key_pepper)
         self.ledger = Ledger(lean, self.settings)
         self._spawn(self._backfill_expiries(self.store))
         if not self.settings.admin_token:
@@ -91,11 +97,11 @@ class Service:
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await lean.aclose()
-            await self.redis.aclose()
+            await redis.aclose()
 
     async def unready_clients(self) -> list[str]:
         """Names of the Redis clients serving requests that do not answer a PING in time."""
-        if self.lean is None:
+        if self.lean is None or self.redis is None:
             return ["lean", "admin"]
         lean, admin = await asyncio.gather(
             answers(self.lean.execute("PING")), answers(self.redis.ping())
@@ -125,6 +131,7 @@ class Service:
             log.info("expiry index: %d keys backfilled", added)
 
     async def _publish(self, event: Event) -> None:
+        assert self.redis is not None
         try:
             await publish(self.redis, event)
         except REDIS_ERRORS as exc:
@@ -160,7 +167,7 @@ class Service:
             left = await self.ledger.refund(charge_id, status_class)
         except REDIS_ERRORS as exc:
             self.metrics.store_errors.inc()
-            raise StoreDown("credit store unavailable") from exc
+            raise StoreDown(STORE_UNAVAILABLE) from exc
         ok = left >= 0
         self.metrics.refunds.labels("refunded" if ok else "unknown").inc()
         return ok
@@ -207,10 +214,12 @@ def _unix(at: datetime) -> int:
 # Module level: FastAPI resolves these string annotations in the module's namespace.
 Admin = Annotated[None, Depends(_require_admin)]
 St = Annotated[Store, Depends(_store)]
+Svc = Annotated[Service, Depends(_service)]
 Span = Annotated[TimeSpan, Depends()]
 
 
 def create_admin(svc: Service) -> FastAPI:
+    """The admin app: one router per resource group; a new endpoint goes into its group's."""
     admin = FastAPI(
         title="Tollgate auth",
         lifespan=svc.lifespan,
@@ -219,127 +228,139 @@ def create_admin(svc: Service) -> FastAPI:
         redoc_url=None,
     )
     mount_docs(admin)
-
-    @admin.exception_handler(AuthError)
-    async def auth_error(_req: Request, exc: AuthError) -> JSONResponse:
-        return JSONResponse({"status": False, "message": exc.message}, exc.status)
-
-    @admin.exception_handler(HTTPException)
-    async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"status": False, "message": str(exc.detail)}, exc.status_code)
-
-    @admin.exception_handler(RedisError)
-    async def redis_error(_req: Request, exc: RedisError) -> JSONResponse:
-        return JSONResponse({"status": False, "message": "credit store unavailable"}, 503)
-
-    from fastapi.exceptions import RequestValidationError
-
-    @admin.exception_handler(RequestValidationError)
-    async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        msg = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"status": False, "message": msg}, 422)
-
+    for kind in HTTP_ERRORS:
+        admin.add_exception_handler(kind, _error_response)
     admin.state.service = svc
     admin.include_router(cache.router, dependencies=[Depends(_require_admin)])
-
-    @admin.get("/healthz")
-    async def healthz() -> dict[str, bool]:
-        return {"status": True}
-
-    @admin.get("/readyz")
-    async def readyz() -> JSONResponse:
-        """Ready when both Redis clients that serve requests answer a PING within 0.5 s: the lean
-        one the authorize and refund RPCs use, and the redis-py pool of the admin API and events.
-        The PING goes over the connections those requests use, so a connection Redis dropped (a
-        restart) is replaced here rather than by a request. 503 names the client that failed."""
-        down = await svc.unready_clients()
-        if down:
-            return JSONResponse(
-                {"status": False, "message": f"redis unreachable ({', '.join(down)} client)"}, 503
-            )
-        return JSONResponse({"status": True})
-
-    @admin.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @admin.post("/v1/admin/keys", status_code=201)
-    async def create_key(body: KeyCreate, _: Admin, st: St) -> KeyCreated:
-        created = await st.create_key(body)
-        log.info(
-            "key %s created (plan %r, %d credits)", created.prefix, created.plan, created.credits
-        )
-        return created
-
-    @admin.get("/v1/admin/keys")
-    async def list_keys(_: Admin, st: St) -> list[KeyInfo]:
-        return await st.list_keys()
-
-    @admin.get("/v1/admin/keys/{key_id}")
-    async def show_key(key_id: str, _: Admin, st: St) -> KeyInfo:
-        return await st.get_key(key_id)
-
-    @admin.patch("/v1/admin/keys/{key_id}")
-    async def patch_key(key_id: str, body: KeyPatch, _: Admin, st: St) -> KeyInfo:
-        return await st.patch_key(key_id, body)
-
-    @admin.post("/v1/admin/keys/{key_id}/revoke")
-    async def revoke_key(key_id: str, _: Admin, st: St) -> KeyInfo:
-        info = await st.revoke(key_id)
-        svc.emit(
-            [
-                Event(
-                    type=EventType.KEY_REVOKED,
-                    severity=Severity.INFO,
-                    source="auth",
-                    subject=display_prefix(key_id),
-                    message=f"key {info.prefix} revoked",
-                )
-            ]
-        )
-        return info
-
-    @admin.post("/v1/admin/keys/{key_id}/credits")
-    async def credits(key_id: str, body: CreditsChange, _: Admin, st: St) -> KeyInfo:
-        return await st.change_credits(key_id, body.add, body.set)
-
-    @admin.get("/v1/admin/keys/{key_id}/usage")
-    async def show_key_usage(
-        key_id: str, _: Admin, st: St, span: Span, granularity: Granularity = "hour"
-    ) -> KeyUsage:
-        """One key's usage, by hour or UTC day, with totals by route."""
-        start, end = bounded(span.start, span.end, granularity)
-        await st.get_key(key_id)  # 404 for a key that does not exist
-        found = await st.usage(key_id, hours(start, end))
-        return key_usage(key_id, start, end, granularity, found)
-
-    @admin.get("/v1/admin/usage")
-    async def show_all_usage(_: Admin, st: St, span: Span) -> UsageTotals:
-        """Every key's usage totals over the range (at most 31 days)."""
-        start, end = bounded(span.start, span.end, "hour")
-        rows = [(info, await st.usage(info.id, hours(start, end))) for info in await st.list_keys()]
-        return totals(start, end, rows)
-
-    @admin.put("/v1/admin/plans/{name}")
-    async def put_plan(name: str, body: Plan, _: Admin, st: St) -> Plan:
-        if body.name != name:
-            raise HTTPException(422, "plan name in the path and the body differ")
-        return await st.put_plan(body)
-
-    @admin.get("/v1/admin/plans")
-    async def list_plans(_: Admin, st: St) -> list[Plan]:
-        return await st.list_plans()
-
-    @admin.get("/v1/admin/plans/{name}")
-    async def show_plan(name: str, _: Admin, st: St) -> Plan:
-        return await st.get_plan(name)
-
-    @admin.delete("/v1/admin/plans/{name}", status_code=204)
-    async def delete_plan(name: str, _: Admin, st: St) -> Response:
-        await st.delete_plan(name)
-        return Response(status_code=204)
-
+    for router in (health_routes, key_routes, usage_routes, plan_routes):
+        admin.include_router(router)
     return admin
+
+
+async def _error_response(_req: Request, exc: Exception) -> JSONResponse:
+    """Every error of the admin app, as errors.py translates it."""
+    status, message = http_answer(exc)
+    return JSONResponse({"status": False, "message": message}, status)
+
+
+health_routes = APIRouter()
+
+
+@health_routes.get("/healthz")
+async def healthz() -> dict[str, bool]:
+    return {"status": True}
+
+
+@health_routes.get("/readyz")
+async def readyz(svc: Svc) -> JSONResponse:
+    """Ready when both Redis clients that serve requests answer a PING within 0.5 s: the lean
+    one the authorize and refund RPCs use, and the redis-py pool of the admin API and events.
+    The PING goes over the connections those requests use, so a connection Redis dropped (a
+    restart) is replaced here rather than by a request. 503 names the client that failed."""
+    down = await svc.unready_clients()
+    if down:
+        raise StoreDown(f"redis unreachable ({', '.join(down)} client)")
+    return JSONResponse({"status": True})
+
+
+@health_routes.get("/metrics")
+async def metrics(svc: Svc) -> Response:
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+key_routes = APIRouter()
+
+
+@key_routes.post("/v1/admin/keys", status_code=201)
+async def create_key(body: KeyCreate, _: Admin, st: St) -> KeyCreated:
+    created = await st.create_key(body)
+    log.info("key %s created (plan %r, %d credits)", created.prefix, created.plan, created.credits)
+    return created
+
+
+@key_routes.get("/v1/admin/keys")
+async def list_keys(_: Admin, st: St) -> list[KeyInfo]:
+    return await st.list_keys()
+
+
+@key_routes.get("/v1/admin/keys/{key_id}")
+async def show_key(key_id: str, _: Admin, st: St) -> KeyInfo:
+    return await st.get_key(key_id)
+
+
+@key_routes.patch("/v1/admin/keys/{key_id}")
+async def patch_key(key_id: str, body: KeyPatch, _: Admin, st: St) -> KeyInfo:
+    return await st.patch_key(key_id, body)
+
+
+@key_routes.post("/v1/admin/keys/{key_id}/revoke")
+async def revoke_key(key_id: str, _: Admin, st: St, svc: Svc) -> KeyInfo:
+    info = await st.revoke(key_id)
+    svc.emit([_revoked(key_id, info)])
+    return info
+
+
+def _revoked(key_id: str, info: KeyInfo) -> Event:
+    return Event(
+        type=EventType.KEY_REVOKED,
+        severity=Severity.INFO,
+        source="auth",
+        subject=display_prefix(key_id),
+        message=f"key {info.prefix} revoked",
+    )
+
+
+@key_routes.post("/v1/admin/keys/{key_id}/credits")
+async def credits(key_id: str, body: CreditsChange, _: Admin, st: St) -> KeyInfo:
+    return await st.change_credits(key_id, body.add, body.set)
+
+
+usage_routes = APIRouter()
+
+
+@usage_routes.get("/v1/admin/keys/{key_id}/usage")
+async def show_key_usage(
+    key_id: str, _: Admin, st: St, span: Span, granularity: Granularity = "hour"
+) -> KeyUsage:
+    """One key's usage, by hour or UTC day, with totals by route."""
+    start, end = bounded(span.start, span.end, granularity)
+    await st.get_key(key_id)  # 404 for a key that does not exist
+    found = await st.usage(key_id, hours(start, end))
+    return key_usage(key_id, start, end, granularity, found)
+
+
+@usage_routes.get("/v1/admin/usage")
+async def show_all_usage(_: Admin, st: St, span: Span) -> UsageTotals:
+    """Every key's usage totals over the range (at most 31 days)."""
+    start, end = bounded(span.start, span.end, "hour")
+    rows = [(info, await st.usage(info.id, hours(start, end))) for info in await st.list_keys()]
+    return totals(start, end, rows)
+
+
+plan_routes = APIRouter()
+
+
+@plan_routes.put("/v1/admin/plans/{name}")
+async def put_plan(name: str, body: Plan, _: Admin, st: St) -> Plan:
+    if body.name != name:
+        raise Invalid("plan name in the path and the body differ")
+    return await st.put_plan(body)
+
+
+@plan_routes.get("/v1/admin/plans")
+async def list_plans(_: Admin, st: St) -> list[Plan]:
+    return await st.list_plans()
+
+
+@plan_routes.get("/v1/admin/plans/{name}")
+async def show_plan(name: str, _: Admin, st: St) -> Plan:
+    return await st.get_plan(name)
+
+
+@plan_routes.delete("/v1/admin/plans/{name}", status_code=204)
+async def delete_plan(name: str, _: Admin, st: St) -> Response:
+    await st.delete_plan(name)
+    return Response(status_code=204)
 
 
 JSON = [(b"content-type", b"application/json")]
@@ -374,13 +395,14 @@ class Handler:
             refunded = await self.svc.refund(ask.charge_id, ask.status)
             return Reply(200, list(JSON), orjson.dumps({"status": True, "refunded": refunded}))
         except (ValueError, ValidationError) as exc:  # orjson, pydantic, body size
-            return _error(400, f"bad request: {exc}"[:500])
-        except StoreDown as exc:
-            return _error(503, exc.message)
+            return _error(BadRequest(f"bad request: {exc}"[:500]))
+        except AuthError as exc:  # StoreDown
+            return _error(exc)
 
 
-def _error(status: int, message: str) -> Reply:
-    return Reply(status, list(JSON), orjson.dumps({"status": False, "message": message}))
+def _error(exc: AuthError) -> Reply:
+    status, message = http_answer(exc)
+    return Reply(status, list(JSON), error_body(message))
 
 
 async def serve(

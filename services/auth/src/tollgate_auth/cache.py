@@ -1,7 +1,7 @@
 """The admin API's hold on the gateways' response cache: ``DELETE /v1/admin/cache`` purges a
 route's entries, or those under a path prefix, from Redis and from every gateway's in-process
-tier (tollgate_common/cachekeys.py has the layout and the channel; issue 13). Included in the
-admin app behind its admin token."""
+tier (tollgate_common/contracts/cachekeys.py has the layout and the channel; issue 13). Included
+in the admin app behind its admin token."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from tollgate_auth.errors import StoreDown
-from tollgate_common.cachekeys import Purge, purge
+from tollgate_common.contracts.cachekeys import Purge, purge
 
 router = APIRouter()
 

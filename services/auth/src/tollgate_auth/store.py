@@ -25,7 +25,8 @@ from tollgate_common.ledger.layout import (
     record_key,
     usage_key,
 )
-from tollgate_common.redis import LuaScript
+from tollgate_common.redis.client import LuaScript
+from tollgate_common.redis.commands import Client
 
 # KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
 # Returns 0 when the plan does not exist (nothing written), else 1.
@@ -84,7 +85,7 @@ BACKFILL_PAGE = 500
 
 
 class Store:
-    def __init__(self, redis: Any, pepper: str) -> None:
+    def __init__(self, redis: Client, pepper: str) -> None:
         self.redis = redis
         self.pepper = pepper
         self._create_key = LuaScript(CREATE_KEY)

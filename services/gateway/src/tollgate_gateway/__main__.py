@@ -1,12 +1,12 @@
 """``python -m tollgate_gateway``: the gateway on the services' own HTTP server
-(tollgate_common/httpserver.py) over uvloop; workers and signals: tollgate_common/workers.py."""
+(tollgate_common/http/server.py) over uvloop; workers and signals: http/workers.py there."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from tollgate_common import workers
+from tollgate_common.http import workers
 from tollgate_common.logging import configure_logging
 from tollgate_common.settings import load_settings
 from tollgate_common.tracing import check_tracing_env

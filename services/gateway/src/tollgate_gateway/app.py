@@ -22,11 +22,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from tollgate_common import asgibridge
-from tollgate_common.exchange import error_body
-from tollgate_common.httpserver import HttpServer, Limits
-from tollgate_common.redis import answers, create_redis
-from tollgate_common.resp import LeanRedis
+from tollgate_common.http import asgibridge
+from tollgate_common.http.exchange import error_body
+from tollgate_common.http.server import HttpServer, Limits
+from tollgate_common.redis.client import answers, create_redis
+from tollgate_common.redis.commands import Client
+from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import Tracing, setup_tracing
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
@@ -59,7 +60,7 @@ class Gateway:
         self.serve_proxy: Callable[[Incoming], Awaitable[Reply | None]] | None = None
         self.tracing: Tracing | None = None
         self.follower: RedisFollower | None = None
-        self.redis: Any = None  # redis-py: the route table follower and the event sink
+        self.redis: Client | None = None  # redis-py: the route table follower and the event sink
         self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
@@ -88,7 +89,7 @@ class Gateway:
         traced = GatewayTracing(t.tracer, t.heads) if t is not None else None
         self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
-        # redis-py costs ~2x its CPU per round trip (tollgate_common/resp.py has the numbers).
+        # redis-py costs ~2x its CPU per round trip (tollgate_common/redis/resp.py has the numbers).
         self.lean = lean = LeanRedis(s.redis_url)
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,
@@ -179,7 +180,7 @@ class Gateway:
 
     async def pings(self) -> tuple[bool, bool]:
         """Whether the lean client and the redis-py pool answer a PING (0.5 s each, at once)."""
-        if self.lean is None:
+        if self.lean is None or self.redis is None:
             return False, False
         lean, pool = await asyncio.gather(
             answers(self.lean.execute("PING")), answers(self.redis.ping())
@@ -248,7 +249,9 @@ def _drop(_event: object) -> None:
 
 
 def create_admin(gw: Gateway) -> FastAPI:
-    admin = FastAPI(title="Tollgate gateway", lifespan=gw.lifespan)
+    # No Swagger UI: FastAPI's page loads it from a CDN and is blank offline (issue 15). The API
+    # with endpoints to try is auth's, which serves its own (tollgate_auth/docs.py).
+    admin = FastAPI(title="Tollgate gateway", lifespan=gw.lifespan, docs_url=None, redoc_url=None)
 
     @admin.exception_handler(HTTPException)
     async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:

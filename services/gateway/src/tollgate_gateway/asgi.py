@@ -10,21 +10,15 @@ there. Nothing here is on the production path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable
 
-from tollgate_common.exchange import BodyTooLarge, Incoming, Reply
+from tollgate_common.http.exchange import BodyTooLarge, Incoming, Reply
 from tollgate_common.logging import configure_logging
+from tollgate_common.types import ASGIApp, Receive, Scope, Send
 from tollgate_gateway.app import Gateway
 from tollgate_gateway.proxy import PREFIX_SLASH, Proxy
 from tollgate_gateway.request import ClientGone
 from tollgate_gateway.settings import GatewaySettings
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 WATCH_AFTER = 0.05  # seconds; a request answered sooner never pays for a watcher task
 

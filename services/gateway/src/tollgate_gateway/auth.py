@@ -36,13 +36,13 @@ from urllib.parse import urlsplit
 import orjson
 from redis.exceptions import RedisError
 
-from tollgate_common.events import Event
+from tollgate_common.contracts.events import Event
 from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.apikeys import MAX_KEY_CHARS, MAX_ROUTE_CHARS
 from tollgate_common.ledger.decision import denied, from_wire
-from tollgate_common.redis import describe
-from tollgate_common.resp import NotSent
+from tollgate_common.redis.client import describe
+from tollgate_common.redis.resp import NotSent
 from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.connection import ConnectFailed, UpstreamError
 from tollgate_gateway.deadline import Deadline

@@ -1,7 +1,7 @@
 """The response cache: an in-process tier in front of Redis, with request coalescing.
 
 Only successful GET answers are stored, under a key naming the route and path and a digest of
-the canonical (sorted) query without credentials (tollgate_common/cachekeys.py has the layout).
+the canonical (sorted) query without credentials (tollgate_common/contracts/cachekeys.py).
 Entries are immutable until they expire, so the in-process tier keeps each entry until its Redis
 expiry and stays coherent across gateways without invalidation; a purge (auth's admin API) is the
 one exception, and reaches every gateway's tier over pub/sub (purges.py). One Redis round trip
@@ -27,11 +27,13 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from tollgate_common.cachekeys import entry_key
-from tollgate_common.redis import describe
-from tollgate_common.routes import CacheSpec
+from tollgate_common.contracts.cachekeys import entry_key
+from tollgate_common.contracts.routes import CacheSpec
+from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Strings
+from tollgate_common.types import Headers
 from tollgate_gateway.bodystream import BodyStream
-from tollgate_gateway.headers import Headers, cacheable_response
+from tollgate_gateway.headers import cacheable_response
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +42,7 @@ T = TypeVar("T")
 @dataclass(slots=True, frozen=True)
 class Cached:
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: Headers
     body: bytes
     expires_at: float  # wall clock (time.time()), shared by every gateway: fresh until then
     stale_until: float = 0.0  # kept until then to be served if every upstream fails
@@ -196,7 +198,7 @@ class LocalTier:
 
 
 class ResponseCache:
-    def __init__(self, redis: Any, local: LocalTier, backoff_seconds: float) -> None:
+    def __init__(self, redis: Strings, local: LocalTier, backoff_seconds: float) -> None:
         self.redis = redis
         self.local = local
         self.backoff_seconds = backoff_seconds

@@ -19,6 +19,7 @@ import json
 
 from tollgate_common.ledger import Decision
 from tollgate_common.ledger.decision import MESSAGES
+from tollgate_common.types import Headers
 
 # Unknown keys are "who are you?" (401); a known key that may no longer be used is "you may not"
 # (403), the convention of RFC 9110 §15.5.2/§15.5.4 that GitHub and Stripe follow too.
@@ -95,7 +96,7 @@ def error_body(message: str) -> bytes:
     return json.dumps({"status": False, "message": message}).encode()
 
 
-def decision_headers(d: Decision) -> list[tuple[bytes, bytes]]:
+def decision_headers(d: Decision) -> Headers:
     """Rate-limit and credit headers that a Decision carries: the IETF ``RateLimit-Policy`` and
     ``RateLimit`` fields (draft-ietf-httpapi-ratelimit-headers-10, structured fields) and the
     ``X-RateLimit-*`` trio GitHub made common, all in one stated window: the time the key's plan
@@ -103,7 +104,7 @@ def decision_headers(d: Decision) -> list[tuple[bytes, bytes]]:
     and ``limit`` per window on average, i.e. its rate; ``remaining`` may be sent now; ``reset``
     is when the whole burst is back. The window is rounded up to whole seconds, as the field
     wants: a rate it states is never above the plan's."""
-    out: list[tuple[bytes, bytes]] = []
+    out: Headers = []
     remaining = max(d.remaining, 0) if d.remaining is not None else None
     reset = max(int(d.reset + 0.999), 0) if d.reset is not None else None
     if d.limit is not None:
@@ -125,9 +126,9 @@ def decision_headers(d: Decision) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def to_response(exc: GatewayError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def to_response(exc: GatewayError) -> tuple[int, Headers, bytes]:
     """Status, extra headers and JSON body for an error: the one place errors become HTTP."""
-    headers: list[tuple[bytes, bytes]] = []
+    headers: Headers = []
     if isinstance(exc, AccessDenied):
         headers = decision_headers(exc.decision)
     return exc.status, headers, error_body(exc.message)

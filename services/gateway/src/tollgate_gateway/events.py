@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from redis.exceptions import RedisError
 
-from tollgate_common.events import Event, EventType, Severity, publish
-from tollgate_common.redis import describe
+from tollgate_common.contracts.events import Event, EventType, Severity, publish
+from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Client
 from tollgate_common.tracing import in_trace
 from tollgate_gateway.metrics import Metrics
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class EventSink:
-    def __init__(self, redis: Any, metrics: Metrics, *, maxsize: int = 1000) -> None:
+    def __init__(self, redis: Client, metrics: Metrics, *, maxsize: int = 1000) -> None:
         self.redis = redis
         self.metrics = metrics
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-Headers = list[tuple[bytes, bytes]]
+from tollgate_common.types import Headers
 
 HOP_BY_HOP = frozenset(
     {

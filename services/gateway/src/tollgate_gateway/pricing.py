@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollgate_common.routes import ApiBackendSpec
+from tollgate_common.contracts.routes import ApiBackendSpec
 from tollgate_gateway.cache import Served
 
 

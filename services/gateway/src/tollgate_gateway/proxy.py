@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from tollgate_common.exchange import BodyTooLarge
+from tollgate_common.http.exchange import BodyTooLarge
 from tollgate_common.ledger import Decision
 from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
 from tollgate_common.ledger.decision import UNKNOWN_OUTCOME
 from tollgate_common.ledger.layout import status_class
+from tollgate_common.types import Headers
 from tollgate_gateway.auth import INVALID_KEY, MISSING_KEY, Authorizer, too_long
 from tollgate_gateway.bodystream import UPSTREAM_FAILED, BodyStream
 from tollgate_gateway.cache import Cached, CacheRule, Coalescer, ResponseCache, Served, cache_rule
@@ -54,7 +55,6 @@ from tollgate_gateway.errors import (
 )
 from tollgate_gateway.events import EventSink
 from tollgate_gateway.headers import (
-    Headers,
     client_response_headers,
     key_from_headers,
     split_query,

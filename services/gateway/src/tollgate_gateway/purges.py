@@ -1,9 +1,10 @@
 """Purges of the response cache reaching this gateway's in-process tier (issue 13).
 
 Auth's admin API deletes the entries from Redis and publishes the purge on PURGE_CHANNEL
-(tollgate_common/cachekeys.py); every gateway drops the same entries from its tier here. The
-subscription reconnects on its own; a purge published while this gateway was cut off is lost to
-it, so on each resubscription the whole tier goes (it refills from Redis on the next misses).
+(tollgate_common/contracts/cachekeys.py); every gateway drops the same entries from its tier
+here. The subscription reconnects on its own; a purge published while this gateway was cut off
+is lost to it, so on each resubscription the whole tier goes (it refills from Redis on the next
+misses).
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from tollgate_common.cachekeys import PURGE_CHANNEL, Purge
-from tollgate_common.redis import describe
+from tollgate_common.contracts.cachekeys import PURGE_CHANNEL, Purge
+from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Client
 from tollgate_gateway.cache import LocalTier
 
 log = logging.getLogger(__name__)
 
 
 class PurgeListener:
-    def __init__(self, redis: Any, local: LocalTier, wait_seconds: float = 1.0) -> None:
+    def __init__(self, redis: Client, local: LocalTier, wait_seconds: float = 1.0) -> None:
         self.redis = redis
         self.local = local
         self.wait_seconds = wait_seconds  # below the pool's socket timeout

@@ -35,10 +35,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from redis.exceptions import RedisError
 
+from tollgate_common.redis.commands import Client
 from tollgate_gateway.auth import Authorizer, RefundNotLanded
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.spool import Spool
@@ -61,7 +61,7 @@ class Refunds:
     def __init__(
         self,
         authorizer: Authorizer | None,
-        redis: Any,
+        redis: Client,
         metrics: Metrics,
         sweep_seconds: float,
         spool: Spool,

@@ -3,12 +3,11 @@ the ASGI adapter in asgi.py), its answer (``Reply``), and the request id."""
 
 from __future__ import annotations
 
-from tollgate_common.exchange import Incoming, Reply
+from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.ids import UniqueIds
+from tollgate_common.types import Headers
 
 __all__ = ["ClientGone", "Incoming", "Reply", "request_id"]
-
-Headers = list[tuple[bytes, bytes]]
 
 
 class ClientGone(Exception):

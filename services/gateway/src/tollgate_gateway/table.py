@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from tollgate_common.routes import (
+from tollgate_common.contracts.routes import (
     HEAD_BYTES,
     TABLE_CHANNEL,
     TABLE_KEY,
@@ -27,6 +26,7 @@ from tollgate_common.routes import (
     resolve_conflicts,
     version_of,
 )
+from tollgate_common.redis.commands import Client
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.routing import Router
 from tollgate_gateway.upstreams import CompiledRoute, compile_route
@@ -75,7 +75,7 @@ def load_file(path: str) -> RouteTable:
 class RedisFollower:
     """Follows TABLE_KEY: notification-driven, poll-backed, last-good on failure."""
 
-    def __init__(self, redis: Any, state: RouteState, poll_seconds: float) -> None:
+    def __init__(self, redis: Client, state: RouteState, poll_seconds: float) -> None:
         self.redis = redis
         self.state = state
         self.poll_seconds = poll_seconds

@@ -17,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from tollgate_common.http.exchange import Handler
 from tollgate_common.ledger import Decision
 from tollgate_common.tracing import HeadSampler, ServerSpans, named, recording
+from tollgate_common.types import Headers
 from tollgate_gateway.auth import Authorizer
 from tollgate_gateway.cache import Cached, ResponseCache
 from tollgate_gateway.outcome import Verdict
@@ -35,7 +37,6 @@ from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
 # proxy._attempt's answer for an endpoint whose half-open probe another request holds
 SKIPPED_PREFIX = "ejected"
-ServerHandler = Callable[[Incoming], Awaitable[Reply | None]]
 
 
 class GatewayTracing:
@@ -46,7 +47,7 @@ class GatewayTracing:
         self.tracer = tracer
         self._server = ServerSpans(tracer, kept_request_id, heads)
 
-    def server(self, handler: ServerHandler) -> ServerHandler:
+    def server(self, handler: Handler) -> Handler:
         return self._server.wrap(handler)
 
     def routed(self, route: str) -> None:
@@ -137,7 +138,7 @@ class Attempts:
             span.end()
 
 
-def kept_request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
+def kept_request_id(headers: Headers) -> bytes:
     """The request's id; one made here is added to its headers, so the proxy, which reads it
     again, answers and logs the same id the span and the log lines carry."""
     sent = None

@@ -6,10 +6,9 @@ import itertools
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tollgate_common.routes import Route
+from tollgate_common.contracts.routes import Route
+from tollgate_common.types import Headers
 from tollgate_gateway.breaker import Breaker
-
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True, eq=False)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tollgate_common.logging import configure_logging
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_common.tracing import setup_tracing
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.expiries import ExpirySweeper
@@ -61,7 +61,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             if tracing is not None:
                 tracing.shutdown()
 
-    app = FastAPI(title="Tollgate notifier", lifespan=lifespan)
+    # No Swagger UI: FastAPI's page loads it from a CDN and is blank offline (issue 15).
+    app = FastAPI(title="Tollgate notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:

@@ -20,21 +20,23 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
-from tollgate_common.events import STREAM_KEY, Event
-from tollgate_common.redis import LuaScript, describe
+from tollgate_common.contracts.events import STREAM_KEY, Event
+from tollgate_common.redis.client import LuaScript, describe
+from tollgate_common.redis.commands import Client
 from tollgate_common.tracing import Tracing, link_to, maybe_span
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.notification import Notification, group_of
 from tollgate_notifier.owners import OWNER_TYPES
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.sinks import Sink, SinkError
-from tollgate_notifier.streams import ensure_group, trim_acknowledged
+from tollgate_notifier.streams import ensure_group, run_loop, stop_loops, trim_acknowledged
 
 log = logging.getLogger(__name__)
 P = "tollgate:notifier:"
@@ -42,10 +44,17 @@ GROUP_TTL = 7 * 24 * 3600
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
+def _report(step: str, exc: Exception) -> None:
+    if isinstance(exc, REDIS_ERRORS):
+        log.warning("redis error in %s: %s", step, describe(exc))
+    else:
+        log.error("unexpected error in %s", step, exc_info=exc)
+
+
 class Consumer:
     def __init__(
         self,
-        redis: Any,
+        redis: Client,
         s: NotifierSettings,
         sinks: dict[str, Sink],
         m: Metrics,
@@ -75,33 +84,13 @@ class Consumer:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop reading; let the batch in hand finish (its entries stay pending otherwise,
         for another replica to reclaim)."""
-        self._stopping.set()
-        _, pending = await asyncio.wait(self._tasks, timeout=grace)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_loops(self._stopping, self._tasks, grace)
 
     async def _ensure_group(self) -> None:
         await ensure_group(self.redis, self.stream, self.s.group)
 
-    async def _loop(self, step: Any) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            try:
-                await step()
-                self.healthy = True
-                backoff = 0.1
-            except Exception as exc:
-                self.healthy = False
-                if isinstance(exc, REDIS_ERRORS):
-                    log.warning("redis error in %s: %s", step.__name__, describe(exc))
-                else:
-                    log.exception("unexpected error in %s", step.__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await self._ensure_group()  # Redis may have restarted empty
+    async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
+        await run_loop(self, step, self._stopping, _report, self._ensure_group)
 
     # --- reading
     async def _read_new(self) -> None:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tollgate_common.events import STREAM_KEY, STREAM_MAXLEN, Event, EventType, Severity
+from tollgate_common.contracts.events import STREAM_KEY, STREAM_MAXLEN, Event, EventType, Severity
 from tollgate_common.ledger.apikeys import display_prefix
 from tollgate_common.ledger.layout import EXPIRIES, id_key, record_key
-from tollgate_common.redis import LuaScript, describe
+from tollgate_common.redis.client import LuaScript, describe
 from tollgate_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)

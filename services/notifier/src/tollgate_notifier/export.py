@@ -24,20 +24,28 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from tollgate_common.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
+from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
-from tollgate_common.redis import describe
+from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Client
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
-from tollgate_notifier.streams import ensure_group, trim_acknowledged
+from tollgate_notifier.streams import ensure_group, run_loop, stop_loops, trim_acknowledged
 from tollgate_notifier.usage import OPENMETER_PATH, openmeter_body, retry_delay, stripe_request
 
 log = logging.getLogger(__name__)
+
+
+def _report(step: str, exc: Exception) -> None:
+    log.warning("usage export: error in %s: %s", step, describe(exc))
+
+
 Entry = tuple[str, UsageEvent, dict[bytes, bytes]]
 CUSTOMER_TTL = 60.0  # how long a key's billing customer is cached (it rarely changes)
 
@@ -53,7 +61,7 @@ class ExportError(Exception):
 class UsageClient:
     """Sends usage events to the endpoint in its format. The token never reaches a log line."""
 
-    def __init__(self, s: NotifierSettings, redis: Any) -> None:
+    def __init__(self, s: NotifierSettings, redis: Client) -> None:
         self.s = s
         self.redis = redis
         headers = {"Authorization": f"Bearer {s.usage_export_token}"}
@@ -109,7 +117,7 @@ class UsageClient:
 class Exporter:
     def __init__(
         self,
-        redis: Any,
+        redis: Client,
         s: NotifierSettings,
         m: Metrics,
         client: UsageClient,
@@ -136,26 +144,13 @@ class Exporter:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop reading; the batch in hand finishes its attempt (else stays pending)."""
-        self._stopping.set()
-        _, pending = await asyncio.wait(self._tasks, timeout=grace)
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_loops(self._stopping, self._tasks, grace)
 
-    async def _loop(self, step: Any) -> None:
-        backoff = 0.1
-        while not self._stopping.is_set():
-            try:
-                await step()
-                self.healthy = True
-                backoff = 0.1
-            except Exception as exc:
-                self.healthy = False
-                log.warning("usage export: error in %s: %s", step.__name__, describe(exc))
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                with contextlib.suppress(Exception):
-                    await ensure_group(self.redis, self.stream, self.s.usage_group)
+    async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
+        await run_loop(self, step, self._stopping, _report, self._ensure_group)
+
+    async def _ensure_group(self) -> None:
+        await ensure_group(self.redis, self.stream, self.s.usage_group)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from tollgate_common.events import Event, EventType
+from tollgate_common.contracts.events import Event, EventType
 
 # Which group a recovery resolves: a route.recovered ends that route's upstream.failed group.
 RESOLVES = {EventType.ROUTE_RECOVERED: EventType.UPSTREAM_FAILED}

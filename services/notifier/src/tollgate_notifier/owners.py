@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 
-from tollgate_common.events import EventType
+from tollgate_common.contracts.events import EventType
 from tollgate_notifier.notification import Notification
 
 OWNER_TYPES = frozenset(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 import aiosmtplib
@@ -18,6 +18,7 @@ import httpx
 
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.ledger.layout import record_key
+from tollgate_common.redis.commands import Client
 from tollgate_notifier.notification import Notification
 from tollgate_notifier.owners import SIGNATURE_HEADER, owner_payload, signature
 from tollgate_notifier.settings import NotifierSettings
@@ -127,7 +128,7 @@ class WebhookSink:
 class OwnerWebhookSink:
     name = "owner"
 
-    def __init__(self, redis: Any, s: NotifierSettings) -> None:
+    def __init__(self, redis: Client, s: NotifierSettings) -> None:
         self.redis = redis
         self.client = httpx.AsyncClient(timeout=s.send_timeout_seconds)
 
@@ -162,7 +163,7 @@ class OwnerWebhookSink:
         await self.client.aclose()
 
 
-def build_sinks(s: NotifierSettings, redis: Any = None) -> dict[str, Sink]:
+def build_sinks(s: NotifierSettings, redis: Client | None = None) -> dict[str, Sink]:
     """The configured sinks; with ``redis``, the owner webhooks too (their URLs are per key)."""
     sinks: dict[str, Sink] = {"log": LogSink()}
     if redis is not None:

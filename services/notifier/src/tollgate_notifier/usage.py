@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tollgate_common.events import UsageEvent, UsageKind
+from tollgate_common.contracts.events import UsageEvent, UsageKind
 
 OPENMETER_PATH = "/api/v1/events"
 STRIPE_EVENTS_PATH = "/v1/billing/meter_events"

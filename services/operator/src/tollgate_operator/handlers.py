@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 from redis.exceptions import RedisError
 
-from tollgate_common.redis import create_redis
+from tollgate_common.redis.client import create_redis
 from tollgate_common.tracing import maybe_span, setup_tracing
 from tollgate_operator.api import GROUP, PLURAL, VERSION, Backend, snapshot
 from tollgate_operator.controller import Controller

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from tollgate_common.routes import ApiBackendSpec, Endpoint, Route, resolve_conflicts
+from tollgate_common.contracts.routes import ApiBackendSpec, Endpoint, Route, resolve_conflicts
 from tollgate_operator.api import Backend, Condition
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
-from tollgate_common.routes import TABLE_CHANNEL, TABLE_KEY, Route
+from tollgate_common.contracts.routes import TABLE_CHANNEL, TABLE_KEY, Route
+from tollgate_common.redis.commands import Client
 
 DIGEST_KEY = TABLE_KEY + ":digest"
 
@@ -43,7 +43,7 @@ def routes_json(routes: list[Route]) -> str:
 
 
 class TableSink:
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._script = redis.register_script(PUBLISH)
         self.version = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollgate_common.events import Event, EventType, Severity
+from tollgate_common.contracts.events import Event, EventType, Severity
 from tollgate_common.ledger.apikeys import display_prefix
 from tollgate_common.ledger.decision import Decision
 

@@ -6,12 +6,12 @@ import time
 from importlib.resources import files
 from typing import Any
 
-from tollgate_common.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
+from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
 from tollgate_common.ledger import layout
 from tollgate_common.ledger.apikeys import key_hash, key_id_of, new_charge_id
 from tollgate_common.ledger.decision import Decision, from_script
 from tollgate_common.ledger.settings import LedgerSettings
-from tollgate_common.redis import LuaScript
+from tollgate_common.redis.client import LuaScript
 
 _HERE = files("tollgate_common.ledger")
 

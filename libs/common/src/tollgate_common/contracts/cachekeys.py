@@ -15,10 +15,11 @@ holds. A purge deletes what the pattern matches in Redis and then publishes itse
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from tollgate_common.redis.commands import Client
 
 KEY_PREFIX = b"tollgate:cache:"
 PURGE_CHANNEL = "tollgate:cache:purged"
@@ -77,7 +78,7 @@ class Purge(BaseModel):
         return cls.model_validate_json(data)
 
 
-async def purge(redis: Any, p: Purge) -> int:
+async def purge(redis: Client, p: Purge) -> int:
     """Delete the entries ``p`` names from Redis (SCAN in bounded steps, UNLINK per step), then
     tell every gateway. Returns how many keys were deleted."""
     deleted = 0

@@ -1,4 +1,4 @@
-"""One client connection of the services' HTTP/1.1 server (httpserver.py): parsing with
+"""One client connection of the services' HTTP/1.1 server (server.py): parsing with
 httptools, answering in order, limits, flow control; and the pure framing of a reply."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from tollgate_common.exchange import BodySource, BodyTooLarge, Incoming, Reply, error_body
+from tollgate_common.http.exchange import BodySource, BodyTooLarge, Incoming, Reply, error_body
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("tollgate.access")

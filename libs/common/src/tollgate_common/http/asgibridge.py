@@ -1,5 +1,5 @@
 """Admin endpoints (FastAPI apps: health, metrics, docs, the auth admin API) served by the
-services' own server (httpserver.py): one request in, one ``Reply`` out, through ASGI.
+services' own server (server.py): one request in, one ``Reply`` out, through ASGI.
 
 Only what those endpoints use: the request body is already read whole, and the response is
 collected whole before it is written (none of them streams). Hot paths never come here.
@@ -7,15 +7,11 @@ collected whole before it is written (none of them streams). Hot paths never com
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any
-
-from tollgate_common.exchange import Incoming, Reply
-
-Message = MutableMapping[str, Any]
+from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.types import ASGIApp, Headers, Message
 
 
-async def call(app: Any, req: Incoming, server: tuple[str, int]) -> Reply | None:
+async def call(app: ASGIApp, req: Incoming, server: tuple[str, int]) -> Reply | None:
     """Run ``app`` for ``req``."""
     body = await req.read_body(1 << 30)  # the server already holds it within its own limit
     scope = {
@@ -35,7 +31,7 @@ async def call(app: Any, req: Incoming, server: tuple[str, int]) -> Reply | None
     }
     sent_body = False
     status = 0
-    headers: list[tuple[bytes, bytes]] = []
+    headers: Headers = []
     chunks: list[bytes] = []
     done = False
 

@@ -12,7 +12,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
-from tollgate_common.redisurl import parse_redis_url
+from tollgate_common.redis.commands import Scripts
+from tollgate_common.redis.url import parse_redis_url
 
 PROBE_SECONDS = 0.5
 """How long a readiness probe waits for Redis: inside the kubelet's default 1 s probe timeout."""
@@ -31,7 +32,7 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
     """
     # A blocking pool: a burst beyond max_connections waits for a free connection (bounded by
     # ``timeout``) instead of failing with "Too many connections" as the plain pool does. Not
-    # from_url(): the URL means what redisurl.py says, for this pool and the lean client alike
+    # from_url(): the URL means what url.py says, for this pool and the lean client alike
     # (redis-py would take ?ssl_cert_reqs=none and skip the hostname check on its own).
     pool = aioredis.BlockingConnectionPool(
         **parse_redis_url(url).redis_py_kwargs(),
@@ -67,13 +68,13 @@ async def answers(ping: Awaitable[Any]) -> bool:
 
 class LuaScript:
     """A Lua script run with EVALSHA, loaded again when Redis forgot it (a restart, SCRIPT
-    FLUSH). Works with redis-py and with the lean client (tollgate_common.resp)."""
+    FLUSH). Works with redis-py and with the lean client (tollgate_common.redis.resp)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha: str | None = None
 
-    async def __call__(self, redis: Any, keys: list[str], args: list[Any]) -> Any:
+    async def __call__(self, redis: Scripts, keys: list[str], args: list[Any]) -> Any:
         if self.sha is None:
             self.sha = await redis.script_load(self.source)
         try:

@@ -15,7 +15,7 @@ redis-py's socket_timeout does the same), also when its caller gave up sooner. E
 returns raise ResponseError, NOSCRIPT as redis-py's NoScriptError, so callers handle both clients
 alike.
 
-The URL means what redisurl.py says (rediss:// is TLS with the system trust store and hostname
+The URL means what url.py says (rediss:// is TLS with the system trust store and hostname
 checking, a username sends ``AUTH username password``). Plain or TLS is decided once, when the
 connection is made: the command path is the same code over either transport.
 """
@@ -30,7 +30,7 @@ from typing import Any, cast
 import hiredis
 from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 
-from tollgate_common.redisurl import RedisTarget, parse_redis_url
+from tollgate_common.redis.url import RedisTarget, parse_redis_url
 
 
 def encode(*args: Any) -> bytes:

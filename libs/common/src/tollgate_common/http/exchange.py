@@ -1,5 +1,5 @@
 """One request and its answer as the services' handlers see them, whatever server carried
-the request (httpserver.py, or an ASGI server through an adapter)."""
+the request (server.py, or an ASGI server through an adapter)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Protocol
 
 import orjson
 
-Headers = list[tuple[bytes, bytes]]
+from tollgate_common.types import Headers
 
 
 @dataclass(slots=True)

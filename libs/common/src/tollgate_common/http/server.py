@@ -29,12 +29,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
-from tollgate_common.exchange import Incoming, Reply
-from tollgate_common.httpconnection import HttpConnection, Limits
+from tollgate_common.http.connection import HttpConnection, Limits
+from tollgate_common.http.exchange import Handler
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Incoming], Awaitable[Reply | None]]
 SWEEP_SECONDS = 1.0
 
 __all__ = ["Handler", "HttpServer", "Limits"]

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tollgate_common.redis.commands import Client
+
 STREAM_KEY = "tollgate:events"
 # Producers cap the stream (approximately) so a cluster with no notifier cannot fill Redis; the
 # notifier trims far below this, and only what its consumer group has acknowledged.
@@ -122,7 +124,7 @@ def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-async def publish(redis: Any, event: Event, *, stream: str = STREAM_KEY) -> bytes:
+async def publish(redis: Client, event: Event, *, stream: str = STREAM_KEY) -> bytes:
     """Append one event; returns the stream entry id."""
     entry_id: bytes = await redis.xadd(
         stream, event.to_fields(), maxlen=STREAM_MAXLEN, approximate=True
