@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +125,28 @@ def test_webhook_without_a_secret_is_refused(
     argv = ["--url", "http://127.0.0.1:1", "--token", "t", "keys", "webhook", "kid"]
     assert run([*argv, "--url", "https://owner.example/hook"]) == 2
     assert "signing secret" in capsys.readouterr().err
+
+
+def test_plans_set_refill_and_keys_show_the_next_refill(
+    auth: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plans set --refill 5 --every daily; a key on it: keys show prints the next refill, the
+    coming UTC midnight."""
+    base = ["--url", auth.url, "--token", ADMIN_TOKEN]
+    assert run([*base, "plans", "set", "daily", "--refill", "5", "--every", "daily"]) == 0
+    assert "amount=5,interval=daily,mode=add" in capsys.readouterr().out
+    assert run([*base, "--json", "keys", "create", "--plan", "daily"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["id"]
+    assert run([*base, "keys", "show", key_id]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    midnight = time.strftime("%Y-%m-%d 00:00", time.gmtime(time.time() + 86400))
+    assert "NEXT_REFILL" in header
+    assert row.endswith(midnight)
+
+
+def test_plans_set_refill_needs_its_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    """--refill without --every (or --every alone): usage error, nothing sent."""
+    argv = ["--url", "http://127.0.0.1:1", "--token", "t", "plans", "set", "p"]
+    assert run([*argv, "--refill", "5"]) == 2
+    assert run([*argv, "--every", "daily"]) == 2
+    assert "--refill" in capsys.readouterr().err

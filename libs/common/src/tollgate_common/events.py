@@ -73,6 +73,7 @@ class EventType(StrEnum):
     ROUTE_RECOVERED = "route.recovered"  # a route that had failed served a request again
     CREDITS_LOW = "credits.low"
     CREDITS_EXHAUSTED = "credits.exhausted"
+    CREDITS_REFILLED = "credits.refilled"  # a plan's refill added credits (issue 13)
     KEY_REVOKED = "key.revoked"
     INVALID_KEY_BURST = "key.invalid_burst"
 
