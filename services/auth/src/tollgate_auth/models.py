@@ -52,6 +52,15 @@ class AuthorizeRequest(BaseModel):
     cache_hit: bool = Field(False, description="Answered from the gateway's cache (usage).")
 
 
+class MeRequest(BaseModel):
+    """The gateway's ask for a key's own view (``GET /_tollgate/v1/me``): nothing is charged."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str = Field(max_length=MAX_KEY_CHARS)
+    client: str = Field("", max_length=64)
+
+
 class RefundRequest(BaseModel):
     charge_id: str = Field(max_length=64)
     status: Literal["", "4xx", "5xx"] = Field(
