@@ -41,7 +41,7 @@ def test_served_cached_and_refunded_requests_are_counted(stack: Stack) -> None:
     assert got["default/eod"]["charged"] == 2
     assert got["default/eod"]["hits"] == (1 if hit.headers["x-cache"] == "HIT" else 0)
     assert got["default/broken"] == {
-        "requests": 1, "charged": 3, "refunded": 3, "hits": 0, "4xx": 0, "5xx": 1,
+        "requests": 1, "charged": 3, "refunded": 3, "hits": 0, "4xx": 0, "5xx": 1, "refilled": 0,
     }  # fmt: skip
 
 
@@ -67,8 +67,8 @@ def test_the_cli_prints_usage_as_csv(
     assert run([*base, "usage", key_id, "--by", by, "--csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     first = "route" if by == "route" else "start"
-    assert lines[0] == f"{first},requests,charged,refunded,hits,4xx,5xx"
-    assert lines[1].endswith(",1,1,0,0,0,0")
+    assert lines[0] == f"{first},requests,charged,refunded,hits,4xx,5xx,refilled"
+    assert lines[1].endswith(",1,1,0,0,0,0,0")
     if by == "route":
         assert lines[1].startswith("default/live,")
     assert run([*base, "--json", "usage"]) == 0

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -324,3 +325,28 @@ def test_a_negative_topup_is_refused_before_anything_is_sent(auth: Service) -> N
     assert out.stdout == ""
     assert "must be at least 1, not -5 (to take credits away, use set-credits)" in out.stderr
     assert json.loads(cli([*ok, "keys", "show", key_id]).stdout)["credits"] == 10
+
+
+def test_plans_set_refill_and_keys_show_the_next_refill(
+    auth: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plans set --refill 5 --every daily; a key on it: keys show prints the next refill, the
+    coming UTC midnight."""
+    base = ["--url", auth.url, "--token", ADMIN_TOKEN]
+    assert run([*base, "plans", "set", "daily", "--refill", "5", "--every", "daily"]) == 0
+    assert "amount=5,interval=daily,mode=add" in capsys.readouterr().out
+    assert run([*base, "--json", "keys", "create", "--plan", "daily"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["id"]
+    assert run([*base, "keys", "show", key_id]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    midnight = time.strftime("%Y-%m-%d 00:00", time.gmtime(time.time() + 86400))
+    assert "NEXT_REFILL" in header
+    assert row.endswith(midnight)
+
+
+def test_plans_set_refill_needs_its_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    """--refill without --every (or --every alone): usage error, nothing sent."""
+    argv = ["--url", "http://127.0.0.1:1", "--token", "t", "plans", "set", "p"]
+    assert run([*argv, "--refill", "5"]) == 2
+    assert run([*argv, "--every", "daily"]) == 2
+    assert "--refill" in capsys.readouterr().err

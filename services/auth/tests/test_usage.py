@@ -33,7 +33,7 @@ async def test_key_usage_by_hour(admin: httpx.AsyncClient, service: Service) -> 
     body = r.json()
     assert [b["start"] for b in body["buckets"]] == [T, T + HOUR]
     assert body["buckets"][0]["routes"]["eod"] == {
-        "requests": 2, "charged": 4, "refunded": 0, "hits": 1, "4xx": 0, "5xx": 0,
+        "requests": 2, "charged": 4, "refunded": 0, "hits": 1, "4xx": 0, "5xx": 0, "refilled": 0,
     }  # fmt: skip
     assert body["total"]["requests"] == 3
     assert body["total"]["charged"] == 5

@@ -44,6 +44,7 @@ from tollgate_auth.models import (
     KeyInfo,
     KeyPatch,
     KeyUsage,
+    MeRequest,
     Plan,
     RefundRequest,
     UsageTotals,
@@ -58,6 +59,7 @@ from tollgate_common.http.server import HttpServer, Limits
 from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
+from tollgate_common.ledger.ledger import ME_ROUTE
 from tollgate_common.redis.client import answers, create_redis, describe
 from tollgate_common.redis.commands import Client
 from tollgate_common.redis.resp import LeanRedis
@@ -157,6 +159,22 @@ class Service:
         self.metrics.decisions.labels(d.reason).inc()
         self.metrics.latency.observe(time.perf_counter() - started)
         events = events_for(d, req.route, req.client, self.settings.invalid_key_burst, "auth")
+        if events:
+            self.emit(events)
+        return d
+
+    async def me(self, req: MeRequest) -> Decision:
+        """A key's own view: the ledger's free step (Ledger.me), its events (a refill it
+        applied) raised as an authorize's are."""
+        assert self.ledger is not None
+        try:
+            d = await self.ledger.me(req.key, req.client)
+        except REDIS_ERRORS as exc:
+            self.metrics.store_errors.inc()
+            log.error("redis unavailable for me: %s", describe(exc))
+            return denied("unavailable")
+        self.metrics.decisions.labels(d.reason).inc()
+        events = events_for(d, ME_ROUTE, req.client, self.settings.invalid_key_burst, "auth")
         if events:
             self.emit(events)
         return d
@@ -364,7 +382,9 @@ async def delete_plan(name: str, _: Admin, st: St) -> Response:
 
 
 JSON = [(b"content-type", b"application/json")]
-RPC_PATHS = ("/v1/authorize", "/v1/refund")
+# /v1/me: the gateway's GET /_tollgate/v1/me in AUTH_MODE=http (next to authorize, reached the
+# same way: the gateways' network path to auth, never the public one)
+RPC_PATHS = ("/v1/authorize", "/v1/refund", "/v1/me")
 MAX_RPC_BODY = 65536
 
 
@@ -389,6 +409,10 @@ class Handler:
             data = orjson.loads(await req.read_body(MAX_RPC_BODY))
             if req.path == "/v1/authorize":
                 d = await self.svc.authorize(AuthorizeRequest.model_validate(data))
+                status = 503 if d.reason == "unavailable" else 200
+                return Reply(status, list(JSON), orjson.dumps(to_wire(d)))
+            if req.path == "/v1/me":
+                d = await self.svc.me(MeRequest.model_validate(data))
                 status = 503 if d.reason == "unavailable" else 200
                 return Reply(status, list(JSON), orjson.dumps(to_wire(d)))
             ask = RefundRequest.model_validate(data)

@@ -7,6 +7,7 @@
     tollgate keys expire ID --in DAYS | --never
     tollgate plans list | show NAME | delete NAME
     tollgate plans set NAME --rate 5 --burst 10 [--cost /eod=2 ...]
+        [--refill N --every hourly|daily|monthly [--day D] [--topup-to CEILING]]
     tollgate usage [KEY_ID] [--from WHEN] [--to WHEN] [--by hour|day|route] [--csv]
     tollgate cache purge ROUTE [PREFIX]
 
@@ -30,8 +31,9 @@ from urllib.parse import urlencode
 import httpx
 
 KEY_COLUMNS = ["id", "prefix", "name", "plan", "credits", "revoked", "expires_at"]
-PLAN_COLUMNS = ["name", "rate", "burst", "costs"]
-USAGE_COUNTS = ["requests", "charged", "refunded", "hits", "4xx", "5xx"]
+SHOW_COLUMNS = [*KEY_COLUMNS, "next_refill"]
+PLAN_COLUMNS = ["name", "rate", "burst", "costs", "refill"]
+USAGE_COUNTS = ["requests", "charged", "refunded", "hits", "4xx", "5xx", "refilled"]
 PURGE_COLUMNS = ["route", "prefix", "deleted"]
 
 
@@ -54,7 +56,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, dict):
-        return ",".join(f"{k}={x}" for k, x in v.items()) or "-"
+        return ",".join(f"{k}={x}" for k, x in v.items() if x is not None) or "-"
     if isinstance(v, float) and v > 1e9:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(v))
     return str(v)
@@ -167,6 +169,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--cost", action="append", default=[], metavar="PREFIX=N", help="credits per request"
     )
+    s.add_argument(
+        "--refill", type=credits_amount(1), metavar="N", help="credits a refill adds (with --every)"
+    )
+    s.add_argument("--every", choices=["hourly", "daily", "monthly"], help="the refill's interval")
+    s.add_argument(
+        "--day", type=int, metavar="D", help="monthly: day of the month, 1-31 (31: the last day)"
+    )
+    s.add_argument(
+        "--topup-to",
+        type=credits_amount(1),
+        metavar="CEILING",
+        help="top up (never past CEILING) instead of adding",
+    )
 
     u = _verb(sub, "usage", "usage of one key (by hour, day or route) or totals of every key", on)
     u.add_argument("key_id", nargs="?", help="key id; without it: every key's totals")
@@ -211,7 +226,7 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
         if v == "list":
             return "GET", "/v1/admin/keys", None, KEY_COLUMNS
         if v == "show":
-            return "GET", f"/v1/admin/keys/{args.id}", None, KEY_COLUMNS
+            return "GET", f"/v1/admin/keys/{args.id}", None, SHOW_COLUMNS
         if v == "revoke":
             return "POST", f"/v1/admin/keys/{args.id}/revoke", None, KEY_COLUMNS
         if v == "topup":
@@ -249,6 +264,7 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
                     raise CliError(f"--cost wants PREFIX=N like /eod=2, not {item!r}")
                 costs[prefix] = int(amount)
             body = {"name": args.name, "rate": args.rate, "burst": args.burst, "costs": costs}
+            body["refill"] = refill(args)
             return "PUT", f"/v1/admin/plans/{args.name}", body, PLAN_COLUMNS
     if n == "usage":
         query = {k: v for k, v in (("from", args.start), ("to", args.end)) if v is not None}
@@ -262,6 +278,22 @@ def request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None, 
         query = {"route": args.route, **({"prefix": args.prefix} if args.prefix else {})}
         return "DELETE", f"/v1/admin/cache?{urlencode(query)}", None, PURGE_COLUMNS
     raise CliError(f"unknown command {n} {v}")
+
+
+def refill(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``refill`` of ``plans set`` from its options (pure); the API validates the rest."""
+    if args.refill is None:
+        if args.every or args.day or args.topup_to:
+            raise CliError("--every, --day and --topup-to need --refill N")
+        return None
+    if not args.every:
+        raise CliError("--refill needs --every hourly|daily|monthly")
+    out: dict[str, Any] = {"amount": args.refill, "interval": args.every}
+    if args.day is not None:
+        out["day_of_month"] = args.day
+    if args.topup_to is not None:
+        out.update(mode="topup", ceiling=args.topup_to)
+    return out
 
 
 def usage_rows(args: argparse.Namespace, data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,14 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tollgate_common.ledger.apikeys import (
     CHARGE_ID_PATTERN,
+    MAX_CREDITS,
     MAX_KEY_CHARS,
     MAX_PATH_CHARS,
     MAX_ROUTE_CHARS,
 )
-
-MAX_CREDITS = 10**15
-"""The most a balance, a top-up or a cost may be: far inside both the doubles of the Lua ledger
-and Redis integers, even with a top-up added to a full balance."""
+from tollgate_common.ledger.refill import Refill
 
 MAX_EXPIRES_AT = 253_402_300_799.0
 """9999-12-31T23:59:59Z: the latest expiry (Unix seconds) a calendar prints."""
@@ -54,11 +52,78 @@ class AuthorizeRequest(BaseModel):
     cache_hit: bool = Field(False, description="Answered from the gateway's cache (usage).")
 
 
+class MeRequest(BaseModel):
+    """The gateway's ask for a key's own view (``GET /_tollgate/v1/me``): nothing is charged."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str = Field(max_length=MAX_KEY_CHARS)
+    client: str = Field("", max_length=64)
+
+
 class RefundRequest(BaseModel):
     charge_id: str = Field(max_length=64)
     status: Literal["", "4xx", "5xx"] = Field(
         "", description="The status class the client was answered instead (usage records)."
     )
+
+
+class PlanRefill(BaseModel):
+    """A plan's credit refill, applied lazily by the ledger (tollgate_common.ledger.refill says
+    how: periods in UTC, one refill per period however many requests cross its boundary)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(ge=1, le=MAX_CREDITS, description="Credits a refill adds (at most).")
+    interval: Literal["hourly", "daily", "monthly"] = Field(
+        description="hourly: on the hour; daily: at 00:00 UTC; monthly: on day_of_month."
+    )
+    day_of_month: int | None = Field(
+        None,
+        ge=1,
+        le=31,
+        description="monthly only (default 1): the day at 00:00 UTC; in a shorter month its last "
+        "day (31 = the last day of every month).",
+    )
+    mode: Literal["add", "topup"] = Field(
+        "add", description="add: amount on top; topup: up to amount, never past ceiling."
+    )
+    ceiling: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_CREDITS,
+        description="topup only (required): the balance a refill stops at; a balance above it "
+        "is left as it is.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_the_mode(self) -> PlanRefill:
+        if self.day_of_month is not None and self.interval != "monthly":
+            raise ValueError("day_of_month: only for interval monthly")
+        if self.mode == "topup" and self.ceiling is None:
+            raise ValueError("ceiling: required with mode topup")
+        if self.mode == "add" and self.ceiling is not None:
+            raise ValueError("ceiling: only for mode topup")
+        return self
+
+    def to_ledger(self) -> Refill:
+        return Refill(
+            amount=self.amount,
+            interval=self.interval,
+            day_of_month=self.day_of_month or 1,
+            mode=self.mode,
+            ceiling=self.ceiling or 0,
+        )
+
+    @classmethod
+    def from_ledger(cls, r: Refill) -> PlanRefill:
+        return cls(
+            amount=r.amount,
+            interval=r.interval,
+            day_of_month=r.day_of_month if r.interval == "monthly" else None,
+            mode=r.mode,
+            ceiling=r.ceiling if r.mode == "topup" else None,
+        )
 
 
 class Plan(BaseModel):
@@ -78,6 +143,7 @@ class Plan(BaseModel):
         max_length=100,
         description="Credit cost per path prefix (longest match wins).",
     )
+    refill: PlanRefill | None = Field(None, description="Credits added every interval; none.")
 
     @field_validator("rate")
     @classmethod
@@ -155,6 +221,11 @@ class KeyInfo(BaseModel):
     created_at: float
     webhook_url: str = ""  # the signing secret is never part of an answer
     customer: str = ""
+    next_refill: float | None = Field(
+        None,
+        description="Unix time the plan's next refill applies (past: due, applied by the key's "
+        "next request); none without a refill.",
+    )
 
 
 class KeyCreated(KeyInfo):
@@ -163,7 +234,9 @@ class KeyCreated(KeyInfo):
 
 class UsageBucket(BaseModel):
     start: int = Field(description="Unix second the hour or UTC day starts at.")
-    counts: dict[str, int] = Field(description="requests, charged, refunded, hits, 4xx, 5xx.")
+    counts: dict[str, int] = Field(
+        description="requests, charged, refunded, hits, 4xx, 5xx, refilled (credits refills added)."
+    )
     routes: dict[str, dict[str, int]] = Field(description="The same counts by route.")
 
 

@@ -15,7 +15,15 @@ from typing import Any
 
 from tollgate_auth.errors import Conflict, Invalid, NotFound
 from tollgate_auth.keys import display_prefix, key_hash, new_key
-from tollgate_auth.models import MAX_CREDITS, KeyCreate, KeyCreated, KeyInfo, KeyPatch, Plan
+from tollgate_auth.models import (
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyPatch,
+    Plan,
+    PlanRefill,
+)
+from tollgate_common.ledger.apikeys import MAX_CREDITS
 from tollgate_common.ledger.layout import (
     EXPIRIES,
     KEYS_SET,
@@ -25,6 +33,7 @@ from tollgate_common.ledger.layout import (
     record_key,
     usage_key,
 )
+from tollgate_common.ledger.refill import REFILLED_AT, Refill, due_at, period_start
 from tollgate_common.redis.client import LuaScript
 from tollgate_common.redis.commands import Client
 
@@ -105,6 +114,7 @@ class Store:
             "revoked": 0,
             "expires_at": _ms(req.expires_at),
             "created_at": time.time(),
+            **await self._refill_start(req.plan),
         }
         keys = [record_key(hashed), plan_key(req.plan), id_key(key_id), KEYS_SET]
         args = [req.plan, key_id, hashed, *_pairs(fields)]
@@ -120,11 +130,30 @@ class Store:
             raise NotFound(f"no such key: {key_id}")
         return str(hashed.decode() if isinstance(hashed, bytes) else hashed)
 
+    async def _refill_start(self, plan: str) -> dict[str, int]:
+        """The refill field of a key new to ``plan``: its current period, so the first refill
+        comes at the next boundary (as authorize.lua does for a key without one). A key moved
+        to another plan starts over the same way: a move is no refill."""
+        refill = await self._refill(plan) if plan else None
+        if refill is None:
+            return {}
+        return {REFILLED_AT: period_start(refill, int(time.time() * 1000))}
+
+    async def _refill(self, plan: str) -> Refill | None:
+        raw = await self.redis.hgetall(plan_key(plan))
+        return Refill.from_fields({k.decode(): v.decode() for k, v in raw.items()})
+
     async def get_key(self, key_id: str) -> KeyInfo:
         rec = await self.redis.hgetall(record_key(await self._hashed(key_id)))
         if not rec:
             raise NotFound(f"no such key: {key_id}")
-        return _info(rec)
+        info = _info(rec)
+        refill = await self._refill(info.plan) if info.plan else None
+        if refill is not None:
+            at = rec.get(REFILLED_AT.encode())
+            due = due_at(refill, int(at) if at else None, int(time.time() * 1000))
+            info.next_refill = due / 1000
+        return info
 
     async def list_keys(self) -> list[KeyInfo]:
         out = []
@@ -181,6 +210,8 @@ class Store:
             fields["name"] = patch.name
         if patch.plan is not None:
             fields["plan"] = patch.plan
+            if (await self.redis.hget(rk, "plan") or b"").decode() != patch.plan:
+                fields.update(await self._refill_start(patch.plan))
         if patch.expires_at is not None:
             fields["expires_at"] = _ms(patch.expires_at)
         if patch.webhook_url is not None:  # "" clears the webhook and its secret
@@ -237,6 +268,8 @@ class Store:
             pipe.delete(pk)
             mapping: dict[str, Any] = {"rate": plan.rate, "burst": plan.burst}
             mapping.update({f"cost:{p.rstrip('/') or '/'}": c for p, c in plan.costs.items()})
+            if plan.refill is not None:
+                mapping.update(plan.refill.to_ledger().to_fields())
             pipe.hset(pk, mapping=mapping)
             pipe.sadd(PLANS_SET, plan.name)
             await pipe.execute()
@@ -248,8 +281,13 @@ class Store:
             raise NotFound(f"no such plan: {name}")
         d = {k.decode(): v.decode() for k, v in rec.items()}
         costs = {k[5:]: int(v) for k, v in d.items() if k.startswith("cost:")}
+        refill = Refill.from_fields(d)
         return Plan(
-            name=name, rate=float(d.get("rate", 0)), burst=int(d.get("burst", 1)), costs=costs
+            name=name,
+            rate=float(d.get("rate", 0)),
+            burst=int(d.get("burst", 1)),
+            costs=costs,
+            refill=PlanRefill.from_ledger(refill) if refill is not None else None,
         )
 
     async def list_plans(self) -> list[Plan]:

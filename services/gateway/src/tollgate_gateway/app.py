@@ -33,11 +33,12 @@ from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
 from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.events import EventSink
+from tollgate_gateway.me import ME_PATH, serve_me
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.proxy import PREFIX_SLASH, Parts, Proxy
 from tollgate_gateway.purges import PurgeListener
 from tollgate_gateway.refunds import Refunds
-from tollgate_gateway.request import Incoming, Reply
+from tollgate_gateway.request import Incoming, Reply, request_id
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.spool import Spool
 from tollgate_gateway.table import RedisFollower, RouteState, load_file
@@ -73,9 +74,17 @@ class Gateway:
         awaitable itself, not one more coroutine around it)."""
         if self.serve_proxy is not None and req.path.startswith(PREFIX_SLASH):
             return self.serve_proxy(req)
+        if req.path == ME_PATH and self.proxy is not None:  # the consumers' own, public
+            return self._me(req)
         if self._public_only and req.path not in PUBLIC_ADMIN_PATHS:
             return _not_here()
         return asgibridge.call(self.admin, req, self.address)
+
+    async def _me(self, req: Incoming) -> Reply:
+        assert self.proxy is not None
+        reply = await serve_me(self.proxy.p.authorizer, req)
+        reply.headers.append((b"x-request-id", request_id(req.headers)))
+        return reply
 
     def handle_admin(self, req: Incoming) -> Awaitable[Reply | None]:
         """One request on the admin port: the admin app only."""

@@ -8,10 +8,13 @@ INTERFACE CONTRACT (the proxy pipeline codes against exactly this):
   Decision``, the charge id chosen by the gateway before it asks (tollgate_common.ledger), and
   ``await refund(charge_id) -> bool`` (True: credits came back; False: no such charge, a no-op that
   also voids the id; raises ``RefundNotLanded`` when the ledger could not be reached). Retries are
-  the refund queue's (refunds.py).
+  the refund queue's (refunds.py). ``await me(key, client) -> Decision``: the key's own view
+  for ``GET /_tollgate/v1/me`` (me.py), the ledger's free step (Ledger.me): the key checks, a due
+  refill and the key's rate limit as for any request, nothing charged.
 - ``create_authorizer``: None when no auth is configured (``TOLLGATE_GATEWAY_AUTH_URL`` empty in
   http mode), e.g. the pure-proxy benchmark: nothing is asked and nothing is charged.
-- ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize`` and ``POST /v1/refund``.
+- ``HttpAuthorizer``: talks to the auth service's ``POST /v1/authorize``, ``POST /v1/refund``
+  and ``POST /v1/me``.
   Only a service that truly cannot be reached (connect error, timeout, 5xx) gives
   ``reason="unavailable"``, the one answer a route's ``failOpen`` serves through (fail closed by
   default); its 400 is the request's fault (``rejected``, 400 to the client) and any other answer
@@ -41,6 +44,7 @@ from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.apikeys import MAX_KEY_CHARS, MAX_ROUTE_CHARS
 from tollgate_common.ledger.decision import denied, from_wire
+from tollgate_common.ledger.ledger import ME_ROUTE
 from tollgate_common.redis.client import describe
 from tollgate_common.redis.resp import NotSent
 from tollgate_gateway.client import UpstreamPool
@@ -68,6 +72,8 @@ class Authorizer(Protocol):
     ) -> Decision: ...
 
     async def refund(self, charge_id: str, status_class: str = "") -> bool: ...
+
+    async def me(self, key: str, client: str) -> Decision: ...
 
     async def aclose(self) -> None: ...
 
@@ -124,8 +130,15 @@ class HttpAuthorizer:
             "charge_id": charge_id,
             "cache_hit": cache_hit,
         }
+        return await self._decide("/v1/authorize", payload)
+
+    async def me(self, key: str, client: str) -> Decision:
+        return await self._decide("/v1/me", {"key": key, "client": client})
+
+    async def _decide(self, path: str, payload: dict[str, object]) -> Decision:
+        """The Decision of one RPC that answers one (authorize, me)."""
         try:
-            status, data = await self._post("/v1/authorize", payload)
+            status, data = await self._post(path, payload)
         except ConnectFailed:
             return NOT_SENT
         except (UpstreamError, TimeoutError):
@@ -213,6 +226,19 @@ class LedgerAuthorizer:
             log.warning("credit ledger unavailable: %s", describe(exc))
             return UNAVAILABLE
         for event in events_for(d, route, client, s.invalid_key_burst, "gateway"):
+            self.emit(event)
+        return d
+
+    async def me(self, key: str, client: str) -> Decision:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        try:
+            async with Deadline(self._loop, self.s.auth_timeout_seconds):
+                d = await self.ledger.me(key, client)
+        except (RedisError, OSError, TimeoutError) as exc:  # NotSent included: nothing to undo
+            log.warning("credit ledger unavailable: %s", describe(exc))
+            return UNAVAILABLE
+        for event in events_for(d, ME_ROUTE, client, self.s.invalid_key_burst, "gateway"):
             self.emit(event)
         return d
 

@@ -5,6 +5,7 @@ GatewayError
 ├── PayloadTooLarge       413  request body over the limit
 ├── UriTooLong            414  path over the ledger's limit (MAX_PATH_CHARS)
 ├── RouteNotFound         404  no ApiBackend claims the path
+├── MethodNotAllowed      405  a method /_tollgate/v1/me does not answer
 ├── AccessDenied          400/401/402/403/429  the auth service said no (reason decides)
 ├── AuthUnavailable       503  auth service or its Redis unreachable (fail closed), or no decision
 ├── NoData                404  upstreams answered, none had data (``status: false``, 404)
@@ -63,6 +64,11 @@ class UriTooLong(GatewayError):
 class RouteNotFound(GatewayError):
     status = 404
     default_message = "no such route"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    default_message = "method not allowed"
 
 
 class NoData(GatewayError):

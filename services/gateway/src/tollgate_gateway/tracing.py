@@ -230,6 +230,9 @@ class TracedAuthorizer:
     async def refund(self, charge_id: str, status_class: str = "") -> bool:
         return await self.inner.refund(charge_id, status_class)
 
+    async def me(self, key: str, client: str) -> Decision:
+        return await self.inner.me(key, client)
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

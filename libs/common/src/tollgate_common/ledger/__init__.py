@@ -12,10 +12,12 @@ hop to auth. Both run the identical script, so accounting stays exact either way
 - ``decision``: the answer of an authorize (``Decision``), its reasons and their client messages,
   and its wire form (the auth RPC's JSON).
 - ``ledger``: ``Ledger`` runs the two scripts; ``alerts``: the events an answer raises.
+- ``refill``: a plan's credit refill and its UTC periods (the script applies it lazily, once per
+  period, in the authorize step; the Python twin answers "when is the next one").
 - ``settings``: the ledger's settings, one block both services' settings classes include.
 
-Round trips: ``authorize`` is ONE EVALSHA (key record, plan, rate-limit state, debit, charge
-record and usage); ``refund`` is one EVALSHA.
+Round trips: ``authorize`` is ONE EVALSHA (key record, plan, refill, rate-limit state, debit,
+charge record and usage); ``refund`` is one EVALSHA.
 
 Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
 asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can

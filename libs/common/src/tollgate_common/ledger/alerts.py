@@ -1,4 +1,6 @@
-"""The events an authorize answer raises (pure): credits low or exhausted, an invalid-key burst."""
+"""The events an authorize answer raises (pure): credits refilled, low or exhausted, an invalid-key
+burst. A refill and a threshold can both happen in one step (a refill too small for the request's
+cost): both events are raised, the refill first, as it happened first."""
 
 from __future__ import annotations
 
@@ -15,6 +17,19 @@ def events_for(
     who = display_prefix(d.key_id)
     # the key id, for the notifier's owner webhook (issue 13): the subject is for people
     owner = {"key_id": d.key_id, "credits": str(d.credits_remaining)}
+    if d.refilled > 0:
+        out.append(
+            Event(
+                type=EventType.CREDITS_REFILLED,
+                severity=Severity.INFO,
+                route=route,
+                subject=who,
+                source=source,
+                message=f"key {who} was refilled with {d.refilled} credits "
+                f"({d.credits_remaining} now)",
+                attributes={**owner, "refilled": str(d.refilled)},
+            )
+        )
     if d.event == "low":
         out.append(
             Event(

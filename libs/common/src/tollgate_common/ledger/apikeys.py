@@ -15,6 +15,9 @@ MAX_KEY_CHARS = 256
 MAX_PATH_CHARS = 2048
 MAX_ROUTE_CHARS = 256
 CHARGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+MAX_CREDITS = 10**15
+"""The most a balance, a top-up, a refill or a cost may be: far inside both the doubles of the Lua
+ledger (exact to 2**53) and Redis integers, even with a top-up added to a full balance."""
 
 _charge_ids = UniqueIds(10)
 

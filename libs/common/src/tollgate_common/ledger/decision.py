@@ -45,14 +45,16 @@ class Decision:
     charge_id: str | None = None  # set when charged: refundable by it
     cost: int = 0  # credits debited (the plan's price for the path, else the route's)
     plan: str = ""  # the key's plan, when the script read it
+    next_refill: float | None = None  # Unix seconds of the plan's next credit refill
     # What stays in the process that asked (not on the wire):
     key_id: str = ""
     event: str = ""  # "", "low" or "exhausted": credits crossed a threshold
+    refilled: int = 0  # credits a refill applied by this step added (credits.refilled)
     invalid_count: int = 0  # invalid keys from this client in the window
     sent: bool = True  # False: the ask never left the gateway, so it cannot have charged
 
 
-LOCAL_FIELDS = frozenset({"key_id", "event", "invalid_count", "sent"})
+LOCAL_FIELDS = frozenset({"key_id", "event", "refilled", "invalid_count", "sent"})
 WIRE_FIELDS = tuple(f.name for f in fields(Decision) if f.name not in LOCAL_FIELDS)
 _WIRE = frozenset(WIRE_FIELDS)
 
@@ -89,10 +91,11 @@ def _seconds(v: Any) -> float | None:
 def from_script(r: list[Any], charge_id: str) -> Decision:
     """The authorize script's reply as a Decision. Its order (authorize.lua's header): reason,
     limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count, and for ok,
-    rate_limited and no_credits also cost, plan and window_ms; -1 stands for None. Spelled out
-    rather than looped: this runs on every request."""
+    rate_limited and no_credits also cost, plan, window_ms, refilled and next_refill_ms; -1
+    stands for None. Spelled out rather than looped: this runs on every request."""
     reason = _s(r[0])
     ok = reason == "ok"
+    long = len(r) > 12
     return Decision(
         allowed=ok,
         reason=reason,
@@ -106,7 +109,9 @@ def from_script(r: list[Any], charge_id: str) -> Decision:
         cost=int(r[9]) if len(r) > 9 else 0,
         plan=_s(r[10]) if len(r) > 10 else "",
         window=_seconds(r[11]) if len(r) > 11 else None,
+        next_refill=_seconds(r[13]) if long else None,
         key_id=_s(r[6]),
         event=_s(r[7]),
+        refilled=int(r[12]) if long else 0,
         invalid_count=int(r[8]),
     )

@@ -23,7 +23,9 @@ RATE = P + "rl:"
 USAGE = "tollgate:usage:"
 HOUR_MS = 3_600_000
 # A usage bucket's field: "<counter>:<route>" (a counter never holds a colon; a route name may).
-COUNTERS = ("requests", "charged", "refunded", "hits", "4xx", "5xx")
+# "refilled": credits a plan's refill added (issue 13), under the route of the request that applied
+# it (ledger.ME_ROUTE for GET /_tollgate/v1/me).
+COUNTERS = ("requests", "charged", "refunded", "hits", "4xx", "5xx", "refilled")
 
 
 def status_class(status: int) -> str:

@@ -8,12 +8,15 @@ from typing import Any
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
 from tollgate_common.ledger import layout
-from tollgate_common.ledger.apikeys import key_hash, key_id_of, new_charge_id
+from tollgate_common.ledger.apikeys import MAX_CREDITS, key_hash, key_id_of, new_charge_id
 from tollgate_common.ledger.decision import Decision, from_script
 from tollgate_common.ledger.settings import LedgerSettings
 from tollgate_common.redis.client import LuaScript
 
 _HERE = files("tollgate_common.ledger")
+ME_ROUTE = "_tollgate/me"
+"""The usage route of a refill that a /me call applied (no ApiBackend is named so: a Kubernetes
+namespace cannot start with '_')."""
 
 
 class Ledger:
@@ -36,9 +39,11 @@ class Ledger:
         cache_hit: bool = False,
         charge_id: str | None = None,
         now_ms: int | None = None,
+        free: bool = False,
     ) -> Decision:
         """One authorize, counted in the key's usage under ``route``; ``charge_id`` chosen by
-        the caller (see the package docstring); ``now_ms`` only for tests of the arithmetic."""
+        the caller (see the package docstring); ``now_ms`` only for tests of the arithmetic.
+        ``free``: the step of ``GET /_tollgate/v1/me`` (``me``)."""
         s = self.s
         charge_id = charge_id or new_charge_id()
         now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -64,8 +69,19 @@ class Ledger:
             1 if cache_hit else 0,
             s.usage_retention_days * 86400,
             USAGE_STREAM_MAXLEN,
+            1 if free else 0,
+            MAX_CREDITS,
         ]
         return from_script(await self._authorize(self.redis, keys, args), charge_id)
+
+    async def me(self, raw_key: str, client: str, *, now_ms: int | None = None) -> Decision:
+        """The key's own view (``GET /_tollgate/v1/me``): the authorize step made free
+        (authorize.lua says what that means), so the key checks, a due refill and the key's rate
+        limit apply as to any request, from the one copy of them, and nothing is charged. A
+        refill it applies counts under the usage route ``ME_ROUTE``."""
+        return await self.authorize(
+            raw_key, "", 0, client, route=ME_ROUTE, now_ms=now_ms, free=True
+        )
 
     async def refund(self, charge_id: str, status_class: str = "") -> int:
         """Give a charge back exactly once; returns the credits after, or -1 if unknown. Either
