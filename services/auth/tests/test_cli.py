@@ -174,8 +174,17 @@ def test_usage_in_every_format_against_a_real_auth_service(
 
     assert run([*admin_argv, "usage", key_id]) == 0
     head, *rows = capsys.readouterr().out.splitlines()
-    assert head.split() == ["START", "REQUESTS", "CHARGED", "REFUNDED", "HITS", "4XX", "5XX"]
-    assert [r.split()[2:] for r in rows] == [["4", "7", "0", "0", "0", "0"]]
+    assert head.split() == [
+        "START",
+        "REQUESTS",
+        "CHARGED",
+        "REFUNDED",
+        "HITS",
+        "4XX",
+        "5XX",
+        "REFILLED",
+    ]
+    assert [r.split()[2:] for r in rows] == [["4", "7", "0", "0", "0", "0", "0"]]
 
     assert run([*admin_argv, "usage", key_id, "--csv"]) == 0
     (hour,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

@@ -46,6 +46,7 @@ from tollgate_common.ledger.apikeys import MAX_KEY_CHARS, MAX_ROUTE_CHARS
 from tollgate_common.ledger.decision import denied, from_wire
 from tollgate_common.ledger.ledger import ME_ROUTE
 from tollgate_common.redis.client import describe
+from tollgate_common.redis.commands import Scripts
 from tollgate_common.redis.resp import NotSent
 from tollgate_gateway.client import UpstreamPool
 from tollgate_gateway.connection import ConnectFailed, UpstreamError
@@ -188,7 +189,7 @@ class LedgerAuthorizer:
     """Authorizes with the credit ledger in Redis directly (see the module docstring)."""
 
     def __init__(
-        self, redis: object, settings: GatewaySettings, emit: Callable[[Event], None]
+        self, redis: Scripts, settings: GatewaySettings, emit: Callable[[Event], None]
     ) -> None:
         self.ledger = Ledger(redis, settings)
         self.s = settings
@@ -257,7 +258,7 @@ class LedgerAuthorizer:
 
 
 def create_authorizer(
-    settings: GatewaySettings, pool: UpstreamPool, redis: object, emit: Callable[[Event], None]
+    settings: GatewaySettings, pool: UpstreamPool, redis: Scripts, emit: Callable[[Event], None]
 ) -> Authorizer | None:
     """The authorizer for these settings: None when no auth is configured (an open proxy)."""
     if settings.auth_mode == "redis":

@@ -23,7 +23,7 @@ class GatewaySettings(LedgerSettings, ServiceSettings):
         ge=0,
         le=65535,
         description="Port of /metrics and /routes; 0 = the main port. When set, the main port "
-        "serves only /api/v1, /healthz and /readyz (the chart sets 9090).",
+        "serves only /api/v1, /_tollgate/v1/me, /healthz and /readyz (the chart sets 9090).",
     )
     workers: int = Field(1, ge=1, description="Worker processes (scale with pods in Kubernetes).")
     routes_file: str = Field(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from importlib.resources import files
-from typing import Any
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
 from tollgate_common.ledger import layout
@@ -12,6 +11,7 @@ from tollgate_common.ledger.apikeys import MAX_CREDITS, key_hash, key_id_of, new
 from tollgate_common.ledger.decision import Decision, from_script
 from tollgate_common.ledger.settings import LedgerSettings
 from tollgate_common.redis.client import LuaScript
+from tollgate_common.redis.commands import Scripts
 
 _HERE = files("tollgate_common.ledger")
 ME_ROUTE = "_tollgate/me"
@@ -22,7 +22,7 @@ namespace cannot start with '_')."""
 class Ledger:
     """The credit ledger of one Redis, with the settings both services share."""
 
-    def __init__(self, redis: Any, settings: LedgerSettings) -> None:
+    def __init__(self, redis: Scripts, settings: LedgerSettings) -> None:
         self.redis = redis
         self.s = settings
         self._authorize = LuaScript((_HERE / "authorize.lua").read_text())
