@@ -12,57 +12,34 @@ from tollgate_common.ledger.decision import Decision
 def events_for(
     d: Decision, route: str, client: str, burst_threshold: int, source: str
 ) -> list[Event]:
-    """Events an answer raises: credits low or exhausted, an invalid-key burst (once a window)."""
-    out = []
+    """Events an answer raises: a refill, credits low or exhausted (the key's owner hears them),
+    an invalid-key burst (once a window)."""
     who = display_prefix(d.key_id)
     # the key id, for the notifier's owner webhook (issue 13): the subject is for people
     owner = {"key_id": d.key_id, "credits": str(d.credits_remaining)}
+    raised: list[tuple[EventType, Severity, str, str, dict[str, str]]] = []
     if d.refilled > 0:
-        out.append(
-            Event(
-                type=EventType.CREDITS_REFILLED,
-                severity=Severity.INFO,
-                route=route,
-                subject=who,
-                source=source,
-                message=f"key {who} was refilled with {d.refilled} credits "
-                f"({d.credits_remaining} now)",
-                attributes={**owner, "refilled": str(d.refilled)},
-            )
-        )
+        said = f"key {who} was refilled with {d.refilled} credits ({d.credits_remaining} now)"
+        refilled = {**owner, "refilled": str(d.refilled)}
+        raised.append((EventType.CREDITS_REFILLED, Severity.INFO, who, said, refilled))
     if d.event == "low":
-        out.append(
-            Event(
-                type=EventType.CREDITS_LOW,
-                severity=Severity.WARNING,
-                route=route,
-                subject=who,
-                source=source,
-                message=f"key {who} is low on credits ({d.credits_remaining} left)",
-                attributes=owner,
-            )
-        )
+        said = f"key {who} is low on credits ({d.credits_remaining} left)"
+        raised.append((EventType.CREDITS_LOW, Severity.WARNING, who, said, owner))
     elif d.event == "exhausted":
-        out.append(
-            Event(
-                type=EventType.CREDITS_EXHAUSTED,
-                severity=Severity.WARNING,
-                route=route,
-                subject=who,
-                source=source,
-                message=f"key {who} has used all its credits",
-                attributes=owner,
-            )
-        )
+        said = f"key {who} has used all its credits"
+        raised.append((EventType.CREDITS_EXHAUSTED, Severity.WARNING, who, said, owner))
     if d.invalid_count == burst_threshold:
-        out.append(
-            Event(
-                type=EventType.INVALID_KEY_BURST,
-                severity=Severity.WARNING,
-                route=route,
-                subject=client,
-                source=source,
-                message=f"{d.invalid_count} invalid API keys from {client}",
-            )
+        said = f"{d.invalid_count} invalid API keys from {client}"
+        raised.append((EventType.INVALID_KEY_BURST, Severity.WARNING, client, said, {}))
+    return [
+        Event(
+            type=kind,
+            severity=severity,
+            route=route,
+            subject=subject,
+            source=source,
+            message=message,
+            attributes=attributes,
         )
-    return out
+        for kind, severity, subject, message, attributes in raised
+    ]
