@@ -69,8 +69,9 @@ def key_records(start: int, stop: int, plan: str) -> Iterator[tuple[str, dict[st
     """Key records for keys ``start`` .. ``stop`` - 1, shaped like the auth service's, each under
     a random hash (of a key nobody holds): (Redis key, fields)."""
     for i in range(start, stop):
+        key_id = f"s{i:07d}"
         fields: dict[str, str | int] = {
-            "id": f"s{i:07d}",
+            "id": key_id,
             "name": "scale",
             "plan": plan,
             "credits": 10**6,
@@ -78,7 +79,7 @@ def key_records(start: int, stop: int, plan: str) -> Iterator[tuple[str, dict[st
             "expires_at": 0,
             "created_at": 0,
         }
-        yield record_key(secrets.token_hex(32)), fields
+        yield record_key(key_id, secrets.token_hex(32)), fields
 
 
 def ratio_rows(rows: list[Row]) -> list[tuple[str, float | None, float | None]]:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from tollgate_common.ledger.apikeys import key_hash
+from tollgate_common.ledger.apikeys import key_hash, key_id_of
 from tollgate_common.ledger.layout import record_key
 from tollgate_testkit.fixtures import Upstream
 from tollgate_testkit.redis_server import RedisServer
@@ -33,7 +33,7 @@ def new_key(auth: Service, credits: int) -> str:
 
 
 def credits_of(r: redis.Redis, key: str) -> int:
-    return int(r.hget(record_key(key_hash(key, PEPPER)), "credits") or -1)
+    return int(r.hget(record_key(key_id_of(key) or "", key_hash(key, PEPPER)), "credits") or -1)
 
 
 def until(predicate: Callable[[], bool], what: str, timeout: float = 15) -> None:

@@ -11,7 +11,7 @@ import httpx
 import redis
 
 from tollgate_common.contracts.events import STREAM_KEY, Event, EventType
-from tollgate_common.ledger.apikeys import key_hash
+from tollgate_common.ledger.apikeys import key_hash, key_id_of
 from tollgate_common.ledger.layout import record_key
 from tollgate_common.ledger.refill import REFILLED_AT
 from tollgate_testkit.receivers import wait_for
@@ -22,7 +22,7 @@ from .conftest import PEPPER, Stack
 def due(stack: Stack, raw: str) -> None:
     """Make the key's refill due: as if it had last been refilled long ago."""
     client = redis.Redis.from_url(stack.redis.url)
-    client.hset(record_key(key_hash(raw, PEPPER)), REFILLED_AT, 0)
+    client.hset(record_key(key_id_of(raw) or "", key_hash(raw, PEPPER)), REFILLED_AT, 0)
     client.close()
 
 

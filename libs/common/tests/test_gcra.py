@@ -9,7 +9,8 @@ import pytest
 
 from tollgate_common.ledger import Decision, Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash
-from tollgate_common.ledger.layout import plan_key, record_key
+from tollgate_common.ledger.layout import plan_copy_key, plan_key, record_key
+from tollgate_common.ledger.plancopy import PlanCopies
 from tollgate_common.redis.client import create_redis
 
 KEY = "tg_gcragcra_" + "s" * 43
@@ -26,7 +27,9 @@ async def plan(redis_url: str) -> AsyncIterator[Callable[[float, int], Awaitable
     async def make(rate: float, burst: int) -> Ask:
         await client.hset(plan_key("p"), mapping={"rate": rate, "burst": burst})
         record = {"id": "gcragcra", "credits": 1000, "plan": "p"}
-        await client.hset(record_key(key_hash(KEY)), mapping=record)
+        await client.hset(record_key("gcragcra", key_hash(KEY)), mapping=record)
+        copy = plan_copy_key("gcragcra")
+        await PlanCopies().sync(client, record_key("gcragcra", key_hash(KEY)), copy, "gcragcra")
 
         async def ask(now_ms: int) -> Decision:
             return await ledger.authorize(KEY, "/x", 1, "10.0.0.1", now_ms=T0 + now_ms)
@@ -34,6 +37,7 @@ async def plan(redis_url: str) -> AsyncIterator[Callable[[float, int], Awaitable
         return ask
 
     yield make
+    await ledger.drain()
     await client.aclose()
 
 

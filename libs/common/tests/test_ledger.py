@@ -18,8 +18,10 @@ KEY = "tg_abcdefgh_" + "s" * 43
 @pytest.fixture
 async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     client = create_redis(redis_url)
-    await client.hset(record_key(key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10})
-    yield Ledger(client, LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60))
+    await client.hset(record_key("abcdefgh", key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10})
+    ledger = Ledger(client, LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60))
+    yield ledger
+    await ledger.drain()
     await client.aclose()
 
 
@@ -29,12 +31,12 @@ async def charge(ledger: Ledger, charge_id: str, cost: int = 3) -> str:
 
 
 async def credits(ledger: Ledger) -> int:
-    return int(await ledger.redis.hget(record_key(key_hash(KEY)), "credits"))
+    return int(await ledger.redis.hget(record_key("abcdefgh", key_hash(KEY)), "credits"))
 
 
 async def test_one_charge_id_debits_once(ledger: Ledger) -> None:
     """An authorize applied twice with one charge id debits once."""
-    cid = new_charge_id()
+    cid = new_charge_id("abcdefgh")
     assert await charge(ledger, cid) == "ok"
     assert await charge(ledger, cid) == "ok"
     assert await credits(ledger) == 7
@@ -42,7 +44,7 @@ async def test_one_charge_id_debits_once(ledger: Ledger) -> None:
 
 async def test_refund_gives_back_once(ledger: Ledger) -> None:
     """Two refunds of one charge: the credits come back once."""
-    cid = new_charge_id()
+    cid = new_charge_id("abcdefgh")
     await charge(ledger, cid)
     assert await ledger.refund(cid) == 10
     assert await ledger.refund(cid) == -1
@@ -52,7 +54,7 @@ async def test_refund_gives_back_once(ledger: Ledger) -> None:
 async def test_refund_before_the_authorize_lands(ledger: Ledger) -> None:
     """A refund of a charge that never happened is a no-op, and stays one: the authorize,
     applied later, debits nothing."""
-    cid = new_charge_id()
+    cid = new_charge_id("abcdefgh")
     assert await ledger.refund(cid) == -1
     assert await charge(ledger, cid) != "ok"
     assert await credits(ledger) == 10
@@ -60,7 +62,7 @@ async def test_refund_before_the_authorize_lands(ledger: Ledger) -> None:
 
 async def test_refund_then_replayed_authorize(ledger: Ledger) -> None:
     """Charged, refunded, then the same authorize applied again: still nothing owed."""
-    cid = new_charge_id()
+    cid = new_charge_id("abcdefgh")
     await charge(ledger, cid)
     await ledger.refund(cid)
     assert await charge(ledger, cid) != "ok"

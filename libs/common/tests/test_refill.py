@@ -15,7 +15,8 @@ from tollgate_common.contracts.events import EventType
 from tollgate_common.ledger import Decision, Ledger, LedgerSettings
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.apikeys import MAX_CREDITS, key_hash, new_charge_id
-from tollgate_common.ledger.layout import hour_of, plan_key, record_key, usage_key
+from tollgate_common.ledger.layout import hour_of, plan_copy_key, plan_key, record_key, usage_key
+from tollgate_common.ledger.plancopy import PlanCopies
 from tollgate_common.ledger.refill import (
     REFILLED_AT,
     Refill,
@@ -27,7 +28,7 @@ from tollgate_common.redis.client import create_redis
 
 KEY = "tg_refillab_" + "s" * 43
 KEY_ID = "refillab"
-RECORD = record_key(key_hash(KEY))
+RECORD = record_key(KEY_ID, key_hash(KEY))
 HOURLY = Refill(amount=50, interval="hourly")
 
 
@@ -60,9 +61,11 @@ async def give(redis_url: str) -> AsyncIterator[Give]:
         if refilled_at is not None:
             record[REFILLED_AT] = refilled_at
         await client.hset(RECORD, mapping=record)
+        await PlanCopies().sync(client, RECORD, plan_copy_key(KEY_ID), KEY_ID)
         return ledger
 
     yield make
+    await ledger.drain()
     await client.aclose()
 
 
@@ -167,7 +170,7 @@ async def test_monthly_on_the_15th(give: Give) -> None:
 async def test_refund_after_a_refill(give: Give) -> None:
     """A charge of the last period refunded after the refill: the refill and the charge back."""
     ledger = await give(HOURLY, credits=10, refilled_at=period_start(HOURLY, T0))
-    cid = new_charge_id()
+    cid = new_charge_id(KEY_ID)
     assert (await ask(ledger, T0, cost=4, charge_id=cid)).credits_remaining == 6
     assert (await ask(ledger, next_refill(HOURLY, T0), cost=0)).refilled == 50
     assert await ledger.refund(cid) == 60

@@ -10,7 +10,15 @@ import pytest
 
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
-from tollgate_common.ledger.layout import charge_key, hour_of, plan_key, record_key, usage_key
+from tollgate_common.ledger.layout import (
+    charge_key,
+    hour_of,
+    plan_copy_key,
+    plan_key,
+    record_key,
+    usage_key,
+)
+from tollgate_common.ledger.plancopy import PlanCopies
 
 KEY = "tg_usageabc_" + "s" * 43
 KEY_ID = "usageabc"
@@ -23,8 +31,10 @@ async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     from tollgate_common.redis.client import create_redis
 
     client = create_redis(redis_url)
-    await client.hset(record_key(key_hash(KEY)), mapping={"id": KEY_ID, "credits": 10})
-    yield Ledger(client, SETTINGS)
+    await client.hset(record_key(KEY_ID, key_hash(KEY)), mapping={"id": KEY_ID, "credits": 10})
+    ledger = Ledger(client, SETTINGS)
+    yield ledger
+    await ledger.drain()
     await client.aclose()
 
 
@@ -62,7 +72,7 @@ async def test_cache_hits_are_counted(ledger: Ledger) -> None:
 
 async def test_a_replayed_charge_counts_once(ledger: Ledger) -> None:
     """An authorize applied twice with one charge id is one request in the usage too."""
-    cid = new_charge_id()
+    cid = new_charge_id(KEY_ID)
     await ask(ledger, 2, charge_id=cid)
     await ask(ledger, 2, charge_id=cid)
     assert await bucket(ledger) == {"requests:eod": 1, "charged:eod": 2}
@@ -72,7 +82,8 @@ async def test_refusals_count_as_4xx(ledger: Ledger) -> None:
     """A known key refused (no credits, rate limited) counts a 4xx and charges nothing."""
     assert await ask(ledger, 11) == "no_credits"
     await ledger.redis.hset(plan_key("tight"), mapping={"rate": 0.01, "burst": 1})
-    await ledger.redis.hset(record_key(key_hash(KEY)), "plan", "tight")
+    await ledger.redis.hset(record_key(KEY_ID, key_hash(KEY)), "plan", "tight")
+    await PlanCopies().sync(ledger.redis, record_key(KEY_ID, key_hash(KEY)), plan_copy_key(KEY_ID), KEY_ID)
     assert await ask(ledger, 1) == "ok"
     assert await ask(ledger, 1) == "rate_limited"
     assert await bucket(ledger) == {"4xx:eod": 2, "requests:eod": 1, "charged:eod": 1}
@@ -80,7 +91,7 @@ async def test_refusals_count_as_4xx(ledger: Ledger) -> None:
 
 async def test_refund_counts_credits_back_and_the_status(ledger: Ledger) -> None:
     """A refund counts its credits as refunded, and the class of the answer the client got."""
-    cid = new_charge_id()
+    cid = new_charge_id(KEY_ID)
     await ask(ledger, 3, charge_id=cid)
     assert await ledger.refund(cid, "5xx") == 10
     assert await ledger.refund(cid, "5xx") == -1  # a second refund counts nothing
@@ -109,15 +120,15 @@ async def test_a_broken_bucket_fails_no_request(ledger: Ledger) -> None:
     """A usage bucket Redis cannot write (the wrong type) neither fails the authorize nor the
     refund: the credits move all the same."""
     await ledger.redis.set(usage_key(KEY_ID, hour_of(NOW)), "not a hash")
-    cid = new_charge_id()
+    cid = new_charge_id(KEY_ID)
     assert await ask(ledger, 4, charge_id=cid) == "ok"
-    assert int(await ledger.redis.hget(record_key(key_hash(KEY)), "credits")) == 6
+    assert int(await ledger.redis.hget(record_key(KEY_ID, key_hash(KEY)), "credits")) == 6
     assert await ledger.refund(cid, "5xx") == 10
 
 
 async def test_a_charge_from_before_usage_refunds(ledger: Ledger) -> None:
     """A charge record written before usage existed ('<record>|<cost>') still refunds."""
-    cid = new_charge_id()
-    await ledger.redis.hincrby(record_key(key_hash(KEY)), "credits", -2)
-    await ledger.redis.set(charge_key(cid), f"{record_key(key_hash(KEY))}|2")
+    cid = new_charge_id(KEY_ID)
+    await ledger.redis.hincrby(record_key(KEY_ID, key_hash(KEY)), "credits", -2)
+    await ledger.redis.set(charge_key(KEY_ID, cid), f"{record_key(KEY_ID, key_hash(KEY))}|2")
     assert await ledger.refund(cid) == 10

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tollgate_auth.app import Service
+from tollgate_common.ledger.layout import id_key, record_key
 from tollgate_common.ledger.refill import Refill, next_refill, period_start
 
 from .test_app import new_key, refused
@@ -82,8 +83,8 @@ async def test_a_due_refill_shows_and_usage_counts_it(
     assert service.ledger is not None
     now = int(time.time() * 1000)
     # as if the key's last refill were an hour back: the current period's refill is due
-    hashed = await service.redis.get(f"tollgate:auth:id:{key['id']}")
-    await service.redis.hset(f"tollgate:auth:key:{hashed.decode()}", "refilled_at", 0)
+    hashed = await service.redis.get(id_key(key["id"]))
+    await service.redis.hset(record_key(key["id"], hashed.decode()), "refilled_at", 0)
     shown = (await admin.get(f"/v1/admin/keys/{key['id']}")).json()
     assert shown["next_refill"] == period_start(Refill(amount=5, interval="hourly"), now) / 1000
     d = await service.ledger.authorize(key["key"], "/x", 1, "c", route="eod")

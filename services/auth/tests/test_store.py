@@ -26,9 +26,11 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def ledger(store: Store) -> Ledger:
+async def ledger(store: Store) -> AsyncIterator[Ledger]:
     """The ledger on the store's Redis (the script every authorize runs)."""
-    return Ledger(store.redis, SETTINGS)
+    ledger = Ledger(store.redis, SETTINGS)
+    yield ledger
+    await ledger.drain()  # its usage events, before the store's client closes
 
 
 async def auth(ledger: Ledger, raw: str, path: str = "/eod/AAPL", cost: int = 1) -> str:

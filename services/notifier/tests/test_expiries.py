@@ -69,7 +69,7 @@ async def a_key(
     fields = {"id": key_id, "expires_at": expires_ms, "revoked": int(revoked)}
     if url:
         fields.update(webhook_url=url, webhook_secret=SECRET)
-    await redis.hset(record_key(f"h-{key_id}"), mapping=fields)
+    await redis.hset(record_key(key_id, f"h-{key_id}"), mapping=fields)
     await redis.zadd(EXPIRIES, {key_id: expires_ms})
 
 

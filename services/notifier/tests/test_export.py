@@ -33,9 +33,11 @@ QUIET = LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60)
 async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     client = create_redis(redis_url)
     hashed = key_hash(KEY)
-    await client.hset(record_key(hashed), mapping={"id": "abcdefgh", "credits": 10_000})
+    await client.hset(record_key("abcdefgh", hashed), mapping={"id": "abcdefgh", "credits": 10_000})
     await client.set(key_index_key("abcdefgh"), hashed)
-    yield Ledger(client, QUIET)
+    ledger = Ledger(client, QUIET)
+    yield ledger
+    await ledger.drain()
     await client.aclose()
 
 
@@ -70,7 +72,7 @@ async def exporter_factory(redis_url: str, usage_receiver: UsageReceiver) -> Asy
 
 
 async def charge(ledger: Ledger, cost: int = 1) -> str:
-    cid = new_charge_id()
+    cid = new_charge_id("abcdefgh")
     o = await ledger.authorize(
         KEY,
         "/x",
@@ -191,7 +193,7 @@ async def test_stripe_meter_events_and_cancellations(
 ) -> None:
     """Stripe: a charge is a meter event for the key's customer, its refund cancels it; a key
     without a customer is dead-lettered (Stripe could not attribute it)."""
-    await ledger.redis.hset(record_key(key_hash(KEY)), "customer", "cus_42")
+    await ledger.redis.hset(record_key("abcdefgh", key_hash(KEY)), "customer", "cus_42")
     x = await exporter_factory(usage_export_format="stripe", usage_export_token="sk_test_x")
     usage_receiver.token = "sk_test_x"
     cid = await charge(ledger, cost=2)
@@ -201,7 +203,7 @@ async def test_stripe_meter_events_and_cancellations(
     event, cancel = usage_receiver.events
     assert (event["payload[stripe_customer_id]"], event["payload[value]"]) == ("cus_42", "2")
     assert (event["identifier"], cancel["cancel[identifier]"]) == (cid, cid)
-    await ledger.redis.hdel(record_key(key_hash(KEY)), "customer")
+    await ledger.redis.hdel(record_key("abcdefgh", key_hash(KEY)), "customer")
     x.client._customers.clear()
     await charge(ledger)
 

@@ -89,7 +89,7 @@ async def consumer_factory(redis_url: str) -> AsyncIterator[Make]:
 async def owner_key(c: Consumer, key_id: str, url: str, secret: str = SECRET) -> None:
     await c.redis.set(key_index_key(key_id), f"h-{key_id}")
     await c.redis.hset(
-        record_key(f"h-{key_id}"),
+        record_key(key_id, f"h-{key_id}"),
         mapping={"id": key_id, "webhook_url": url, "webhook_secret": secret},
     )
 

@@ -60,6 +60,7 @@ from tollgate_common.ledger import Decision, Ledger
 from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
 from tollgate_common.ledger.ledger import ME_ROUTE
+from tollgate_common.ledger.migration import migrate_all
 from tollgate_common.redis.client import answers, create_redis, describe
 from tollgate_common.redis.commands import Client
 from tollgate_common.redis.resp import LeanRedis
@@ -86,9 +87,9 @@ class Service:
         # authorize/refund run on every gateway request: the lean client costs about half of
         # redis-py's CPU per round trip (tollgate_common/redis/resp.py has the numbers).
         self.lean = lean = LeanRedis(self.settings.redis_url)
-        self.store = Store(redis, self.settings.key_pepper)
+        self.store = Store(redis, self.settings.key_pepper, self.settings.charge_ttl_seconds)
         self.ledger = Ledger(lean, self.settings)
-        self._spawn(self._backfill_expiries(self.store))
+        self._spawn(self._start_up(redis, self.store))
         if not self.settings.admin_token:
             log.warning("dev mode: generated admin token %s", self.admin_token)
         gc.collect()
@@ -98,6 +99,7 @@ class Service:
         finally:
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
+            await self.ledger.drain()
             await lean.aclose()
             await redis.aclose()
 
@@ -121,9 +123,18 @@ class Service:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def _start_up(self, redis: Client, store: Store) -> None:
+        """The layout migration, then the expiry backfill (it reads the moved records); off the
+        start-up path, so a large key set delays nothing: until a key has moved, the ledger and
+        the store move it on first touch (tollgate_common/ledger/migration.py)."""
+        try:
+            await migrate_all(redis, self.settings.charge_ttl_seconds)
+        except REDIS_ERRORS as exc:
+            log.warning("layout migration not finished (keys move on first use): %s", describe(exc))
+        await self._backfill_expiries(store)
+
     async def _backfill_expiries(self, store: Store) -> None:
-        """Index the expiries of keys made before the index existed (key.expiring, issue 13);
-        off the start-up path, so a large key set delays nothing."""
+        """Index the expiries of keys made before the index existed (key.expiring, issue 13)."""
         try:
             added = await store.backfill_expiries(int(time.time() * 1000))
         except REDIS_ERRORS as exc:

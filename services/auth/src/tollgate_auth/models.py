@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tollgate_common.ledger.apikeys import (
     CHARGE_ID_PATTERN,
+    MAX_REFUND_ID_CHARS,
     MAX_CREDITS,
     MAX_KEY_CHARS,
     MAX_PATH_CHARS,
@@ -62,7 +63,10 @@ class MeRequest(BaseModel):
 
 
 class RefundRequest(BaseModel):
-    charge_id: str = Field(max_length=64)
+    charge_id: str = Field(
+        max_length=MAX_REFUND_ID_CHARS,
+        description="The charge id of the answer (it carries its key's id: `<key id>-<rest>`).",
+    )
     status: Literal["", "4xx", "5xx"] = Field(
         "", description="The status class the client was answered instead (usage records)."
     )

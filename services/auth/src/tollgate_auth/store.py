@@ -4,12 +4,21 @@ The hot path (authorize, refund) is tollgate_common.ledger.Ledger: one EVALSHA e
 the service directly. The admin calls here are not on the hot path. The writes that must not race
 each other are small Lua scripts, atomic in Redis: a key is attached to a plan only while the plan
 exists, a plan is deleted only while no live key uses it, and a balance changes only within
-0..MAX_CREDITS. Like authorize.lua they touch keys derived from their arguments: fine on one Redis
-or a primary with replicas, not on a Redis Cluster.
+0..MAX_CREDITS. Unlike authorize.lua and refund.lua (one slot per API key, tollgate_common
+.ledger.layout) they still touch keys of several slots (the key record with the global indexes and
+plans): the admin path wants one Redis or a primary with replicas.
+
+Plans: the authorize step reads a key's copy of its plan (ledger/plancopy.py), written here
+whenever a key gets a plan (create, patch) and fanned out over the plan's member set whenever the
+plan changes (``put_plan``: one small script per key on the plan, so an update of a plan with
+100k keys is 100k script calls, in pipelined pages, on the admin path; the keys see the new plan
+one by one within that time). Keys of the untagged layout move on first touch here
+(ledger/migration.py) as they do in the ledger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -29,30 +38,36 @@ from tollgate_common.ledger.layout import (
     KEYS_SET,
     PLANS_SET,
     id_key,
+    plan_copy_key,
     plan_key,
+    plan_keys_key,
     record_key,
     usage_key,
 )
+from tollgate_common.ledger.migration import migrate_key
+from tollgate_common.ledger.plancopy import PlanCopies, with_copy_plan
 from tollgate_common.ledger.refill import REFILLED_AT, Refill, due_at, period_start
 from tollgate_common.redis.client import LuaScript
 from tollgate_common.redis.commands import Client
 
-# KEYS: record, plan, id key, keys set. ARGV: plan ('' = none), key id, hash, field/value pairs.
-# Returns 0 when the plan does not exist (nothing written), else 1.
+# KEYS: record, plan, id key, keys set, plan copy. ARGV: plan ('' = none), key id, hash,
+# field/value pairs. Returns 0 when the plan does not exist (nothing written), else 1.
 CREATE_KEY = """
 if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[2])
+copy_plan(KEYS[1], KEYS[5], ARGV[2])
 return 1
 """
 
-# KEYS: record, plan. ARGV: plan to check ('' = none), field/value pairs.
+# KEYS: record, plan, plan copy. ARGV: plan to check ('' = none), key id, field/value pairs.
 # Returns -1 when the record is gone, 0 when the plan does not exist, else 1.
 PATCH_KEY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+copy_plan(KEYS[1], KEYS[3], ARGV[2])
 return 1
 """
 
@@ -67,24 +82,31 @@ redis.call('HINCRBY', KEYS[1], 'credits', ARGV[1])
 return 0
 """
 
-# KEYS: plan, plans set, keys set. ARGV: plan name, id-key prefix, record-key prefix.
+# KEYS: plan, plans set, the plan's member set. ARGV: plan name, id-key prefix.
 # Returns -1 when there is no such plan, else how many live (unrevoked) keys use it; the plan is
-# deleted only when that is 0: a key whose plan is gone would be served without limits.
+# deleted only when that is 0 (a key whose plan is gone would be served without limits), and with
+# it the copies of its revoked keys and its member set. The record and copy names are
+# layout.record_key's and layout.plan_copy_key's (tests/test_layout.py).
 DELETE_PLAN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[2], ARGV[1])
   return -1
 end
 local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+local members = redis.call('SMEMBERS', KEYS[3])
+for _, id in ipairs(members) do
   local h = redis.call('GET', ARGV[2] .. id)
   if h then
-    local rec = redis.call('HMGET', ARGV[3] .. h, 'plan', 'revoked')
+    local rec = redis.call('HMGET', 'tollgate:auth:{' .. id .. '}:key:' .. h, 'plan', 'revoked')
     if rec[1] == ARGV[1] and rec[2] ~= '1' then n = n + 1 end
   end
 end
 if n == 0 then
-  redis.call('DEL', KEYS[1])
+  for _, id in ipairs(members) do
+    local copy = 'tollgate:auth:{' .. id .. '}:plan'
+    if redis.call('HGET', copy, 'name') == ARGV[1] then redis.call('DEL', copy) end
+  end
+  redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('SREM', KEYS[2], ARGV[1])
 end
 return n
@@ -94,11 +116,15 @@ BACKFILL_PAGE = 500
 
 
 class Store:
-    def __init__(self, redis: Client, pepper: str) -> None:
+    def __init__(self, redis: Client, pepper: str, charge_ttl_seconds: int = 300) -> None:
+        """``charge_ttl_seconds``: the ledger's (how long a moved record's pointer lives,
+        ledger/migration.py)."""
         self.redis = redis
         self.pepper = pepper
-        self._create_key = LuaScript(CREATE_KEY)
-        self._patch_key = LuaScript(PATCH_KEY)
+        self.charge_ttl_seconds = charge_ttl_seconds
+        self._create_key = with_copy_plan(CREATE_KEY)
+        self._patch_key = with_copy_plan(PATCH_KEY)
+        self._copies = PlanCopies()
         self._add_credits = LuaScript(ADD_CREDITS)
         self._delete_plan = LuaScript(DELETE_PLAN)
 
@@ -116,7 +142,8 @@ class Store:
             "created_at": time.time(),
             **await self._refill_start(req.plan),
         }
-        keys = [record_key(hashed), plan_key(req.plan), id_key(key_id), KEYS_SET]
+        rk = record_key(key_id, hashed)
+        keys = [rk, plan_key(req.plan), id_key(key_id), KEYS_SET, plan_copy_key(key_id)]
         args = [req.plan, key_id, hashed, *_pairs(fields)]
         if not await self._create_key(self.redis, keys, args):
             raise NotFound(f"no such plan: {req.plan}")
@@ -124,11 +151,14 @@ class Store:
         info = await self.get_key(key_id)
         return KeyCreated(**info.model_dump(), key=raw)
 
-    async def _hashed(self, key_id: str) -> str:
+    async def _record(self, key_id: str) -> str:
+        """The key's record name; a record of the untagged layout is moved there first."""
         hashed = await self.redis.get(id_key(key_id))
         if hashed is None:
             raise NotFound(f"no such key: {key_id}")
-        return str(hashed.decode() if isinstance(hashed, bytes) else hashed)
+        h = str(hashed.decode() if isinstance(hashed, bytes) else hashed)
+        await migrate_key(self.redis, key_id, h, self.charge_ttl_seconds)
+        return record_key(key_id, h)
 
     async def _refill_start(self, plan: str) -> dict[str, int]:
         """The refill field of a key new to ``plan``: its current period, so the first refill
@@ -144,7 +174,7 @@ class Store:
         return Refill.from_fields({k.decode(): v.decode() for k, v in raw.items()})
 
     async def get_key(self, key_id: str) -> KeyInfo:
-        rec = await self.redis.hgetall(record_key(await self._hashed(key_id)))
+        rec = await self.redis.hgetall(await self._record(key_id))
         if not rec:
             raise NotFound(f"no such key: {key_id}")
         info = _info(rec)
@@ -165,7 +195,7 @@ class Store:
         return out
 
     async def revoke(self, key_id: str) -> KeyInfo:
-        await self.redis.hset(record_key(await self._hashed(key_id)), "revoked", 1)
+        await self.redis.hset(await self._record(key_id), "revoked", 1)
         await self._index_expiry(key_id, 0)  # a revoked key is not warned of its expiry
         return await self.get_key(key_id)
 
@@ -190,8 +220,9 @@ class Store:
                     pipe.get(id_key(key_id))
                 hashes = await pipe.execute()
             async with self.redis.pipeline(transaction=False) as pipe:
-                for h in hashes:
-                    pipe.hmget(record_key(h.decode() if h else ""), "expires_at", "revoked")
+                for key_id, h in zip(ids, hashes, strict=True):
+                    rk = record_key(key_id, h.decode() if h else "")
+                    pipe.hmget(rk, "expires_at", "revoked")
                 recs = await pipe.execute()
             live = {
                 key_id: int(ex)
@@ -204,7 +235,7 @@ class Store:
                 return added
 
     async def patch_key(self, key_id: str, patch: KeyPatch) -> KeyInfo:
-        rk = record_key(await self._hashed(key_id))
+        rk = await self._record(key_id)
         fields: dict[str, Any] = {}
         if patch.name is not None:
             fields["name"] = patch.name
@@ -221,7 +252,8 @@ class Store:
             fields["customer"] = patch.customer
         if fields:
             plan = patch.plan or ""
-            done = await self._patch_key(self.redis, [rk, plan_key(plan)], [plan, *_pairs(fields)])
+            keys = [rk, plan_key(plan), plan_copy_key(key_id)]
+            done = await self._patch_key(self.redis, keys, [plan, key_id, *_pairs(fields)])
             if done == -1:
                 raise NotFound(f"no such key: {key_id}")
             if done == 0:
@@ -235,7 +267,7 @@ class Store:
     async def change_credits(self, key_id: str, add: int | None, set_to: int | None) -> KeyInfo:
         if (add is None) == (set_to is None):
             raise Invalid("give exactly one of add or set")
-        rk = record_key(await self._hashed(key_id))
+        rk = await self._record(key_id)
         if set_to is not None:
             await self.redis.hset(rk, "credits", set_to)
         else:
@@ -273,7 +305,29 @@ class Store:
             pipe.hset(pk, mapping=mapping)
             pipe.sadd(PLANS_SET, plan.name)
             await pipe.execute()
+        await self._fan_out(plan.name)
         return plan
+
+    async def _fan_out(self, name: str) -> int:
+        """Rewrite the copies of the keys on plan ``name`` from it (plancopy.lua); returns how
+        many hold it. A key moved off the plan meanwhile is left alone (the script reads the
+        key's own plan), so a concurrent patch never gets the wrong copy."""
+        done, cursor = 0, 0
+        while True:
+            cursor, raw = await self.redis.sscan(plan_keys_key(name), cursor, count=BACKFILL_PAGE)
+            ids = [i.decode() for i in raw]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key_id in ids:
+                    pipe.get(id_key(key_id))
+                hashes = await pipe.execute()
+            steps = [
+                self._copies.sync(self.redis, record_key(i, h.decode()), plan_copy_key(i), i)
+                for i, h in zip(ids, hashes, strict=True)
+                if h is not None
+            ]
+            done += sum(await asyncio.gather(*steps))
+            if int(cursor) == 0:
+                return done
 
     async def get_plan(self, name: str) -> Plan:
         rec = await self.redis.hgetall(plan_key(name))
@@ -295,8 +349,8 @@ class Store:
         return [await self.get_plan(n) for n in names]
 
     async def delete_plan(self, name: str) -> None:
-        keys = [plan_key(name), PLANS_SET, KEYS_SET]
-        in_use = await self._delete_plan(self.redis, keys, [name, id_key(""), record_key("")])
+        keys = [plan_key(name), PLANS_SET, plan_keys_key(name)]
+        in_use = await self._delete_plan(self.redis, keys, [name, id_key("")])
         if in_use < 0:
             raise NotFound(f"no such plan: {name}")
         if in_use:

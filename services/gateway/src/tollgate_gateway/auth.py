@@ -254,7 +254,7 @@ class LedgerAuthorizer:
         return left >= 0
 
     async def aclose(self) -> None:
-        return None  # the Redis pool belongs to the gateway
+        await self.ledger.drain()  # its usage events under way; the Redis pool is the gateway's
 
 
 def create_authorizer(

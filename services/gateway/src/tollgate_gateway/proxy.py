@@ -31,7 +31,7 @@ from typing import Any
 
 from tollgate_common.http.exchange import BodyTooLarge
 from tollgate_common.ledger import Decision
-from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, new_charge_id
+from tollgate_common.ledger.apikeys import MAX_PATH_CHARS, key_id_of, new_charge_id
 from tollgate_common.ledger.decision import UNKNOWN_OUTCOME
 from tollgate_common.ledger.layout import status_class
 from tollgate_common.types import Headers
@@ -339,7 +339,7 @@ class Proxy:
             d = INVALID_KEY
         else:
             cost = credit_cost(spec, served)
-            charge_id = new_charge_id()
+            charge_id = new_charge_id(key_id_of(key))  # a refund finds its key's slot
             try:
                 d = await authorizer.authorize(
                     key, compiled.route.name, path, cost, client, charge_id, served is Served.HIT

@@ -124,8 +124,9 @@ class ExpirySweeper:
                 pipe.get(id_key(key_id))
             hashes = await pipe.execute()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for h in hashes:
-                pipe.hmget(record_key(_s(h) if h is not None else ""), "expires_at", "revoked")
+            for (key_id, _), h in zip(indexed, hashes, strict=True):
+                rk = record_key(key_id, _s(h) if h is not None else "")
+                pipe.hmget(rk, "expires_at", "revoked")
             fields = await pipe.execute()
         return [
             Record(int(_s(ex)), _s(rev) == "1") if h is not None and ex is not None else None

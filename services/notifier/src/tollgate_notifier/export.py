@@ -103,7 +103,7 @@ class UsageClient:
         if hit and hit[0] > now:
             return hit[1]
         hashed = await self.redis.get(key_index_key(key_id))
-        raw = await self.redis.hget(record_key(_s(hashed)), "customer") if hashed else None
+        raw = await self.redis.hget(record_key(key_id, _s(hashed)), "customer") if hashed else None
         value = _s(raw) if raw else ""
         if len(self._customers) > 10_000:
             self._customers.clear()

@@ -156,7 +156,7 @@ class OwnerWebhookSink:
         if hashed is None:
             return "", ""
         h = hashed.decode() if isinstance(hashed, bytes) else str(hashed)
-        url, secret = await self.redis.hmget(record_key(h), "webhook_url", "webhook_secret")
+        url, secret = await self.redis.hmget(record_key(key_id, h), "webhook_url", "webhook_secret")
         return (url or b"").decode(), (secret or b"").decode()
 
     async def aclose(self) -> None:

@@ -3,39 +3,41 @@
 -- (why GCRA: one number per key, exact at any rate, bursts bounded by construction; a window
 -- counter lets twice the rate through at a window edge; Brandur Leach's "Rate limiting, cells,
 -- and GCRA", redis-cell). Times are integer milliseconds.
--- Uses names derived from the key record (plan, rate-limit state; layout.py spells them): fine on
--- a single Redis or a primary with replicas; not yet on Redis Cluster (layout.py says why).
+-- Redis Cluster: every key below carries the API key's id as its hash tag (layout.py), so the
+-- step runs on that key's slot; nothing global is touched here (the invalid-key counter and the
+-- usage stream are the caller's, ledger.py).
 --
--- KEYS[1] key record (hash)   KEYS[2] invalid-key counter of the client address
+-- KEYS[1] key record (hash)   KEYS[2] the key's copy of its plan (layout.plan_copy_key)
 -- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
--- KEYS[5] the key's usage bucket of this hour (layout.usage_key: hash tag {key id})
--- KEYS[6] the usage event stream (events.USAGE_STREAM_KEY, the notifier's exporter reads it)
--- ARGV: now_ms, default_cost, charge_id, charge_ttl_s, path, low_threshold, invalid_window_s,
---       route, cache_hit ('1' or '0'), usage_ttl_s, usage_maxlen, free ('1': the /me step),
---       max_credits (the bound a refill stops at)
--- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, invalid_count}
+-- KEYS[5] the key's usage bucket of this hour   KEYS[6] the key's GCRA state
+-- ARGV: now_ms, default_cost, charge_ttl_s, path, low_threshold, route, cache_hit ('1' or '0'),
+--       usage_ttl_s, free ('1': the /me step), max_credits (the bound a refill stops at)
+-- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, 0} (the
+-- invalid-key count the caller fills in)
 -- and, for ok, rate_limited and no_credits, cost (debited) and plan (the gateway's metrics by plan),
 -- and, where a rate limit applies, window_ms: the time the plan refills its whole burst in, the
 -- one window the rate-limit headers state (limit = burst requests per window); then refilled (the
 -- credits a refill applied by this step added, 0 when none) and next_refill_ms (-1: no refill).
 --
--- Free (ARGV[12] = '1', GET /_tollgate/v1/me): the key checks, the refill and the GCRA as for any
+-- Free (ARGV[9] = '1', GET /_tollgate/v1/me): the key checks, the refill and the GCRA as for any
 -- request (so the endpoint is rate-limited by the key's own plan, with no second GCRA anywhere),
 -- but cost 0: no debit, no charge record, no usage counts but a refill's.
 --
 -- Usage (issue 13): every answer for a known key counts in its hour's bucket, field
 -- '<counter>:<route>' (layout.COUNTERS): requests, charged, hits when served; 4xx when refused.
--- pcall: a usage write that fails (a bucket of the wrong type) must never fail the request.
+-- The usage event of a charge (the notifier's exporter) is the caller's to add: the stream is one
+-- global key (ledger.py). pcall: a usage write that fails (a bucket of the wrong type) must never
+-- fail the request.
 
 local now = tonumber(ARGV[1])
-local route = ARGV[8] or ''
-local free = ARGV[12] == '1'
+local route = ARGV[6] or ''
+local free = ARGV[9] == '1'
 
 local function count(counter, n)
   -- a field's first count may be the bucket's first: only then does it need its TTL (one
   -- command less per request than an EXPIRE every time)
   if redis.pcall('HINCRBY', KEYS[5], counter .. ':' .. route, n) == n then
-    redis.pcall('EXPIRE', KEYS[5], tonumber(ARGV[10]))
+    redis.pcall('EXPIRE', KEYS[5], tonumber(ARGV[8]))
   end
 end
 
@@ -102,11 +104,7 @@ end
 local rec = redis.call('HMGET', KEYS[1], 'id', 'credits', 'revoked', 'expires_at', 'plan',
                        'refilled_at')
 local key_id = rec[1]
-if not key_id then
-  local n = redis.call('INCR', KEYS[2])
-  if n == 1 then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7])) end
-  return {'invalid_key', -1, -1, -1, -1, -1, '', '', n}
-end
+if not key_id then return {'invalid_key', -1, -1, -1, -1, -1, '', '', 0} end
 if rec[3] == '1' then return refused({'revoked', -1, -1, -1, -1, -1, key_id, '', 0}) end
 local expires = tonumber(rec[4] or '0') or 0
 if expires > 0 and now >= expires then
@@ -121,7 +119,7 @@ local rate, burst = 0, 0
 local refill_amount, refilled, next_refill = 0, 0, -1
 local plan = rec[5]
 if plan and plan ~= '' then
-  local pkey = 'tollgate:auth:plan:' .. plan
+  local pkey = KEYS[2]
   -- the refill: fields of the one HMGET a plan costs anyway (refill.FIELDS)
   local p = redis.call('HMGET', pkey, 'rate', 'burst', 'refill_amount', 'refill_interval',
                        'refill_day', 'refill_mode', 'refill_ceiling')
@@ -142,7 +140,7 @@ if plan and plan ~= '' then
       -- with every other step on the key, so concurrent requests across replicas refill once
       local after = credits + refill_amount
       if p[6] == 'topup' then after = math.min(after, tonumber(p[7] or '0') or 0) end
-      after = math.max(credits, math.min(after, tonumber(ARGV[13])))
+      after = math.max(credits, math.min(after, tonumber(ARGV[10])))
       redis.call('HSET', KEYS[1], 'refilled_at', start)
       if after > credits then
         refilled = after - credits
@@ -151,7 +149,7 @@ if plan and plan ~= '' then
       end
     end
   end
-  local path = ARGV[5]
+  local path = ARGV[4]
   if free then path = '' end
   while path and path ~= '' do
     local c = redis.call('HGET', pkey, 'cost:' .. path)
@@ -164,7 +162,7 @@ end
 
 -- rate limit (GCRA), decided before credits so a limited request costs nothing
 local limit, remaining, reset, new_tat, window = -1, -1, -1, nil, -1
-local rl = 'tollgate:auth:rl:' .. key_id
+local rl = KEYS[6]
 if rate > 0 then
   if burst < 1 then burst = 1 end
   local interval = math.max(math.floor(1000 / rate), 1)
@@ -191,22 +189,15 @@ local event = ''
 if cost > 0 then
   left = redis.call('HINCRBY', KEYS[1], 'credits', -cost)
   -- what refund.lua needs: the record to credit, the cost, the usage bucket and route to count in
-  redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost .. '|' .. KEYS[5] .. '|' .. route, 'EX', tonumber(ARGV[4]))
-  -- One usage event per charge (issue 13; fields: events.USAGE_FIELDS). pcall: the debit above is
-  -- already made and a script error would not undo it, so a stream that refuses the entry (a
-  -- WRONGTYPE key, OOM) costs the event, never the request. At its bound MAXLEN ~ drops the oldest;
-  -- NOMKSTREAM: only once an exporter made the stream (no exporter, no cost).
-  redis.pcall('XADD', KEYS[6], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[11], '*',
-              'kind', 'charge', 'charge', ARGV[3], 'key', key_id, 'route', route,
-              'plan', plan or '', 'credits', cost, 'ts', now)
-  local low = tonumber(ARGV[6])
+  -- (all names of this key's slot: refund.lua uses them from here)
+  redis.call('SET', KEYS[3], KEYS[1] .. '|' .. cost .. '|' .. KEYS[5] .. '|' .. route, 'EX', tonumber(ARGV[3]))
+  local low = tonumber(ARGV[5])
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end
   count('charged', cost)
-  -- A usage event per charge (the notifier's exporter) is one XADD here, with ARGV[3] as its id.
 end
 if not free then
   count('requests', 1)
-  if ARGV[9] == '1' then count('hits', 1) end
+  if ARGV[7] == '1' then count('hits', 1) end
 end
 return {'ok', limit, remaining, reset, -1, left, key_id, event, 0, cost, plan or '', window, refilled, next_refill}

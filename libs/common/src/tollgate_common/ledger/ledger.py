@@ -1,22 +1,59 @@
-"""``Ledger``: runs the authorize and refund scripts against one Redis (one EVALSHA each)."""
+"""``Ledger``: runs the authorize and refund scripts against one Redis (one EVALSHA each).
+
+Redis Cluster (layout.py): the two scripts touch only names of the API key's slot. What is
+global stays out of them and is done here, beside the script, on its own key:
+
+- the invalid-key counter of the client address: one more small script (INCR, EXPIRE), only on
+  the unknown-key answer, the only one that needs the count;
+- the usage events of the notifier's exporter (events.USAGE_STREAM_KEY): the scripts return what
+  was charged or refunded and the ledger adds the event. A charge's XADD is sent after the
+  answer, never before it (no round trip more on the hot path): ``drain()`` waits for the ones
+  under way, and the services call it before they close Redis. A process killed between the
+  script and its XADD loses that event (README "Known gaps"); the credits are exact regardless.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from importlib.resources import files
+from typing import Any
 
-from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
+from tollgate_common.contracts.events import USAGE_FIELDS, USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
 from tollgate_common.ledger import layout
-from tollgate_common.ledger.apikeys import MAX_CREDITS, key_hash, key_id_of, new_charge_id
+from tollgate_common.ledger.apikeys import (
+    MAX_CREDITS,
+    charge_key_id,
+    key_hash,
+    key_id_of,
+    new_charge_id,
+    tag_charge_id,
+)
 from tollgate_common.ledger.decision import Decision, from_script
+from tollgate_common.ledger.migration import legacy_exists, migrate_key
 from tollgate_common.ledger.settings import LedgerSettings
-from tollgate_common.redis.client import LuaScript
+from tollgate_common.redis.client import LuaScript, describe
 from tollgate_common.redis.commands import Scripts
+
+log = logging.getLogger(__name__)
 
 _HERE = files("tollgate_common.ledger")
 ME_ROUTE = "_tollgate/me"
 """The usage route of a refill that a /me call applied (no ApiBackend is named so: a Kubernetes
 namespace cannot start with '_')."""
+
+# KEYS: the counter. ARGV: its window (s). The expiry only with the first count, as before.
+_COUNT_INVALID = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return n
+"""
+# KEYS: the stream. ARGV: its bound, then field/value pairs (events.USAGE_FIELDS). NOMKSTREAM:
+# only once an exporter made the stream (no exporter, no cost); MAXLEN ~ drops the oldest.
+_ADD_USAGE = """
+return redis.call('XADD', KEYS[1], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
+"""
 
 
 class Ledger:
@@ -27,6 +64,9 @@ class Ledger:
         self.s = settings
         self._authorize = LuaScript((_HERE / "authorize.lua").read_text())
         self._refund = LuaScript((_HERE / "refund.lua").read_text())
+        self._count_invalid = LuaScript(_COUNT_INVALID)
+        self._add_usage = LuaScript(_ADD_USAGE)
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def authorize(
         self,
@@ -42,37 +82,53 @@ class Ledger:
         free: bool = False,
     ) -> Decision:
         """One authorize, counted in the key's usage under ``route``; ``charge_id`` chosen by
-        the caller (see the package docstring); ``now_ms`` only for tests of the arithmetic.
-        ``free``: the step of ``GET /_tollgate/v1/me`` (``me``)."""
+        the caller (see the package docstring), tagged with the key's id if it is not
+        (apikeys.tag_charge_id: the answer's ``charge_id`` is the one to refund); ``now_ms``
+        only for tests of the arithmetic. ``free``: the step of ``GET /_tollgate/v1/me``
+        (``me``)."""
         s = self.s
-        charge_id = charge_id or new_charge_id()
         now = int(time.time() * 1000) if now_ms is None else now_ms
         key_id = key_id_of(raw_key)
-        hashed = key_hash(raw_key, s.key_pepper) if key_id else "-"
+        if not key_id:  # no key of this shape exists: nothing to ask the script
+            return await self._unknown(client, charge_id or "")
+        hashed = key_hash(raw_key, s.key_pepper)
+        charge_id = tag_charge_id(charge_id, key_id) if charge_id else new_charge_id(key_id)
         keys = [
-            layout.record_key(hashed),
-            layout.invalid_key(client),
-            layout.charge_key(charge_id),
-            layout.tombstone_key(charge_id),
-            layout.usage_key(key_id or "-", layout.hour_of(now)),
-            USAGE_STREAM_KEY,
+            layout.record_key(key_id, hashed),
+            layout.plan_copy_key(key_id),
+            layout.charge_key(key_id, charge_id),
+            layout.tombstone_key(key_id, charge_id),
+            layout.usage_key(key_id, layout.hour_of(now)),
+            layout.rate_key(key_id),
         ]
         args = [
             now,
             cost,
-            charge_id,
             s.charge_ttl_seconds,
             path,
             s.credits_low_threshold,
-            s.invalid_key_window_seconds,
             route,
             1 if cache_hit else 0,
             s.usage_retention_days * 86400,
-            USAGE_STREAM_MAXLEN,
             1 if free else 0,
             MAX_CREDITS,
         ]
-        return from_script(await self._authorize(self.redis, keys, args), charge_id)
+        d = from_script(await self._authorize(self.redis, keys, args), charge_id)
+        if d.reason == "invalid_key" and await legacy_exists(self.redis, hashed):
+            # a key of the old layout the start-up migration has not reached: move it, ask again
+            await migrate_key(self.redis, key_id, hashed, s.charge_ttl_seconds)
+            d = from_script(await self._authorize(self.redis, keys, args), charge_id)
+        if d.reason == "invalid_key":
+            return await self._unknown(client, charge_id)
+        if d.allowed and d.cost > 0:  # charged now (a repeat of the id answers cost 0)
+            self._send(("charge", charge_id, d.key_id, route, d.plan, d.cost, now))
+        return d
+
+    async def _unknown(self, client: str, charge_id: str) -> Decision:
+        """The unknown-key answer with this client's count of them (the brute-force guard)."""
+        keys = [layout.invalid_key(client)]
+        n = await self._count_invalid(self.redis, keys, [self.s.invalid_key_window_seconds])
+        return from_script([b"invalid_key", -1, -1, -1, -1, -1, b"", b"", n], charge_id)
 
     async def me(self, raw_key: str, client: str, *, now_ms: int | None = None) -> Decision:
         """The key's own view (``GET /_tollgate/v1/me``): the authorize step made free
@@ -87,15 +143,40 @@ class Ledger:
         """Give a charge back exactly once; returns the credits after, or -1 if unknown. Either
         way the charge id is dead from now on: an authorize with it debits nothing.
         ``status_class`` ("4xx", "5xx" or ""): what the client was answered instead, counted in
-        the charge's usage bucket with the refund."""
-        keys = [layout.charge_key(charge_id), layout.tombstone_key(charge_id), USAGE_STREAM_KEY]
-        args = [
-            self.s.charge_ttl_seconds,
-            status_class,
-            self.s.usage_retention_days * 86400,
-            charge_id,
-            int(time.time() * 1000),
-            USAGE_STREAM_MAXLEN,
-        ]
-        left: int = await self._refund(self.redis, keys, args)
+        the charge's usage bucket with the refund. A charge id without its key's id (made
+        before the tagged layout) refunds through the old names."""
+        key_id = charge_key_id(charge_id)
+        if key_id:
+            keys = [layout.charge_key(key_id, charge_id), layout.tombstone_key(key_id, charge_id)]
+        else:
+            keys = [layout.legacy_charge_key(charge_id), layout.legacy_tombstone_key(charge_id)]
+        args = [self.s.charge_ttl_seconds, status_class, self.s.usage_retention_days * 86400]
+        r = await self._refund(self.redis, keys, args)
+        left = int(r[0])
+        if left >= 0:
+            held = [v.decode() if isinstance(v, bytes) else str(v) for v in r[1:4]]
+            fields = ("refund", charge_id, held[0], held[2], held[1], int(r[4]))
+            await self.drain()  # this process's charge events first: a refund follows its charge
+            await self._add((*fields, int(time.time() * 1000)))
         return left
+
+    def _send(self, fields: tuple[Any, ...]) -> None:
+        """Add a usage event after the answer: the caller does not wait for it."""
+        task = asyncio.create_task(self._add(fields))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _add(self, fields: tuple[Any, ...]) -> None:
+        """One usage event (fields: kind, charge, key, route, plan, credits, ts). A stream that
+        refuses it (a WRONGTYPE key, OOM, Redis gone) costs the event, never the request or
+        refund: the credits moved already."""
+        pairs = [x for kv in zip(USAGE_FIELDS, fields, strict=True) for x in kv]
+        try:
+            await self._add_usage(self.redis, [USAGE_STREAM_KEY], [USAGE_STREAM_MAXLEN, *pairs])
+        except Exception as exc:  # noqa: BLE001 - any failure costs only the event
+            log.warning("usage event of charge %s not added: %s", fields[1], describe(exc))
+
+    async def drain(self) -> None:
+        """Wait for the usage events under way (before the Redis client closes)."""
+        while self._sending:
+            await asyncio.gather(*self._sending)
