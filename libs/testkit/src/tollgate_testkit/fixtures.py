@@ -17,7 +17,7 @@ import redis
 from tollgate_testkit.pki import make_server_pki
 from tollgate_testkit.provider import Provider, RedisHandle, from_env
 from tollgate_testkit.receivers import SmtpServer, UsageReceiver, WebhookReceiver
-from tollgate_testkit.redis_server import AclUser, RedisServer
+from tollgate_testkit.redis_server import AclUser, ClusterRedisServer, RedisServer
 from tollgate_testkit.upstreams import DemoUpstream
 from tollgate_testkit.upstreams import Upstream as Upstream  # where the tests import it from
 
@@ -61,6 +61,24 @@ def redis_url(redis_server: RedisHandle) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def cluster_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRedisServer]:
+    """One real redis-server in cluster mode holding every slot, for the session: CROSSSLOT is
+    enforced for commands and scripts as on a many-node Redis Cluster."""
+    server = ClusterRedisServer(tmp_path_factory.mktemp("cluster-redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster_redis_url(cluster_redis_server: ClusterRedisServer) -> str:
+    """URL of the session's one-node Redis Cluster, emptied before the test."""
+    client = redis.Redis.from_url(cluster_redis_server.url)
+    client.flushall()
+    client.close()
+    return cluster_redis_server.url
 
 
 @pytest.fixture

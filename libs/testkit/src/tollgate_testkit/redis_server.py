@@ -1,12 +1,16 @@
 """A real redis-server on a free loopback port, in a temporary directory; optionally over TLS
-only, with ACL users (Debian's redis-server is built with OpenSSL)."""
+only, with ACL users (Debian's redis-server is built with OpenSSL), or as a one-node Redis
+Cluster (``ClusterRedisServer``)."""
 
 from __future__ import annotations
 
 import shutil
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import redis
 
 from tollgate_testkit.pki import ServerPki
 from tollgate_testkit.ports import free_port
@@ -36,8 +40,9 @@ class RedisServer:
         tls: ServerPki | None = None,
         user: AclUser | None = None,
         appendonly: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> None:
-        """``tls``: serve TLS only (``--port 0``), with this key pair; ``user``: the one ACL
+        """``extra``: more redis-server arguments. ``tls``: serve TLS only (``--port 0``), with this key pair; ``user``: the one ACL
         user, the passwordless default user switched off (so nothing works without AUTH)."""
         binary = shutil.which("redis-server")
         if binary is None:
@@ -65,6 +70,8 @@ class RedisServer:
             acl = workdir / "users.acl"
             acl.write_text(f"user default off\n{user.rule()}\n")
             argv += ["--aclfile", str(acl)]
+        self.extra = extra
+        argv += list(extra)
         self.proc = Proc(argv, log=workdir / "redis.log")
         self.proc.wait_port(self.port)
 
@@ -83,5 +90,48 @@ class RedisServer:
         self.proc.kill(sig)
         self.stop()
         self.__init__(  # type: ignore[misc]
-            self.workdir, self.port, tls=self.tls, user=self.user, appendonly=self.appendonly
+            self.workdir,
+            self.port,
+            tls=self.tls,
+            user=self.user,
+            appendonly=self.appendonly,
+            extra=self.extra,
         )
+
+
+class ClusterRedisServer(RedisServer):
+    """A one-node Redis Cluster: cluster mode on and every slot (0..16383) on this node, so the
+    cluster's rules hold as on many nodes (a command or script whose keys span slots fails with
+    CROSSSLOT) while a single-connection client needs no MOVED handling."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        conf = workdir / "nodes.conf"
+        conf.unlink(missing_ok=True)
+        super().__init__(
+            workdir,
+            port,
+            # the bus port is its own free port: the default (port + 10000) overflows for a
+            # free port above 55535
+            extra=(
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(conf),
+                "--cluster-port",
+                str(free_port()),
+            ),
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        try:
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            deadline = time.monotonic() + 30
+            while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the one-node cluster never reached cluster_state:ok")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"  # a cluster has only database 0

@@ -104,6 +104,26 @@ def usage_key(key_id: str, hour: int) -> str:
     return f"{USAGE}{{{key_id}}}:{hour}"
 
 
+def authorize_keys(key_id: str, hashed: str, charge_id: str, hour: int) -> list[str]:
+    """authorize.lua's KEYS, in its order: all of the key's slot."""
+    return [
+        record_key(key_id, hashed),
+        plan_copy_key(key_id),
+        charge_key(key_id, charge_id),
+        tombstone_key(key_id, charge_id),
+        usage_key(key_id, hour),
+        rate_key(key_id),
+    ]
+
+
+def refund_keys(key_id: str | None, charge_id: str) -> list[str]:
+    """refund.lua's KEYS: on the slot of the key the charge id carries; the untagged names for a
+    charge id of before the tags (``key_id`` None)."""
+    if key_id is None:
+        return [legacy_charge_key(charge_id), legacy_tombstone_key(charge_id)]
+    return [charge_key(key_id, charge_id), tombstone_key(key_id, charge_id)]
+
+
 def legacy_record_key(hashed: str) -> str:
     return f"{P}key:{hashed}"
 

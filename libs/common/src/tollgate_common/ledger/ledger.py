@@ -93,14 +93,7 @@ class Ledger:
             return await self._unknown(client, charge_id or "")
         hashed = key_hash(raw_key, s.key_pepper)
         charge_id = tag_charge_id(charge_id, key_id) if charge_id else new_charge_id(key_id)
-        keys = [
-            layout.record_key(key_id, hashed),
-            layout.plan_copy_key(key_id),
-            layout.charge_key(key_id, charge_id),
-            layout.tombstone_key(key_id, charge_id),
-            layout.usage_key(key_id, layout.hour_of(now)),
-            layout.rate_key(key_id),
-        ]
+        keys = layout.authorize_keys(key_id, hashed, charge_id, layout.hour_of(now))
         args = [
             now,
             cost,
@@ -145,11 +138,7 @@ class Ledger:
         ``status_class`` ("4xx", "5xx" or ""): what the client was answered instead, counted in
         the charge's usage bucket with the refund. A charge id without its key's id (made
         before the tagged layout) refunds through the old names."""
-        key_id = charge_key_id(charge_id)
-        if key_id:
-            keys = [layout.charge_key(key_id, charge_id), layout.tombstone_key(key_id, charge_id)]
-        else:
-            keys = [layout.legacy_charge_key(charge_id), layout.legacy_tombstone_key(charge_id)]
+        keys = layout.refund_keys(charge_key_id(charge_id), charge_id)
         args = [self.s.charge_ttl_seconds, status_class, self.s.usage_retention_days * 86400]
         r = await self._refund(self.redis, keys, args)
         left = int(r[0])
