@@ -12,7 +12,7 @@ from tollgate_auth.models import KeyCreate, KeyPatch, Plan
 from tollgate_auth.store import Store
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.alerts import events_for
-from tollgate_common.ledger.layout import EXPIRIES
+from tollgate_common.ledger.layout import EXPIRIES, plan_copy_key, plan_keys_key
 from tollgate_common.redis.client import create_redis
 
 SETTINGS = LedgerSettings(charge_ttl_seconds=60, credits_low_threshold=2)
@@ -186,3 +186,55 @@ async def test_the_backfill_indexes_live_keys_made_before_the_index(store: Store
     assert set(await expiries(store)) == {k.id for k in later}
     assert past.id not in await expiries(store)
     assert await store.backfill_expiries(int(now * 1000)) == 0
+
+
+# --- a key's copy of its plan (the authorize step reads the copy, never the plan; issue 13)
+async def copy_of(store: Store, key_id: str) -> dict[str, str]:
+    raw = await store.redis.hgetall(plan_copy_key(key_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def test_a_key_on_a_plan_gets_a_copy_of_it(store: Store) -> None:
+    """Made on a plan: the key's copy holds the plan's fields and its name; the plan lists it."""
+    await store.put_plan(Plan(name="p", rate=2, burst=3, costs={"/eod": 4}))
+    k = await store.create_key(KeyCreate(credits=5, plan="p"))
+    assert await copy_of(store, k.id) == {"name": "p", "rate": "2.0", "burst": "3", "cost:/eod": "4"}
+    assert await store.redis.smembers(plan_keys_key("p")) == {k.id.encode()}
+
+
+async def test_a_plan_change_reaches_every_key_on_it(store: Store, ledger: Ledger) -> None:
+    """put_plan fans out: every key's copy is the new plan, and the ledger prices by it."""
+    await store.put_plan(Plan(name="p", costs={"/eod": 1}))
+    keys = [await store.create_key(KeyCreate(credits=50, plan="p")) for _ in range(3)]
+    other = await store.create_key(KeyCreate(credits=50))
+    await store.put_plan(Plan(name="p", costs={"/eod": 7}))
+    for k in keys:
+        assert (await copy_of(store, k.id))["cost:/eod"] == "7"
+        d = await ledger.authorize(k.key, "/eod/AAPL", 1, "c")
+        assert (d.reason, d.cost) == ("ok", 7)
+    assert await copy_of(store, other.id) == {}
+
+
+async def test_a_key_moved_to_another_plan_takes_its_copy(store: Store) -> None:
+    """patch plan: the copy is the new plan's, the member sets follow; no plan, no copy."""
+    await store.put_plan(Plan(name="p", burst=2))
+    await store.put_plan(Plan(name="q", burst=9))
+    k = await store.create_key(KeyCreate(plan="p"))
+    await store.patch_key(k.id, KeyPatch(plan="q"))
+    assert (await copy_of(store, k.id))["burst"] == "9"
+    assert await store.redis.smembers(plan_keys_key("p")) == set()
+    assert await store.redis.smembers(plan_keys_key("q")) == {k.id.encode()}
+    await store.put_plan(Plan(name="p", burst=3))  # a change of the old plan leaves it alone
+    assert (await copy_of(store, k.id))["burst"] == "9"
+    await store.patch_key(k.id, KeyPatch(plan=""))
+    assert await copy_of(store, k.id) == {}
+
+
+async def test_a_deleted_plan_takes_its_copies_along(store: Store) -> None:
+    """delete_plan (no live key on it): the revoked keys' copies and the member set go too."""
+    await store.put_plan(Plan(name="p", burst=2))
+    k = await store.create_key(KeyCreate(plan="p"))
+    await store.revoke(k.id)
+    await store.delete_plan("p")
+    assert await copy_of(store, k.id) == {}
+    assert await store.redis.exists(plan_keys_key("p")) == 0
