@@ -25,7 +25,9 @@ LEDGER = files("tollgate_common.ledger")
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = create_redis(redis_url)
-    await client.hset(L.record_key(KEY_ID, HASHED), mapping={"id": KEY_ID, "credits": 10, "plan": "p"})
+    await client.hset(
+        L.record_key(KEY_ID, HASHED), mapping={"id": KEY_ID, "credits": 10, "plan": "p"}
+    )
     await client.hset(L.plan_copy_key(KEY_ID), mapping={"name": "p", "rate": 1, "burst": 5})
     yield client
     await client.aclose()
@@ -41,7 +43,8 @@ async def test_an_authorize_and_its_refund_write_the_layouts_names(redis: Redis)
     ledger = Ledger(redis, LedgerSettings(credits_low_threshold=0))
     before = await names(redis)
     d = await ledger.authorize(KEY, "/x", 1, "c", now_ms=NOW)
-    assert d.reason == "ok" and d.charge_id is not None
+    assert d.reason == "ok"
+    assert d.charge_id is not None
     cid = d.charge_id
     record, copy, charge, tombstone, bucket, rate = L.authorize_keys(
         KEY_ID, HASHED, cid, L.hour_of(NOW)
@@ -65,7 +68,8 @@ def test_the_names_the_lua_derives_are_layouts() -> None:
     """The admin-path and migration scripts build a few names from what they read; each is
     spelled there as layout spells it."""
     plancopy = (LEDGER / "plancopy.lua").read_text()
-    assert f"'{L.plan_keys_key('')}'" in plancopy and f"'{L.plan_key('')}'" in plancopy
+    assert f"'{L.plan_keys_key('')}'" in plancopy
+    assert f"'{L.plan_key('')}'" in plancopy
     assert f"'{L.moved_key('')}'" in (LEDGER / "refund.lua").read_text()
     # DELETE_PLAN builds a member's record and copy names from its id ('..' joins in Lua)
     record = L.record_key("ID", "H").replace("ID", "' .. id .. '").replace(":H", ":' .. h")

@@ -28,8 +28,10 @@ def test_key_records_are_distinct_and_shaped_like_the_auth_service() -> None:
     """Filler keys: one record per key, under the auth service's record prefix, on the plan."""
     recs = list(key_records(5, 9, "bench"))
     assert len(recs) == len({k for k, _ in recs}) == 4
-    prefixes = [record_key(str(f["id"]), "") for _, f in recs]
-    assert all(k.startswith(p) and len(k) == len(p) + 64 for (k, _), p in zip(recs, prefixes))
+    for k, f in recs:
+        prefix = record_key(str(f["id"]), "")
+        assert k.startswith(prefix)
+        assert len(k) == len(prefix) + 64
     assert [f["id"] for _, f in recs] == ["s0000005", "s0000006", "s0000007", "s0000008"]
     assert {f["plan"] for _, f in recs} == {"bench"}
     assert {f["revoked"] for _, f in recs} == {0}

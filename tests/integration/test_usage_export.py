@@ -41,7 +41,9 @@ def charge_many(redis_url: str, n: int) -> list[str]:
         client = create_redis(redis_url)
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await client.xgroup_create(USAGE_STREAM_KEY, GROUP, id="0", mkstream=True)
-        await client.hset(record_key("abcdefgh", key_hash(KEY)), mapping={"id": "abcdefgh", "credits": n})
+        await client.hset(
+            record_key("abcdefgh", key_hash(KEY)), mapping={"id": "abcdefgh", "credits": n}
+        )
         ledger = Ledger(client, QUIET)
         ids = [new_charge_id("abcdefgh") for _ in range(n)]
         for start in range(0, n, 100):

@@ -18,7 +18,9 @@ KEY = "tg_abcdefgh_" + "s" * 43
 @pytest.fixture
 async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     client = create_redis(redis_url)
-    await client.hset(record_key("abcdefgh", key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10})
+    await client.hset(
+        record_key("abcdefgh", key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10}
+    )
     ledger = Ledger(client, LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60))
     yield ledger
     await ledger.drain()

@@ -70,7 +70,8 @@ async def test_an_authorize_charges_on_the_cluster(ledger: Ledger, admin: Redis)
     """ok: debited, the charge recorded on the key's slot, the usage counted."""
     d = await ledger.authorize(KEY, "/x", 3, "10.0.0.1", route="r")
     assert (d.reason, d.credits_remaining, d.cost) == ("ok", 7, 3)
-    assert d.charge_id is not None and d.charge_id.startswith(f"{KEY_ID}-")
+    assert d.charge_id is not None
+    assert d.charge_id.startswith(f"{KEY_ID}-")
     assert await credits(admin) == 7
 
 
@@ -139,7 +140,9 @@ async def test_a_refund_gives_the_charge_back_once(ledger: Ledger, admin: Redis)
     ]
 
 
-async def test_a_refund_before_the_authorize_kills_the_charge_id(ledger: Ledger, admin: Redis) -> None:
+async def test_a_refund_before_the_authorize_kills_the_charge_id(
+    ledger: Ledger, admin: Redis
+) -> None:
     """A refund of a charge id whose authorize comes later: that authorize debits nothing."""
     cid = new_charge_id(KEY_ID)
     assert await ledger.refund(cid) == -1
@@ -168,7 +171,7 @@ async def test_a_script_across_slots_is_refused_here(cluster_redis_url: str) -> 
     """The fixture is a real cluster: two slots in one script fail with CROSSSLOT."""
     admin = create_redis(cluster_redis_url)
     try:
-        with pytest.raises(ResponseError, match="same slot|CROSSSLOT"):
+        with pytest.raises(ResponseError, match=r"same slot|CROSSSLOT"):
             await admin.eval("return redis.call('MGET', KEYS[1], KEYS[2])", 2, "a", "b")
     finally:
         await admin.aclose()

@@ -23,7 +23,8 @@ QUIET = LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60)
 async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     client = create_redis(redis_url)
     await client.hset(
-        record_key("abcdefgh", key_hash(KEY)), mapping={"id": "abcdefgh", "credits": 10, "plan": "pro"}
+        record_key("abcdefgh", key_hash(KEY)),
+        mapping={"id": "abcdefgh", "credits": 10, "plan": "pro"},
     )
     # an exporter has started: its consumer group made the stream
     await client.xgroup_create(USAGE_STREAM_KEY, "export", id="0", mkstream=True)
@@ -109,7 +110,9 @@ async def test_a_refund_writes_its_own_event_once(ledger: Ledger) -> None:
 async def test_a_refund_of_a_charge_recorded_before_the_stream(ledger: Ledger) -> None:
     """A charge record in the older ``record|cost`` form is still refunded (no route known)."""
     cid = new_charge_id("abcdefgh")
-    await ledger.redis.set(charge_key("abcdefgh", cid), record_key("abcdefgh", key_hash(KEY)) + "|4")
+    await ledger.redis.set(
+        charge_key("abcdefgh", cid), record_key("abcdefgh", key_hash(KEY)) + "|4"
+    )
     assert await ledger.refund(cid) == 14
     (e,) = await usage(ledger)
     assert (e.kind, e.credits, e.route) == (UsageKind.REFUND, 4, "")

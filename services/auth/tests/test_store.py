@@ -198,7 +198,12 @@ async def test_a_key_on_a_plan_gets_a_copy_of_it(store: Store) -> None:
     """Made on a plan: the key's copy holds the plan's fields and its name; the plan lists it."""
     await store.put_plan(Plan(name="p", rate=2, burst=3, costs={"/eod": 4}))
     k = await store.create_key(KeyCreate(credits=5, plan="p"))
-    assert await copy_of(store, k.id) == {"name": "p", "rate": "2.0", "burst": "3", "cost:/eod": "4"}
+    assert await copy_of(store, k.id) == {
+        "name": "p",
+        "rate": "2.0",
+        "burst": "3",
+        "cost:/eod": "4",
+    }
     assert await store.redis.smembers(plan_keys_key("p")) == {k.id.encode()}
 
 

@@ -42,8 +42,9 @@ class RedisServer:
         appendonly: bool = False,
         extra: tuple[str, ...] = (),
     ) -> None:
-        """``extra``: more redis-server arguments. ``tls``: serve TLS only (``--port 0``), with this key pair; ``user``: the one ACL
-        user, the passwordless default user switched off (so nothing works without AUTH)."""
+        """``tls``: serve TLS only (``--port 0``), with this key pair; ``user``: the one ACL
+        user, the passwordless default user switched off (so nothing works without AUTH);
+        ``extra``: more redis-server arguments."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -123,9 +124,9 @@ class ClusterRedisServer(RedisServer):
         )
         client = redis.Redis(host="127.0.0.1", port=self.port)
         try:
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            client.cluster("ADDSLOTSRANGE", 0, 16383)
             deadline = time.monotonic() + 30
-            while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            while "cluster_state:ok" not in _text(client.cluster("INFO")):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the one-node cluster never reached cluster_state:ok")
                 time.sleep(0.05)
@@ -135,3 +136,14 @@ class ClusterRedisServer(RedisServer):
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"  # a cluster has only database 0
+
+
+def _text(info: object) -> str:
+    """CLUSTER INFO as text, whether redis-py parsed it into a dict or left it bytes."""
+    if isinstance(info, dict):
+        return "\n".join(f"{_s(k)}:{_s(v)}" for k, v in info.items())
+    return _s(info)
+
+
+def _s(v: object) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tollgate_common.ledger.apikeys import (
     CHARGE_ID_PATTERN,
-    MAX_REFUND_ID_CHARS,
     MAX_CREDITS,
     MAX_KEY_CHARS,
     MAX_PATH_CHARS,
+    MAX_REFUND_ID_CHARS,
     MAX_ROUTE_CHARS,
 )
 from tollgate_common.ledger.refill import Refill

@@ -162,7 +162,7 @@ class Ledger:
         pairs = [x for kv in zip(USAGE_FIELDS, fields, strict=True) for x in kv]
         try:
             await self._add_usage(self.redis, [USAGE_STREAM_KEY], [USAGE_STREAM_MAXLEN, *pairs])
-        except Exception as exc:  # noqa: BLE001 - any failure costs only the event
+        except Exception as exc:
             log.warning("usage event of charge %s not added: %s", fields[1], describe(exc))
 
     async def drain(self) -> None:

@@ -91,5 +91,7 @@ async def migrate_all(redis: Client, pointer_ttl_s: int) -> int | None:
     finally:
         if await redis.get(layout.MIGRATION_LOCK) == token.encode():
             await redis.delete(layout.MIGRATION_LOCK)
-    log.info("layout migration: %d keys moved to the tagged layout (layout %d)", moved, layout.LAYOUT)
+    log.info(
+        "layout migration: %d keys moved to the tagged layout (layout %d)", moved, layout.LAYOUT
+    )
     return moved
