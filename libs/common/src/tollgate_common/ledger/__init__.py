@@ -4,8 +4,9 @@ Two services run it: the auth service (its /v1/authorize RPC and admin API) and,
 ``AUTH_MODE=redis``, the gateway itself, which then makes the same single EVALSHA without the HTTP
 hop to auth. Both run the identical script, so accounting stays exact either way.
 
-- ``layout``: every Redis key of the ledger (key records, plans, rate-limit state, charges,
-  tombstones, usage), the only place their names are spelled.
+- ``layout``: every Redis key of the ledger (key records, plans and the keys' copies of them,
+  rate-limit state, charges, tombstones, usage), the only place their names are spelled; all of
+  one API key's on its Redis Cluster slot (hash tag ``{key id}``).
 - ``apikeys``: the API key format, its hash, the charge ids and the bounds of what an authorize
   may carry.
 - ``authorize.lua`` / ``refund.lua``: the atomic steps; GCRA lives only in authorize.lua.
@@ -15,9 +16,12 @@ hop to auth. Both run the identical script, so accounting stays exact either way
 - ``refill``: a plan's credit refill and its UTC periods (the script applies it lazily, once per
   period, in the authorize step; the Python twin answers "when is the next one").
 - ``settings``: the ledger's settings, one block both services' settings classes include.
+- ``plancopy``: the Lua that writes a key's copy of its plan; ``migration``: the move of data of
+  the untagged layout (at auth's start-up, and on demand for a key not moved yet).
 
-Round trips: ``authorize`` is ONE EVALSHA (key record, plan, refill, rate-limit state, debit,
-charge record and usage); ``refund`` is one EVALSHA.
+Round trips: ``authorize`` is ONE EVALSHA (key record, plan copy, refill, rate-limit state,
+debit, charge record and usage), its usage event's XADD sent after the answer; an unknown key
+adds its client's counter. ``refund`` is one EVALSHA and its event's XADD.
 
 Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
 asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can
