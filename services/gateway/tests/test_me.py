@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import redis
 
-from tollgate_common.ledger import Decision
+from tollgate_common.ledger import Decision, layout
+from tollgate_common.ledger.apikeys import key_hash
 from tollgate_gateway.me import ME_PATH, me_body
 from tollgate_testkit.ports import free_port
 
@@ -60,3 +62,24 @@ def test_me_stays_on_the_public_port(gateway_factory: Factory) -> None:
     r = httpx.get(f"{gw.url}{ME_PATH}")
     assert r.status_code == 401
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_a_key_of_the_old_layout_is_served_in_redis_mode(
+    gateway_factory: Factory, redis_url: str
+) -> None:
+    """AUTH_MODE=redis on a Redis auth has not migrated yet (issue 13): the gateway's ledger
+    moves the key it is asked for and answers from the moved record and plan."""
+    raw = "tg_oldgate2_" + "s" * 43
+    h = key_hash(raw)
+    with redis.Redis.from_url(redis_url) as r:
+        r.hset(layout.plan_key("p"), mapping={"rate": 1, "burst": 3})
+        fields = {"id": "oldgate2", "credits": 6, "plan": "p", "revoked": 0, "expires_at": 0}
+        r.hset(layout.legacy_record_key(h), mapping=fields)
+    gw = gateway_factory("", auth_mode="redis")
+    got = httpx.get(f"{gw.url}{ME_PATH}", headers={"X-API-Key": raw})
+    assert got.status_code == 200
+    body = got.json()
+    assert (body["credits"], body["plan"], body["rate_limit"]["limit"]) == (6, "p", 3)
+    with redis.Redis.from_url(redis_url) as r:
+        assert r.exists(layout.legacy_record_key(h)) == 0
+        assert r.exists(layout.record_key("oldgate2", h)) == 1
