@@ -76,6 +76,7 @@ def test_the_names_the_lua_derives_are_layouts() -> None:
     copy = L.plan_copy_key("ID").replace("ID", "' .. id .. '")
     assert f"'{record}" in auth_store.DELETE_PLAN
     assert f"'{copy}'" in auth_store.DELETE_PLAN
+    assert f"'{L.legacy_record_key('')}' .. h" in auth_store.DELETE_PLAN
 
 
 def test_one_keys_names_share_its_hash_tag() -> None:

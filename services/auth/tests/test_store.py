@@ -8,11 +8,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tollgate_auth.errors import Conflict
 from tollgate_auth.models import KeyCreate, KeyPatch, Plan
 from tollgate_auth.store import Store
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.alerts import events_for
-from tollgate_common.ledger.layout import EXPIRIES, plan_copy_key, plan_keys_key
+from tollgate_common.ledger.layout import (
+    EXPIRIES,
+    KEYS_SET,
+    id_key,
+    legacy_record_key,
+    plan_copy_key,
+    plan_keys_key,
+)
 from tollgate_common.redis.client import create_redis
 
 SETTINGS = LedgerSettings(charge_ttl_seconds=60, credits_low_threshold=2)
@@ -243,3 +251,13 @@ async def test_a_deleted_plan_takes_its_copies_along(store: Store) -> None:
     await store.delete_plan("p")
     assert await copy_of(store, k.id) == {}
     assert await store.redis.exists(plan_keys_key("p")) == 0
+
+
+async def test_a_plan_a_key_of_the_old_layout_uses_is_not_deleted(store: Store) -> None:
+    """A key not moved yet (in no member set) still keeps its plan from being deleted."""
+    await store.put_plan(Plan(name="p"))
+    await store.redis.hset(legacy_record_key("h-old"), mapping={"id": "oldkey22", "plan": "p"})
+    await store.redis.set(id_key("oldkey22"), "h-old")
+    await store.redis.sadd(KEYS_SET, "oldkey22")
+    with pytest.raises(Conflict):
+        await store.delete_plan("p")

@@ -82,31 +82,32 @@ redis.call('HINCRBY', KEYS[1], 'credits', ARGV[1])
 return 0
 """
 
-# KEYS: plan, plans set, the plan's member set. ARGV: plan name, id-key prefix.
+# KEYS: plan, plans set, keys set, the plan's member set. ARGV: plan name, id-key prefix.
 # Returns -1 when there is no such plan, else how many live (unrevoked) keys use it; the plan is
 # deleted only when that is 0 (a key whose plan is gone would be served without limits), and with
-# it the copies of its revoked keys and its member set. The record and copy names are
-# layout.record_key's and layout.plan_copy_key's (tests/test_layout.py).
+# it the copies of its revoked keys and its member set. Every key is looked at, in either layout
+# (a key not moved yet is in no member set); the names are layout.record_key's,
+# layout.legacy_record_key's and layout.plan_copy_key's (tests/test_layout.py).
 DELETE_PLAN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[2], ARGV[1])
   return -1
 end
 local n = 0
-local members = redis.call('SMEMBERS', KEYS[3])
-for _, id in ipairs(members) do
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local h = redis.call('GET', ARGV[2] .. id)
   if h then
     local rec = redis.call('HMGET', 'tollgate:auth:{' .. id .. '}:key:' .. h, 'plan', 'revoked')
+    if not rec[1] then rec = redis.call('HMGET', 'tollgate:auth:key:' .. h, 'plan', 'revoked') end
     if rec[1] == ARGV[1] and rec[2] ~= '1' then n = n + 1 end
   end
 end
 if n == 0 then
-  for _, id in ipairs(members) do
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
     local copy = 'tollgate:auth:{' .. id .. '}:plan'
     if redis.call('HGET', copy, 'name') == ARGV[1] then redis.call('DEL', copy) end
   end
-  redis.call('DEL', KEYS[1], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[4])
   redis.call('SREM', KEYS[2], ARGV[1])
 end
 return n
@@ -116,9 +117,9 @@ BACKFILL_PAGE = 500
 
 
 class Store:
-    def __init__(self, redis: Client, pepper: str, charge_ttl_seconds: int = 300) -> None:
-        """``charge_ttl_seconds``: the ledger's (how long a moved record's pointer lives,
-        ledger/migration.py)."""
+    def __init__(self, redis: Client, pepper: str, charge_ttl_seconds: int = 3600) -> None:
+        """``charge_ttl_seconds``: the ledger's (LedgerSettings; how long a moved record's
+        pointer lives, ledger/migration.py)."""
         self.redis = redis
         self.pepper = pepper
         self.charge_ttl_seconds = charge_ttl_seconds
@@ -349,7 +350,7 @@ class Store:
         return [await self.get_plan(n) for n in names]
 
     async def delete_plan(self, name: str) -> None:
-        keys = [plan_key(name), PLANS_SET, plan_keys_key(name)]
+        keys = [plan_key(name), PLANS_SET, KEYS_SET, plan_keys_key(name)]
         in_use = await self._delete_plan(self.redis, keys, [name, id_key("")])
         if in_use < 0:
             raise NotFound(f"no such plan: {name}")
