@@ -9,6 +9,7 @@ import pytest
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, UsageEvent, UsageKind
 from tollgate_common.ledger import Ledger, LedgerSettings
+from tollgate_common.ledger import ledger as ledger_module
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import charge_key, record_key
 from tollgate_common.redis.client import create_redis
@@ -77,6 +78,24 @@ async def test_no_exporter_no_stream(ledger: Ledger) -> None:
     await ledger.redis.delete(USAGE_STREAM_KEY)
     assert await charge(ledger, new_charge_id("abcdefgh")) == "ok"
     assert await ledger.redis.exists(USAGE_STREAM_KEY) == 0
+
+
+async def test_a_ledger_that_found_no_stream_looks_again_later(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stream: the next charges skip the XADD (no second command per charge without an
+    exporter) until NO_STREAM_SECONDS have passed; then a stream made meanwhile is written."""
+    await ledger.redis.delete(USAGE_STREAM_KEY)
+    monkeypatch.setattr(ledger_module, "NO_STREAM_SECONDS", 3600.0)
+    assert await charge(ledger, new_charge_id("abcdefgh")) == "ok"
+    await ledger.drain()
+    await ledger.redis.xgroup_create(USAGE_STREAM_KEY, "export", id="0", mkstream=True)
+    assert await charge(ledger, new_charge_id("abcdefgh")) == "ok"
+    assert await usage(ledger) == []  # within the window: not looked for
+    monkeypatch.setattr(ledger, "_no_stream_until", 0.0)  # the window has passed
+    cid = new_charge_id("abcdefgh")
+    assert await charge(ledger, cid) == "ok"
+    assert [e.id for e in await usage(ledger)] == [cid]
 
 
 async def test_a_replayed_charge_writes_nothing_more(ledger: Ledger) -> None:
