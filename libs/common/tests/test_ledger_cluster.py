@@ -132,6 +132,7 @@ async def test_a_refund_gives_the_charge_back_once(ledger: Ledger, admin: Redis)
     assert d.charge_id is not None
     assert await ledger.refund(d.charge_id, "5xx") == 10
     assert await ledger.refund(d.charge_id) == -1
+    await ledger.drain()  # the events are added after the answers
     entries = await admin.xrange(USAGE_STREAM_KEY)
     events = [UsageEvent.from_fields(f) for _, f in entries]
     assert [(e.kind, e.key, e.credits) for e in events] == [

@@ -6,9 +6,9 @@ global stays out of them and is done here, beside the script, on its own key:
 - the invalid-key counter of the client address: one more small script (INCR, EXPIRE), only on
   the unknown-key answer, the only one that needs the count;
 - the usage events of the notifier's exporter (events.USAGE_STREAM_KEY): the scripts return what
-  was charged or refunded and the ledger adds the event. A charge's XADD is sent after the
-  answer, never before it (no round trip more on the hot path): ``drain()`` waits for the ones
-  under way, and the services call it before they close Redis. A process killed between the
+  was charged or refunded and the ledger adds the event. The XADD is sent after the answer, never
+  before it (no round trip more on the hot path): ``drain()`` waits for the ones under way, and
+  the services call it before they close Redis. A process killed between the
   script and its XADD loses that event (README "Known gaps"); the credits are exact regardless.
 """
 
@@ -152,21 +152,25 @@ class Ledger:
         if left >= 0:
             held = [v.decode() if isinstance(v, bytes) else str(v) for v in r[1:4]]
             fields = ("refund", charge_id, held[0], held[2], held[1], int(r[4]))
-            await self.drain()  # this process's charge events first: a refund follows its charge
-            await self._add((*fields, int(time.time() * 1000)))
+            # after the answer too (a deadline that cancels the caller cannot cancel the event);
+            # queued behind this process's charge events, so a refund's follows its charge's
+            self._send((*fields, int(time.time() * 1000)), after=tuple(self._sending))
         return left
 
-    def _send(self, fields: tuple[Any, ...]) -> None:
-        """Add a usage event after the answer: the caller does not wait for it."""
-        task = asyncio.create_task(self._add(fields))
+    def _send(self, fields: tuple[Any, ...], after: tuple[asyncio.Task[None], ...] = ()) -> None:
+        """Add a usage event after the answer, once the events ``after`` are added: the caller
+        does not wait for it."""
+        task = asyncio.create_task(self._add(fields, after))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _add(self, fields: tuple[Any, ...]) -> None:
+    async def _add(self, fields: tuple[Any, ...], after: tuple[asyncio.Task[None], ...]) -> None:
         """One usage event (fields: kind, charge, key, route, plan, credits, ts). A stream that
         refuses it (a WRONGTYPE key, OOM, Redis gone) costs the event, never the request or
         refund: the credits moved already."""
         pairs = [x for kv in zip(USAGE_FIELDS, fields, strict=True) for x in kv]
+        if after:
+            await asyncio.gather(*after)  # they never raise (this method logs instead)
         try:
             added = await self._add_usage(
                 self.redis, [USAGE_STREAM_KEY], [USAGE_STREAM_MAXLEN, *pairs]
