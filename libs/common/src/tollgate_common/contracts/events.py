@@ -33,9 +33,10 @@ STREAM_MAXLEN = 100_000
 # exporter itself trims only what its consumer group has acknowledged, far below the bound.
 USAGE_STREAM_KEY = "tollgate:usage"
 USAGE_STREAM_MAXLEN = 500_000
-# The fields each usage entry carries, in the order authorize.lua and refund.lua write them:
-# kind (charge|refund), charge (the charge id the gateway chose), key (the key id), route, plan,
-# credits (>= 1: debited, or given back), ts (ms since the epoch, the ledger's clock).
+# The fields each usage entry carries, in the order the ledger writes them (ledger.py, from what
+# authorize.lua and refund.lua return): kind (charge|refund), charge (the charge id the gateway
+# chose: ``<key id>-<random>``, or an untagged one from before, apikeys.py), key (the key id),
+# route, plan, credits (>= 1: debited, or given back), ts (ms since the epoch, the ledger's clock).
 USAGE_FIELDS = ("kind", "charge", "key", "route", "plan", "credits", "ts")
 
 
