@@ -69,3 +69,11 @@ async def test_refund_then_replayed_authorize(ledger: Ledger) -> None:
     await ledger.refund(cid)
     assert await charge(ledger, cid) != "ok"
     assert await credits(ledger) == 10
+
+
+async def test_an_untagged_charge_id_is_answered_tagged_and_refunds_by_it(ledger: Ledger) -> None:
+    """A caller's own id without the key's tag: recorded (and answered) with it in front, on the
+    key's slot; a refund by the answer's id gives the credits back."""
+    o = await ledger.authorize(KEY, "/x", 4, "10.0.0.1", charge_id="0123456789abcdef")
+    assert o.charge_id == "abcdefgh-0123456789abcdef"
+    assert await ledger.refund(o.charge_id) == 10
