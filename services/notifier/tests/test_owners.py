@@ -12,7 +12,7 @@ import pytest
 
 from tollgate_common.contracts.events import STREAM_KEY, Event, EventType, Severity
 from tollgate_common.ledger.layout import id_key as key_index_key
-from tollgate_common.ledger.layout import record_key
+from tollgate_common.ledger.layout import legacy_record_key, record_key
 from tollgate_common.redis.client import create_redis
 from tollgate_notifier.consumer import Consumer
 from tollgate_notifier.metrics import Metrics
@@ -86,12 +86,13 @@ async def consumer_factory(redis_url: str) -> AsyncIterator[Make]:
         await redis.aclose()
 
 
-async def owner_key(c: Consumer, key_id: str, url: str, secret: str = SECRET) -> None:
+async def owner_key(
+    c: Consumer, key_id: str, url: str, secret: str = SECRET, *, moved: bool = True
+) -> None:
+    """A key with an owner webhook; ``moved=False``: its record still of the untagged layout."""
     await c.redis.set(key_index_key(key_id), f"h-{key_id}")
-    await c.redis.hset(
-        record_key(key_id, f"h-{key_id}"),
-        mapping={"id": key_id, "webhook_url": url, "webhook_secret": secret},
-    )
+    name = record_key(key_id, f"h-{key_id}") if moved else legacy_record_key(f"h-{key_id}")
+    await c.redis.hset(name, mapping={"id": key_id, "webhook_url": url, "webhook_secret": secret})
 
 
 def credits_event(kind: EventType, key_id: str) -> Event:
@@ -115,6 +116,17 @@ def signed_receiver() -> Any:
     receiver = WebhookReceiver(secret=SECRET)
     yield receiver
     receiver.stop()
+
+
+async def test_a_key_not_moved_yet_reaches_its_owner(
+    consumer_factory: Make, signed_receiver: WebhookReceiver
+) -> None:
+    """A key auth's layout migration has not reached: its webhook is read where it still is."""
+    c = await consumer_factory()
+    await owner_key(c, "oldowner", signed_receiver.url, moved=False)
+    await c.redis.xadd(STREAM_KEY, credits_event(EventType.CREDITS_LOW, "oldowner").to_fields())
+    await until(lambda: len(signed_receiver.posts) == 1)
+    assert signed_receiver.posts[0]["data"]["key_id"] == "oldowner"
 
 
 async def test_low_and_exhausted_reach_the_owner_signed(

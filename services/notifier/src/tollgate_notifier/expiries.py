@@ -24,7 +24,7 @@ from typing import Any
 
 from tollgate_common.contracts.events import STREAM_KEY, STREAM_MAXLEN, Event, EventType, Severity
 from tollgate_common.ledger.apikeys import display_prefix
-from tollgate_common.ledger.layout import EXPIRIES, id_key, record_key
+from tollgate_common.ledger.layout import EXPIRIES, id_key, legacy_record_key, record_key
 from tollgate_common.redis.client import LuaScript, describe
 from tollgate_notifier.settings import NotifierSettings
 
@@ -125,9 +125,15 @@ class ExpirySweeper:
             hashes = await pipe.execute()
         async with self.redis.pipeline(transaction=False) as pipe:
             for (key_id, _), h in zip(indexed, hashes, strict=True):
-                rk = record_key(key_id, _s(h) if h is not None else "")
-                pipe.hmget(rk, "expires_at", "revoked")
-            fields = await pipe.execute()
+                hashed = _s(h) if h is not None else ""
+                pipe.hmget(record_key(key_id, hashed), "expires_at", "revoked")
+                # and where it was before the tagged layout (ledger/migration.py), until it moves
+                pipe.hmget(legacy_record_key(hashed), "expires_at", "revoked")
+            both = await pipe.execute()
+        moved, before = both[::2], both[1::2]
+        fields = [
+            new if new[0] is not None else old for new, old in zip(moved, before, strict=True)
+        ]
         return [
             Record(int(_s(ex)), _s(rev) == "1") if h is not None and ex is not None else None
             for h, (ex, rev) in zip(hashes, fields, strict=True)

@@ -31,7 +31,7 @@ import httpx
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
 from tollgate_common.ledger.layout import id_key as key_index_key
-from tollgate_common.ledger.layout import record_key
+from tollgate_common.ledger.layout import legacy_record_key, record_key
 from tollgate_common.redis.client import describe
 from tollgate_common.redis.commands import Client
 from tollgate_notifier.metrics import Metrics
@@ -103,7 +103,11 @@ class UsageClient:
         if hit and hit[0] > now:
             return hit[1]
         hashed = await self.redis.get(key_index_key(key_id))
-        raw = await self.redis.hget(record_key(key_id, _s(hashed)), "customer") if hashed else None
+        raw = None
+        if hashed:
+            raw = await self.redis.hget(record_key(key_id, _s(hashed)), "customer")
+            if raw is None:  # not moved to the tagged layout yet (ledger/migration.py)
+                raw = await self.redis.hget(legacy_record_key(_s(hashed)), "customer")
         value = _s(raw) if raw else ""
         if len(self._customers) > 10_000:
             self._customers.clear()

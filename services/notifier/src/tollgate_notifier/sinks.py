@@ -17,7 +17,7 @@ import aiosmtplib
 import httpx
 
 from tollgate_common.ledger.layout import id_key as key_index_key
-from tollgate_common.ledger.layout import record_key
+from tollgate_common.ledger.layout import legacy_record_key, record_key
 from tollgate_common.redis.commands import Client
 from tollgate_notifier.notification import Notification
 from tollgate_notifier.owners import SIGNATURE_HEADER, owner_payload, signature
@@ -157,6 +157,10 @@ class OwnerWebhookSink:
             return "", ""
         h = hashed.decode() if isinstance(hashed, bytes) else str(hashed)
         url, secret = await self.redis.hmget(record_key(key_id, h), "webhook_url", "webhook_secret")
+        if url is None and secret is None:  # not moved to the tagged layout yet (migration.py)
+            url, secret = await self.redis.hmget(
+                legacy_record_key(h), "webhook_url", "webhook_secret"
+            )
         return (url or b"").decode(), (secret or b"").decode()
 
     async def aclose(self) -> None:
