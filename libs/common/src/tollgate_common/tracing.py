@@ -25,7 +25,7 @@ import os
 import random
 import sys
 from binascii import hexlify
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import context, trace
@@ -392,16 +392,20 @@ class ServerSpans:
         """``handler`` in a server span; ``route`` names it up front (else ``named`` does,
         once the handler knows its route)."""
 
-        async def traced(req: Incoming) -> Reply | None:
+        def traced(req: Incoming) -> Awaitable[Reply | None]:
             rid = self.request_id(req.headers)
             parent = extract(req.headers)
             passed = self.heads.unsampled(parent) if self.heads is not None else None
-            if passed is not None:
-                served = SERVED.set(Served(rid, *passed))
-                try:
-                    return await handler(req)
-                finally:
-                    SERVED.reset(served)
+            if passed is None:
+                return recorded(req, rid, parent)
+            # Not sampled (most requests at a low ratio): the handler's own awaitable, with no
+            # coroutine around it to reset the variable after. The server answers each request
+            # (or each run of pipelined ones, each setting its own first) in a task of its own,
+            # whose context ends with it; its access-log line still carries the request's ids.
+            SERVED.set(Served(rid, *passed))
+            return handler(req)
+
+        async def recorded(req: Incoming, rid: bytes, parent: context.Context) -> Reply | None:
             name = f"{req.method} {route(req)}" if route is not None else req.method
             span = self.tracer.start_span(name, parent, SpanKind.SERVER)
             if span.is_recording():
