@@ -28,7 +28,7 @@ from redis import Redis
 
 from bench import servers, shapes
 from bench.measurement import measure
-from bench.report import Row
+from bench.report import Fixed, Row
 from bench.servers import Server
 from bench.targets import KEY, MISS, SERVER_CORE, Env, alone
 from tollgate_common.contracts.routes import (
@@ -95,19 +95,23 @@ def ratio_rows(rows: list[Row]) -> list[tuple[str, float | None, float | None]]:
 
 def render(title: str, rows: list[Row]) -> str:
     head = ["case", "req/s", "p99 ms", "CPU us/req", "x smallest", "path CPU us/req", "x smallest"]
+    fixed = next((r.fixed for r in rows if r.fixed is not None), None)
+    if fixed is not None:
+        head.append(f"p99 ms @ {fixed.rate:,.0f}/s")
     lines = [head]
     for r, (_, cpu_x, path_x) in zip(rows, ratio_rows(rows), strict=True):
-        lines.append(
-            [
-                r.name,
-                f"{r.rps:,.0f}",
-                f"{r.p99:.2f}",
-                "-" if r.cpu_us is None else f"{r.cpu_us:.1f}",
-                "-" if cpu_x is None else f"{cpu_x:.2f}",
-                "-" if r.path_cpu_us is None else f"{r.path_cpu_us:.1f}",
-                "-" if path_x is None else f"{path_x:.2f}",
-            ]
-        )
+        line = [
+            r.name,
+            f"{r.rps:,.0f}",
+            f"{r.p99:.2f}",
+            "-" if r.cpu_us is None else f"{r.cpu_us:.1f}",
+            "-" if cpu_x is None else f"{cpu_x:.2f}",
+            "-" if r.path_cpu_us is None else f"{r.path_cpu_us:.1f}",
+            "-" if path_x is None else f"{path_x:.2f}",
+        ]
+        if fixed is not None:
+            line.append("-" if r.fixed is None else _fixed_cell(r.fixed))
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [title]
     for j, line in enumerate(lines):
@@ -212,6 +216,16 @@ def run(args: argparse.Namespace, env: Env) -> str:
     return "\n".join(out)
 
 
+def _fixed_cell(f: Fixed) -> str:
+    """The fixed-rate p99, with the rate reached when it fell short and the errors if any."""
+    cell = f"{f.p99_ms:.2f}"
+    if f.rps < 0.95 * f.rate:
+        cell += f" (held {f.rps:,.0f}/s)"
+    if f.errors:
+        cell += f" ({f.errors} errors)"
+    return cell
+
+
 def summary(what: str, rows: list[Row]) -> list[str]:
     """The line under a curve's table: its goal (routes, keys: CPU within 1.1x; conns: p99
     within 2x), or the gateway's RSS per body size."""
@@ -219,9 +233,13 @@ def summary(what: str, rows: list[Row]) -> list[str]:
         worst = max((x for _, x, _ in ratio_rows(rows) if x is not None), default=None)
         if worst is not None:
             return [f"largest / smallest CPU per request: {worst:.2f} (goal <= 1.10)"]
-    elif what == "conns" and rows[0].p99:
-        p99 = rows[-1].p99 / rows[0].p99
-        return [f"p99 at {rows[-1].name} / at {rows[0].name}: {p99:.2f} (goal <= 2)"]
+    elif what == "conns" and rows[0].fixed is not None and rows[-1].fixed is not None:
+        first, last = rows[0].fixed, rows[-1].fixed
+        if first.p99_ms:
+            return [
+                f"p99 at {first.rate:,.0f} req/s, {rows[-1].name} / {rows[0].name}: "
+                f"{last.p99_ms / first.p99_ms:.2f} (goal <= 2)"
+            ]
     elif what == "bodies":
         rss = ", ".join(f"{r.name.removeprefix('body ')} {r.rss_mb:.0f}" for r in rows if r.rss_mb)
         return [f"gateway RSS (MB) after: {rss}"]

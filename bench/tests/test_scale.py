@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.report import Row, Sample
-from bench.scale import key_records, ratio_rows, render, route_table
+from bench.report import Fixed, Row, Sample
+from bench.scale import key_records, ratio_rows, render, route_table, summary
 from bench.shapes import BODIES, bodies_routes, file_path, race_routes
 from tollgate_common.contracts.routes import RouteTable, parse_documents
 from tollgate_common.ledger.layout import record_key
@@ -85,3 +85,19 @@ def test_bodies_route_passes_any_2xx_and_the_largest_body_streams() -> None:
     buffer = GatewaySettings().response_buffer_bytes
     assert [size > buffer for size, _ in BODIES] == [False, False, False, True]
     assert file_path(1024) == "/api/v1/files/1024.bin"
+
+
+def test_the_connections_goal_is_read_at_a_fixed_rate() -> None:
+    """The conns curve's goal compares p99 at one fixed rate (open loop), not wrk's closed-loop
+    p99, which grows with the connection count on any saturated server (Little's law); a case
+    that fell short of the rate says what it held."""
+    rows = [
+        Row("conns 64", [Sample(4000, 10, 20)], fixed=Fixed(2000, 1.0, 4.0, 2000)),
+        Row("conns 1,024", [Sample(4000, 200, 700)], fixed=Fixed(2000, 1.5, 6.0, 1500)),
+    ]
+    assert summary("conns", rows) == [
+        "p99 at 2,000 req/s, conns 1,024 / conns 64: 1.50 (goal <= 2)"
+    ]
+    lines = render("--scale conns", rows).splitlines()
+    assert lines[1].endswith("p99 ms @ 2,000/s")
+    assert lines[-1].endswith("6.00 (held 1,500/s)")

@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.logging import JsonFormatter
+from tollgate_common.served import SERVED, Served
 from tollgate_common.tracing import (
     HeadSampler,
     PreparedIds,
@@ -226,6 +227,45 @@ def test_head_sampler_agrees_with_the_sdk() -> None:
     assert exporter.get_finished_spans() == ()
     asyncio.run(many([(b"traceparent", PARENT.encode())], 50))
     assert len(exporter.get_finished_spans()) == 50
+
+
+def test_an_unsampled_request_passes_its_trace_on_and_leaves_no_trace_context_behind() -> None:
+    """Not sampled: the handler sees the request's ids and its trace context for the calls it
+    makes (inject), a new span id on the same trace id, not sampled; and once the request's task
+    is done the caller's context holds none of it (the unsampled path sets the variable in the
+    request's task and does not reset it)."""
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    )
+    assert bound == 0
+    ids = PreparedIds()
+    provider = TracerProvider(sampler=sampler, id_generator=ids)
+    spans = ServerSpans(provider.get_tracer("t"), lambda _h: b"rid-7", HeadSampler(bound, ids))
+    seen: list[tuple[Served, Headers]] = []
+
+    async def handler(req: Incoming) -> Reply:
+        seen.append((SERVED.get(), inject([(b"accept", b"*/*")])))
+        return Reply(200, [], b"")
+
+    traced = spans.wrap(handler)
+
+    async def answer() -> Reply | None:  # what the server's task per request does
+        return await traced(_incoming([]))
+
+    async def serve() -> None:
+        await asyncio.create_task(answer())
+        assert SERVED.get() == Served()  # the caller's context: untouched
+
+    asyncio.run(serve())
+    served, sent = seen[0]
+    assert served.request_id == b"rid-7"
+    assert len(served.trace_id) == 32
+    assert sent[0] == (b"accept", b"*/*")
+    name, traceparent = sent[1]
+    assert name == b"traceparent"
+    assert traceparent.startswith(b"00-" + served.trace_id + b"-")
+    assert traceparent.endswith(b"-00")  # not sampled
+    assert len(traceparent) == 55
 
 
 def test_bad_tracing_env_exits_with_one_line() -> None:

@@ -11,15 +11,13 @@ import json
 import logging
 import sys
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
 
+from tollgate_common.served import SERVED
+
 _STANDARD = set(vars(logging.makeLogRecord({})))
-# The request being served in this task and its trace id (hex, "" when not traced), set
-# around each request by tracing.ServerSpans.
-REQUEST_IDS: ContextVar[tuple[str, str]] = ContextVar("tollgate_request_ids", default=("", ""))
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,15 +31,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        rid, trace_id = REQUEST_IDS.get()
-        if rid:
-            out["request_id"] = rid
+        served = SERVED.get()  # the request this task serves (decoded here: lines are rare)
+        if served.request_id:
+            out["request_id"] = served.request_id.decode("latin-1")
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:  # a recorded span: the line points at it
             out["trace_id"] = trace.format_trace_id(ctx.trace_id)
             out["span_id"] = trace.format_span_id(ctx.span_id)
-        elif trace_id:  # not sampled: the trace id the request passed on
-            out["trace_id"] = trace_id
+        elif served.trace_id:  # not sampled: the trace id the request passed on
+            out["trace_id"] = served.trace_id.decode("latin-1")
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

@@ -24,8 +24,8 @@ import logging
 import os
 import random
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from binascii import hexlify
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import context, trace
@@ -51,7 +51,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tollgate_common.contracts.events import Event
 from tollgate_common.http.exchange import Handler, Incoming, Reply
-from tollgate_common.logging import REQUEST_IDS
+from tollgate_common.served import SERVED, Served, TraceHeaders
 from tollgate_common.types import Headers
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,10 @@ SAMPLERS = (
     "parentbased_traceidratio",
 )
 _ALL = 1 << 64  # a TraceIdRatioBased bound that samples everything
-# The trace-context headers an unsampled request passes on: such a request makes no span and
-# touches no OpenTelemetry context at all (HeadSampler), only this.
-# (headers, whether the client sent trace-context headers of its own to replace)
-Passed = tuple[tuple[tuple[bytes, bytes], ...], bool]
-_PASSED: ContextVar[Passed] = ContextVar("tollgate_passed_trace_context", default=((), False))
+# An unsampled request makes no span and touches no OpenTelemetry context at all (HeadSampler):
+# its trace id, and the trace-context headers it passes on, ride in served.SERVED.
+# (trace id in hex, those headers, whether the client sent trace-context headers to replace)
+Unsampled = tuple[bytes, TraceHeaders, bool]
 _MASK64 = (1 << 64) - 1
 
 
@@ -172,30 +171,33 @@ class HeadSampler:
         self.bound = bound
         self.ids = ids
 
-    def unsampled(self, parent: context.Context) -> tuple[str, Passed] | None:
+    def unsampled(self, parent: context.Context) -> Unsampled | None:
         """For a request that is not sampled, its trace id (hex) and the trace-context headers
         it passes on (the trace's id, a span id of its own, not sampled); None when it is
         sampled (the SDK then starts the real span, on the id prepared here for a new trace)."""
-        bits = random.getrandbits(192)  # one call: trace id and span id
-        span_id = (bits & _MASK64) or 1
+        bits = random.getrandbits(192)  # one call: trace id (high 128 bits) and span id
         if parent is _EMPTY:
-            trace_id = (bits >> 64) or 1
+            trace_id = bits >> 64
             if (trace_id & _MASK64) < self.bound:
-                self.ids.prepared = trace_id
+                self.ids.prepared = trace_id or 1
                 return None
-            tp = b"00-%032x-%016x-00" % (trace_id, span_id)
-            return tp[3:35].decode(), (((b"traceparent", tp),), False)
+            if not trace_id or not bits & _MASK64:  # all-zero ids are invalid (p = 2**-64)
+                return self.unsampled(parent)
+            # hexlify of the 24 bytes: both ids in one call, as bytes (a %x format of each
+            # integer cost twice as much, measured per request)
+            hx = hexlify(bits.to_bytes(24, "big"))
+            return hx[:32], ((b"traceparent", b"00-" + hx[:32] + b"-" + hx[32:] + b"-00"),), False
         remote = trace.get_current_span(parent).get_span_context()
         if not remote.is_valid:  # a malformed traceparent: a new trace, decided the same
             return self.unsampled(_EMPTY)
         if remote.trace_flags.sampled:
             return None
-        tp = b"00-%032x-%016x-00" % (remote.trace_id, span_id)
+        tp = b"00-%032x-%016x-00" % (remote.trace_id, (bits & _MASK64) or 1)
         state = remote.trace_state.to_header().encode("latin-1")
         passed = (
             ((b"traceparent", tp), (b"tracestate", state)) if state else ((b"traceparent", tp),)
         )
-        return tp[3:35].decode(), (passed, True)
+        return tp[3:35], passed, True
 
 
 def check_tracing_env(program: str, environ: Mapping[str, str] | None = None) -> None:
@@ -295,14 +297,15 @@ _EMPTY = context.Context()
 def recording() -> bool:
     """Whether the current request's span records (an unsampled one answers without a look at
     the OpenTelemetry context)."""
-    return not _PASSED.get()[0] and trace.get_current_span().is_recording()
+    return not SERVED.get().passed and trace.get_current_span().is_recording()
 
 
 def inject(headers: Headers) -> Headers:
     """``headers`` with the current trace context in place of any the client sent (formatted
     here: the propagator API costs several µs a call on the proxy path)."""
-    passed, replace = _PASSED.get()
-    if passed and not replace:  # the common case: nothing of the client's to take out
+    served = SERVED.get()
+    passed = served.passed
+    if passed and not served.replace:  # the common case: nothing of the client's to take out
         return [*headers, *passed]
     out = [(n, v) for n, v in headers if n not in PROPAGATED]
     if passed:
@@ -389,18 +392,20 @@ class ServerSpans:
         """``handler`` in a server span; ``route`` names it up front (else ``named`` does,
         once the handler knows its route)."""
 
-        async def traced(req: Incoming) -> Reply | None:
+        def traced(req: Incoming) -> Awaitable[Reply | None]:
             rid = self.request_id(req.headers)
             parent = extract(req.headers)
             passed = self.heads.unsampled(parent) if self.heads is not None else None
-            if passed is not None:
-                ids_token = REQUEST_IDS.set((rid.decode("latin-1"), passed[0]))
-                passed_token = _PASSED.set(passed[1])
-                try:
-                    return await handler(req)
-                finally:
-                    _PASSED.reset(passed_token)
-                    REQUEST_IDS.reset(ids_token)
+            if passed is None:
+                return recorded(req, rid, parent)
+            # Not sampled (most requests at a low ratio): the handler's own awaitable, with no
+            # coroutine around it to reset the variable after. The server answers each request
+            # (or each run of pipelined ones, each setting its own first) in a task of its own,
+            # whose context ends with it; its access-log line still carries the request's ids.
+            SERVED.set(Served(rid, *passed))
+            return handler(req)
+
+        async def recorded(req: Incoming, rid: bytes, parent: context.Context) -> Reply | None:
             name = f"{req.method} {route(req)}" if route is not None else req.method
             span = self.tracer.start_span(name, parent, SpanKind.SERVER)
             if span.is_recording():
@@ -421,8 +426,8 @@ class ServerSpans:
                 if port is not None:
                     span.set_attribute("server.port", port)
             token = context.attach(trace.set_span_in_context(span, parent))
-            trace_hex = f"{span.get_span_context().trace_id:032x}"
-            rid_token = REQUEST_IDS.set((rid.decode("latin-1"), trace_hex))
+            trace_hex = b"%032x" % span.get_span_context().trace_id
+            rid_token = SERVED.set(Served(rid, trace_hex))
             try:
                 reply = await handler(req)
             except BaseException as exc:
@@ -430,7 +435,7 @@ class ServerSpans:
                 span.end()
                 raise
             finally:
-                REQUEST_IDS.reset(rid_token)
+                SERVED.reset(rid_token)
                 context.detach(token)
             if reply is None:  # the client went away (nginx's 499)
                 span.set_attribute("tollgate.client_gone", True)
@@ -450,7 +455,7 @@ def _no_id(_headers: Headers) -> bytes:
 
 def named(route: str) -> None:
     """Name the current server span for its route (``http.route``, span name "GET route")."""
-    if _PASSED.get()[0]:  # not sampled: no span to name
+    if SERVED.get().passed:  # not sampled: no span to name
         return
     span = trace.get_current_span()
     if span.is_recording():

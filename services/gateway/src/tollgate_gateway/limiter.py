@@ -27,7 +27,9 @@ class Limiter:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # we were handed a slot as we were cancelled: pass it on
-            else:
+            elif fut in self._waiters:
+                # Still queued. A release() between our cancel and now has dropped us already
+                # (it skips done futures), and must not be undone by a second removal.
                 self._waiters.remove(fut)
             raise
 

@@ -7,7 +7,7 @@ from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.ids import UniqueIds
 from tollgate_common.types import Headers
 
-__all__ = ["ClientGone", "Incoming", "Reply", "request_id"]
+__all__ = ["ClientGone", "Incoming", "Reply", "new_request_id", "request_id", "sent_request_id"]
 
 
 class ClientGone(Exception):
@@ -15,9 +15,19 @@ class ClientGone(Exception):
 
 
 def request_id(headers: Headers) -> bytes:
+    """The client's ``X-Request-Id`` when it is a usable one, else a new id."""
+    return sent_request_id(headers) or new_request_id()
+
+
+def sent_request_id(headers: Headers) -> bytes | None:
+    """The first usable ``X-Request-Id`` the client sent (1 to 128 ASCII bytes), or None."""
     for name, value in headers:
         if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
             return value
+    return None
+
+
+def new_request_id() -> bytes:
     return _request_ids.fixed_bytes()
 
 

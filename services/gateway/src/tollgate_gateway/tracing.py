@@ -31,7 +31,7 @@ from tollgate_common.types import Headers
 from tollgate_gateway.auth import Authorizer
 from tollgate_gateway.cache import Cached, ResponseCache
 from tollgate_gateway.outcome import Verdict
-from tollgate_gateway.request import Incoming, Reply, request_id
+from tollgate_gateway.request import Incoming, Reply, new_request_id, sent_request_id
 from tollgate_gateway.strategies import Attempt
 from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
@@ -141,14 +141,11 @@ class Attempts:
 def kept_request_id(headers: Headers) -> bytes:
     """The request's id; one made here is added to its headers, so the proxy, which reads it
     again, answers and logs the same id the span and the log lines carry."""
-    sent = None
-    for name, value in headers:
-        if name == b"x-request-id":
-            sent = value
-            break
-    rid = request_id(headers)
-    if rid is not sent:  # made here (none sent, or not a usable one)
-        headers.append((b"x-request-id", rid))
+    sent = sent_request_id(headers)
+    if sent is not None:
+        return sent
+    rid = new_request_id()  # none sent, or not a usable one
+    headers.append((b"x-request-id", rid))
     return rid
 
 
