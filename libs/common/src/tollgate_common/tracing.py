@@ -75,6 +75,9 @@ _ALL = 1 << 64  # a TraceIdRatioBased bound that samples everything
 # (trace id in hex, those headers, whether the client sent trace-context headers to replace)
 Unsampled = tuple[bytes, TraceHeaders, bool]
 _MASK64 = (1 << 64) - 1
+# Served(...) runs the NamedTuple's Python-level __new__ (0.68 µs); tuple.__new__ makes the same
+# object in a third of that, on the path every unsampled request takes.
+_new_tuple = tuple.__new__
 
 
 class TracingConfigError(ValueError):
@@ -402,7 +405,7 @@ class ServerSpans:
             # coroutine around it to reset the variable after. The server answers each request
             # (or each run of pipelined ones, each setting its own first) in a task of its own,
             # whose context ends with it; its access-log line still carries the request's ids.
-            SERVED.set(Served(rid, *passed))
+            SERVED.set(_new_tuple(Served, (rid, *passed)))
             return handler(req)
 
         async def recorded(req: Incoming, rid: bytes, parent: context.Context) -> Reply | None:
