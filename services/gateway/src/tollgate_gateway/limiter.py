@@ -7,6 +7,7 @@ call; with no contention (the usual case) this one is a counter compare and an i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 
@@ -27,10 +28,11 @@ class Limiter:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # we were handed a slot as we were cancelled: pass it on
-            elif fut in self._waiters:
-                # Still queued. A release() between our cancel and now has dropped us already
-                # (it skips done futures), and must not be undone by a second removal.
-                self._waiters.remove(fut)
+            else:
+                # Still queued, unless a release() between our cancel and now dropped us
+                # already (it skips done futures): one scan of the queue either way.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
             raise
 
     def release(self) -> None:

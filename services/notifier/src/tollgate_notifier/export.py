@@ -30,10 +30,9 @@ from typing import Any
 import httpx
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
-from tollgate_common.ledger.layout import id_key as key_index_key
-from tollgate_common.ledger.layout import legacy_record_key, record_key
 from tollgate_common.redis.client import describe
 from tollgate_common.redis.commands import Client
+from tollgate_notifier.keyrecords import key_fields
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.streams import ensure_group, run_loop, stop_loops, trim_acknowledged
@@ -102,12 +101,7 @@ class UsageClient:
         hit = self._customers.get(key_id)
         if hit and hit[0] > now:
             return hit[1]
-        hashed = await self.redis.get(key_index_key(key_id))
-        raw = None
-        if hashed:
-            raw = await self.redis.hget(record_key(key_id, _s(hashed)), "customer")
-            if raw is None:  # not moved to the tagged layout yet (ledger/migration.py)
-                raw = await self.redis.hget(legacy_record_key(_s(hashed)), "customer")
+        (raw,) = await key_fields(self.redis, key_id, "customer")
         value = _s(raw) if raw else ""
         if len(self._customers) > 10_000:
             self._customers.clear()

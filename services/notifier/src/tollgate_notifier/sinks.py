@@ -16,9 +16,8 @@ from urllib.parse import quote
 import aiosmtplib
 import httpx
 
-from tollgate_common.ledger.layout import id_key as key_index_key
-from tollgate_common.ledger.layout import legacy_record_key, record_key
 from tollgate_common.redis.commands import Client
+from tollgate_notifier.keyrecords import key_fields
 from tollgate_notifier.notification import Notification
 from tollgate_notifier.owners import SIGNATURE_HEADER, owner_payload, signature
 from tollgate_notifier.settings import NotifierSettings
@@ -152,15 +151,7 @@ class OwnerWebhookSink:
             raise SinkError(f"owner webhook answered {r.status_code}")
 
     async def _webhook(self, key_id: str) -> tuple[str, str]:
-        hashed = await self.redis.get(key_index_key(key_id))
-        if hashed is None:
-            return "", ""
-        h = hashed.decode() if isinstance(hashed, bytes) else str(hashed)
-        url, secret = await self.redis.hmget(record_key(key_id, h), "webhook_url", "webhook_secret")
-        if url is None and secret is None:  # not moved to the tagged layout yet (migration.py)
-            url, secret = await self.redis.hmget(
-                legacy_record_key(h), "webhook_url", "webhook_secret"
-            )
+        url, secret = await key_fields(self.redis, key_id, "webhook_url", "webhook_secret")
         return (url or b"").decode(), (secret or b"").decode()
 
     async def aclose(self) -> None:
