@@ -349,6 +349,9 @@ TARGETS = [
     Target(
         "tollgate miss traced 100%", MISS, _traced("1.0"), helpers=_redis, default=_jaeger_built()
     ),
+    # Sampled at 0 %: every hook on and the exporter's thread running, nothing ever sampled: the
+    # part of the 1 % row's cost that is not the sampled requests' own (python -m bench.ab).
+    Target("tollgate miss traced 0%", MISS, _traced("0.0"), helpers=_redis, default=False),
     # Variants: the same gateway as an ASGI app under other servers (bench/variants.py).
     Target("tollgate miss uvicorn", MISS, _uvicorn, default=False),
     Target("tollgate hit uvicorn", HIT, _uvicorn, default=False),
