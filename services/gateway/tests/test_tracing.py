@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from tollgate_common.contracts.routes import Route
+from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.served import SERVED
+from tollgate_common.tracing import HeadSampler, PreparedIds, sampler_from_env
 from tollgate_gateway.client import UpstreamResponse
 from tollgate_gateway.outcome import Verdict
+from tollgate_gateway.request import served_request_id
 from tollgate_gateway.strategies import Attempt, staggered
 from tollgate_gateway.tracing import Attempts, GatewayTracing, endpoint
 from tollgate_gateway.upstreams import CompiledRoute, Upstream, compile_route
@@ -97,3 +102,46 @@ def test_endpoint_drops_credentials() -> None:
     """An endpoint URL's user:password never reaches a span attribute."""
     assert endpoint("http://user:pw@up.example:81") == ("up.example", 81, "http://up.example:81")
     assert endpoint("https://up.example") == ("up.example", 443, "https://up.example:443")
+
+
+def _incoming(headers: list[tuple[bytes, bytes]]) -> Incoming:
+    async def body(_n: int) -> bytes:
+        return b""
+
+    async def gone() -> None:
+        return None
+
+    return Incoming("GET", "/x", b"/x", b"", headers, "127.0.0.1", "http", body, gone)
+
+
+@pytest.mark.parametrize("ratio", ["0", "1"])
+def test_the_proxy_answers_with_the_id_the_server_span_made(ratio: str) -> None:
+    """Tracing on, sampled or not: the id the server span made (and its log lines carry) is the
+    one the proxy takes for the answer and the upstream, made once; a usable id the client sent
+    is kept; untraced, the proxy makes its own."""
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio}
+    )
+    assert bound is not None
+    ids = PreparedIds()
+    provider = TracerProvider(sampler=sampler, id_generator=ids)
+    tr = GatewayTracing(provider.get_tracer("t"), HeadSampler(bound, ids))
+    seen: list[tuple[bytes, bytes, bytes]] = []
+
+    async def handler(req: Incoming) -> Reply:
+        first, again = served_request_id(req.headers), served_request_id(req.headers)
+        seen.append((SERVED.get().request_id, first, again))
+        return Reply(200, [], b"")
+
+    traced = tr.server(handler)
+
+    async def serve(headers: list[tuple[bytes, bytes]]) -> None:
+        await asyncio.create_task(traced(_incoming(headers)))  # type: ignore[arg-type]
+
+    asyncio.run(serve([]))
+    asyncio.run(serve([(b"x-request-id", b"client-id-1")]))
+    made, sent = seen
+    assert made[0]
+    assert made[0] == made[1] == made[2]
+    assert sent == (b"client-id-1",) * 3
+    assert served_request_id([]) != served_request_id([])  # untraced: a new id each request

@@ -65,7 +65,7 @@ from tollgate_gateway.outcome import Verdict, classify
 from tollgate_gateway.path import normalize
 from tollgate_gateway.pricing import credit_cost
 from tollgate_gateway.refunds import Refunds
-from tollgate_gateway.request import ClientGone, Incoming, Reply, request_id
+from tollgate_gateway.request import ClientGone, Incoming, Reply, served_request_id
 from tollgate_gateway.settings import GatewaySettings
 from tollgate_gateway.strategies import Attempt, may_send, plan, staggered
 from tollgate_gateway.table import RouteState
@@ -112,7 +112,7 @@ class Proxy:
         """Serve one request; None when the client went away before the answer."""
         m = self.p.metrics
         started = time.perf_counter()
-        rid = request_id(req.headers)
+        rid = served_request_id(req.headers)
         m.inflight.inc()
         route = "-"
         try:

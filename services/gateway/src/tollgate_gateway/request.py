@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.ids import UniqueIds
+from tollgate_common.served import SERVED
 from tollgate_common.types import Headers
 
-__all__ = ["ClientGone", "Incoming", "Reply", "new_request_id", "request_id", "sent_request_id"]
+__all__ = [
+    "ClientGone",
+    "Incoming",
+    "Reply",
+    "new_request_id",
+    "request_id",
+    "sent_request_id",
+    "served_request_id",
+]
 
 
 class ClientGone(Exception):
@@ -17,6 +26,12 @@ class ClientGone(Exception):
 def request_id(headers: Headers) -> bytes:
     """The client's ``X-Request-Id`` when it is a usable one, else a new id."""
     return sent_request_id(headers) or new_request_id()
+
+
+def served_request_id(headers: Headers) -> bytes:
+    """The id of the request being served: the one its server span made (tracing on: the span,
+    the log lines and the answer carry one id, made once), else ``request_id``."""
+    return SERVED.get().request_id or request_id(headers)
 
 
 def sent_request_id(headers: Headers) -> bytes | None:

@@ -27,11 +27,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tollgate_common.http.exchange import Handler
 from tollgate_common.ledger import Decision
 from tollgate_common.tracing import HeadSampler, ServerSpans, named, recording
-from tollgate_common.types import Headers
 from tollgate_gateway.auth import Authorizer
 from tollgate_gateway.cache import Cached, ResponseCache
 from tollgate_gateway.outcome import Verdict
-from tollgate_gateway.request import Incoming, Reply, new_request_id, sent_request_id
+from tollgate_gateway.request import Incoming, Reply, request_id
 from tollgate_gateway.strategies import Attempt
 from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
@@ -45,7 +44,8 @@ class GatewayTracing:
 
     def __init__(self, tracer: trace.Tracer, heads: HeadSampler | None = None) -> None:
         self.tracer = tracer
-        self._server = ServerSpans(tracer, kept_request_id, heads)
+        # The request id is made once, here, and the proxy takes it from served.SERVED (request.py).
+        self._server = ServerSpans(tracer, request_id, heads)
 
     def server(self, handler: Handler) -> Handler:
         return self._server.wrap(handler)
@@ -136,17 +136,6 @@ class Attempts:
             self.inflight -= 1
             context.detach(token)
             span.end()
-
-
-def kept_request_id(headers: Headers) -> bytes:
-    """The request's id; one made here is added to its headers, so the proxy, which reads it
-    again, answers and logs the same id the span and the log lines carry."""
-    sent = sent_request_id(headers)
-    if sent is not None:
-        return sent
-    rid = new_request_id()  # none sent, or not a usable one
-    headers.append((b"x-request-id", rid))
-    return rid
 
 
 @functools.lru_cache(maxsize=1024)
