@@ -255,6 +255,37 @@ def test_failed_request_logs_its_trace_and_carries_it_in_the_event(
     assert events[-1]["traceparent"].split("-")[1] == trace_id
 
 
+def test_a_refund_joins_the_trace_of_the_request_that_owed_it(
+    traced: Stack, jaeger: Jaeger
+) -> None:
+    """Every upstream of the route fails, so the charge is refunded off the response path: the
+    refund is a span of the request's trace, and auth's server span of the refund RPC is its
+    child (over HTTP); in AUTH_MODE=redis it is an internal span with the ledger's Redis call."""
+    _, key = traced.new_key(100)
+    tp, trace_id, _ = new_traceparent()
+    r, _ = send(traced.gateways[0], "/broken/REFUND1", key, tp)
+    assert r.status_code == 502
+    trace = jaeger.wait_trace(trace_id, {GATEWAY, AUTH}, min_spans=5, want="POST /v1/refund")
+    (authorize,) = spans_named(trace, GATEWAY, "authorize")
+    (refund,) = spans_named(trace, GATEWAY, "refund")
+    (auth_refund,) = spans_named(trace, AUTH, "POST /v1/refund")
+    assert trace_id == refund["traceID"]
+    assert parent_of(auth_refund) == refund["spanID"]
+    assert tags(refund)["tollgate.charge_id"] == tags(authorize)["tollgate.charge_id"]
+    assert tags(refund)["tollgate.refund.attempt"] == 1
+    assert tags(refund)["span.kind"] == "client"
+
+    tp, trace_id, _ = new_traceparent()
+    r, _ = send(traced.gateways[1], "/broken/REFUND2", key, tp)
+    assert r.status_code == 502
+    trace = jaeger.wait_trace(trace_id, {GATEWAY}, min_spans=4, want="refund")
+    (refund,) = spans_named(trace, GATEWAY, "refund")
+    assert tags(refund)["span.kind"] == "internal"
+    assert [f["value"] for log in refund["logs"] for f in log["fields"] if f["key"] == "event"] == [
+        "redis EVALSHA"
+    ]
+
+
 def test_no_span_holds_the_key(traced: Stack, jaeger: Jaeger) -> None:
     """Keys in the query, in X-API-Key and as a bearer token: none of them in any span, tag,
     event or process of any stored trace, of either service."""

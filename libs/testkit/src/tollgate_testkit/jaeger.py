@@ -80,17 +80,26 @@ class Jaeger:
         return data[0] if data else None
 
     def wait_trace(
-        self, trace_id: str, services: set[str], min_spans: int, timeout: float = 30.0
+        self,
+        trace_id: str,
+        services: set[str],
+        min_spans: int,
+        timeout: float = 30.0,
+        want: str = "",
     ) -> dict[str, Any]:
         """The trace once it holds ``min_spans`` spans from each of ``services`` (batches from
-        several processes arrive apart)."""
+        several processes arrive apart) and, if given, a span whose name starts with ``want``
+        (work done after the answer, such as a refund, is exported later than the rest)."""
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             last = self.trace(trace_id)
             if last is not None:
                 seen = {service_of(last, s) for s in last["spans"]}
-                if services <= seen and len(last["spans"]) >= min_spans:
+                named = not want or any(
+                    str(s["operationName"]).startswith(want) for s in last["spans"]
+                )
+                if services <= seen and len(last["spans"]) >= min_spans and named:
                     return last
             time.sleep(0.2)
         raise AssertionError(f"trace {trace_id} incomplete after {timeout}s: {last}")

@@ -112,7 +112,7 @@ class Gateway:
             if authorizer is not None:
                 authorizer = traced.authorizer(authorizer, s.auth_mode)
         spool = Spool(Path(s.refund_spool_file) if s.refund_spool_file else None)
-        refunds = Refunds(authorizer, redis, self.metrics, s.refund_sweep_seconds, spool)
+        refunds = Refunds(authorizer, redis, self.metrics, s.refund_sweep_seconds, spool, traced)
         cache = ResponseCache(
             lean, LocalTier(s.cache_local_entries, s.cache_local_bytes), s.redis_backoff_seconds
         )

@@ -21,6 +21,11 @@ safe. Each is tried at once, off the response path; one that does not land is
 On SIGTERM the queue gets the shutdown grace to land what it holds; what is left stays parked (or
 spooled).
 
+Tracing on, a refund joins the trace of the request that owed it: ``submit`` runs in the request
+and keeps its trace context, and each try runs in a ``refund`` span of that trace (tracing.py),
+under which the call to auth carries it on. A swept or spooled refund has no request here and
+runs untraced.
+
 Limits (stated in the README too): a refund must land within ``CHARGE_TTL_SECONDS`` (the charge
 record expires); a spooled refund is lost with its pod (the chart keeps the spool on the pod's
 emptyDir); and a SIGKILL of the gateway loses the refunds of requests in flight at that moment
@@ -42,6 +47,7 @@ from tollgate_common.redis.commands import Client
 from tollgate_gateway.auth import Authorizer, RefundNotLanded
 from tollgate_gateway.metrics import Metrics
 from tollgate_gateway.spool import Spool
+from tollgate_gateway.tracing import GatewayTracing, TraceContext
 
 log = logging.getLogger(__name__)
 PENDING_KEY = "tollgate:gateway:refunds:pending"
@@ -65,6 +71,7 @@ class Refunds:
         metrics: Metrics,
         sweep_seconds: float,
         spool: Spool,
+        traced: GatewayTracing | None = None,
     ) -> None:
         self.authorizer = authorizer  # None: no auth, so nothing is ever owed (never started)
         self.redis = redis  # redis-py: parking is off the hot path
@@ -78,6 +85,8 @@ class Refunds:
         # only for tollgate_gateway_credits_refunded_total
         self.what: dict[str, tuple[str, int]] = {}
         self.status: dict[str, str] = {}  # charge id -> status class the client saw (usage)
+        self.traced = traced
+        self.traces: dict[str, TraceContext] = {}  # charge id -> its request's trace context
         self._inflight: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -95,6 +104,10 @@ class Refunds:
             self.what[charge_id] = (route, cost)
         if status_class:
             self.status[charge_id] = status_class
+        if self.traced is not None:
+            found = self.traced.trace_context()
+            if found is not None:
+                self.traces[charge_id] = found
         self.due[charge_id] = 0.0
         self.attempts[charge_id] = 0
         self._count()
@@ -148,7 +161,15 @@ class Refunds:
         m = self.metrics
         assert self.authorizer is not None, "refunds are started only with an authorizer"
         try:
-            refunded = await self.authorizer.refund(charge_id, self.status.get(charge_id, ""))
+            found = self.traces.get(charge_id)
+            traced = self.traced
+            span = (
+                traced.refund_span(found, charge_id, self.attempts.get(charge_id, 0) + 1)
+                if traced is not None and found is not None
+                else contextlib.nullcontext()
+            )
+            with span:
+                refunded = await self.authorizer.refund(charge_id, self.status.get(charge_id, ""))
         except RefundNotLanded as exc:
             n = self.attempts[charge_id] = self.attempts.get(charge_id, 0) + 1
             m.child(m.refunds, "retry").inc()
@@ -164,6 +185,7 @@ class Refunds:
         m.child(m.refunds, "refunded" if refunded else "absent").inc()
         route, cost = self.what.pop(charge_id, ("", 0))
         self.status.pop(charge_id, None)
+        self.traces.pop(charge_id, None)
         if refunded and cost:
             m.child(m.credits_refunded, route).inc(cost)
         self.due.pop(charge_id, None)

@@ -15,9 +15,10 @@ reason and plan, never the key or the client's headers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +27,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tollgate_common.http.exchange import Handler
 from tollgate_common.ledger import Decision
-from tollgate_common.tracing import HeadSampler, ServerSpans, named, recording
+from tollgate_common.tracing import (
+    HeadSampler,
+    ServerSpans,
+    current_traceparent,
+    extract,
+    named,
+    recording,
+)
 from tollgate_gateway.auth import Authorizer
 from tollgate_gateway.cache import Cached, ResponseCache
 from tollgate_gateway.outcome import Verdict
@@ -36,6 +44,7 @@ from tollgate_gateway.upstreams import CompiledRoute, Upstream
 
 # proxy._attempt's answer for an endpoint whose half-open probe another request holds
 SKIPPED_PREFIX = "ejected"
+TraceContext = tuple[str, str]  # traceparent, tracestate ("" for none)
 
 
 class GatewayTracing:
@@ -46,6 +55,7 @@ class GatewayTracing:
         self.tracer = tracer
         # The request id is made once, here, and the proxy takes it from served.SERVED (request.py).
         self._server = ServerSpans(tracer, request_id, heads)
+        self.ledger = False
 
     def server(self, handler: Handler) -> Handler:
         return self._server.wrap(handler)
@@ -54,6 +64,7 @@ class GatewayTracing:
         named(route)
 
     def authorizer(self, inner: Authorizer, mode: str) -> Authorizer:
+        self.ledger = mode == "redis"  # the refunds' spans: the ledger in-process, or auth's RPC
         return TracedAuthorizer(inner, self.tracer, mode)
 
     def cache_get(self, cache: ResponseCache, key: bytes) -> Awaitable[Cached | None]:
@@ -72,6 +83,29 @@ class GatewayTracing:
                 tier = "redis" if hit is not None else "none"
             span.set_attribute("tollgate.cache.hit_tier", tier)
             return hit
+
+    def trace_context(self) -> TraceContext | None:
+        """The current request's trace context, for work done for it later (a refund); None
+        outside a trace."""
+        traceparent, tracestate = current_traceparent()
+        return (traceparent, tracestate) if traceparent else None
+
+    @contextlib.contextmanager
+    def refund_span(self, found: TraceContext, charge_id: str, attempt: int) -> Iterator[None]:
+        """One try of a refund, as a span of the trace of the request that owed it (its
+        parent-based sampling decides, as for the request: an unsampled one stays unsampled).
+        A try that does not land is an error; the queue tries again in a span of its own."""
+        parent = extract([(b"traceparent", found[0].encode()), (b"tracestate", found[1].encode())])
+        kind = SpanKind.INTERNAL if self.ledger else SpanKind.CLIENT
+        with self.tracer.start_as_current_span(
+            "refund",
+            parent,
+            kind,
+            attributes={"tollgate.charge_id": charge_id, "tollgate.refund.attempt": attempt},
+        ) as span:
+            if self.ledger:
+                span.add_event("redis EVALSHA", {"db.system.name": "redis"})
+            yield
 
     def attempts(
         self, compiled: CompiledRoute, method: str, candidates: list[Upstream]
@@ -223,4 +257,11 @@ class TracedAuthorizer:
         await self.inner.aclose()
 
 
-__all__ = ["Attempts", "GatewayTracing", "Incoming", "Reply", "TracedAuthorizer"]
+__all__ = [
+    "Attempts",
+    "GatewayTracing",
+    "Incoming",
+    "Reply",
+    "TraceContext",
+    "TracedAuthorizer",
+]
