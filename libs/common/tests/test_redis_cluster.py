@@ -4,9 +4,12 @@ by create_lean) and redis-py's (create_redis); MOVED, ASK and a forgotten script
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tollgate_common.contracts.cachekeys import Purge, entry_key, purge
 from tollgate_common.redis.client import LuaScript, answers, create_lean, create_redis
@@ -169,3 +172,26 @@ async def test_a_node_restart_is_survived(
     await asyncio.to_thread(node.restart)
     await asyncio.to_thread(redis_cluster.wait_ok)
     assert await script(lean, [key], []) == 2
+
+
+async def test_redis_py_does_not_resend_after_a_timeout(redis_cluster: RedisClusterNodes) -> None:
+    """A node that stops answering past the socket timeout: the command fails with a timeout and
+    is not sent again (stock redis-py 8.1 would, and the write would apply twice once the node
+    goes on)."""
+    node = redis_cluster.nodes[2]
+    key = keys_on_every_node(redis_cluster, per_node=1)[node.port][0]
+    client = create_redis(redis_cluster.url)
+    try:
+        await client.set(key, 0)
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        try:
+            # the node goes on after the client's 2 s timeout, with the INCR still unread
+            asyncio.get_running_loop().call_later(2.5, os.kill, node.proc.pid, signal.SIGCONT)
+            with pytest.raises(RedisTimeoutError):
+                await client.incr(key)
+            await asyncio.sleep(1.0)  # the resumed node runs what it had received
+        finally:
+            os.kill(node.proc.pid, signal.SIGCONT)
+        assert node.client.get(key) == "1"
+    finally:
+        await client.aclose()

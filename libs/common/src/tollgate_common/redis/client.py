@@ -35,6 +35,13 @@ class RedisCluster(aioredis.RedisCluster):
         SlotNotCoveredError,
     )
 
+    async def aclose(self) -> None:
+        """Close every connection, also after a ConnectionError or timeout: redis-py 8.1 marks
+        the client for re-initialization then, and its aclose() closes nothing while so marked
+        (the sockets leak)."""
+        self._initialize = False
+        await super().aclose()
+
 
 AnyRedis = aioredis.Redis | aioredis.RedisCluster
 """What ``create_redis`` returns: one server's pool, or redis-py's Redis Cluster client."""
