@@ -113,10 +113,9 @@ def parse_redis_url(url: str, setting: str = "the Redis URL") -> RedisTarget:
     mode = SCHEMES.get(parts.scheme.lower())
     if mode is None:
         scheme = parts.scheme or "(none)"
-        raise bad(
-            f"unsupported scheme {scheme!r}: use redis://, rediss:// (TLS),"
-            " redis+cluster:// or rediss+cluster:// (a Redis Cluster)"
-        )
+        # the message as before the cluster schemes (a one-server deployment's operator reads
+        # it; the cluster ones are in the docstring and the README)
+        raise bad(f"unsupported scheme {scheme!r}: use redis:// or rediss:// (TLS)")
     tls, cluster = mode
     if parts.query or parts.fragment:
         names = sorted({kv.split("=", 1)[0] for kv in parts.query.split("&") if kv})
