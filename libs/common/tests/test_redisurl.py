@@ -55,6 +55,8 @@ def test_password_is_not_in_the_repr() -> None:
         ("redis://u:s3cret@h/zero", "database number"),
         ("redis://u:s3cret@h:port/0", "not a valid URL"),
         ("redis://user@h", "a username needs a password"),
+        ("redis+cluster://u:s3cret@h:7000/1", "only database 0"),
+        ("redis+sentinel://u:s3cret@h", "unsupported scheme 'redis+sentinel'"),
     ],
 )
 def test_refused_urls_name_the_setting_not_the_password(url: str, problem: str) -> None:
@@ -65,3 +67,31 @@ def test_refused_urls_name_the_setting_not_the_password(url: str, problem: str) 
     assert msg.startswith("TOLLGATE_GATEWAY_REDIS_URL: ")
     assert problem in msg
     assert "s3cret" not in msg
+
+
+def test_a_cluster_url_names_a_seed_node() -> None:
+    """redis+cluster:// is a cluster's seed node, plain TCP, db 0; a /0 is accepted."""
+    t = parse_redis_url("redis+cluster://:pw@node-0:7000/0")
+    assert (t.host, t.port, t.db, t.tls, t.cluster) == ("node-0", 7000, 0, False, True)
+    assert t.auth_args() == ("pw",)
+
+
+def test_rediss_cluster_is_tls_on_every_node() -> None:
+    """rediss+cluster:// verifies each node as rediss:// does, and a node keeps the credentials."""
+    t = parse_redis_url("rediss+cluster://u:pw@seed")
+    assert (t.port, t.tls, t.cluster) == (6379, True, True)
+    kwargs = t.redis_py_cluster_kwargs()
+    assert (kwargs["ssl"], kwargs["ssl_cert_reqs"], kwargs["ssl_check_hostname"]) == (
+        True,
+        "required",
+        True,
+    )
+    node = t.at("10.0.0.7", 7001)
+    assert (node.host, node.port, node.tls, node.cluster) == ("10.0.0.7", 7001, True, False)
+    assert node.auth_args() == ("u", "pw")
+
+
+def test_a_plain_url_is_not_a_cluster() -> None:
+    """redis:// and rediss:// stay one server."""
+    assert not parse_redis_url("redis://h").cluster
+    assert not parse_redis_url("rediss://h").cluster

@@ -17,6 +17,7 @@ import redis
 from tollgate_testkit.pki import make_server_pki
 from tollgate_testkit.provider import Provider, RedisHandle, from_env
 from tollgate_testkit.receivers import SmtpServer, UsageReceiver, WebhookReceiver
+from tollgate_testkit.redis_cluster import RedisClusterNodes
 from tollgate_testkit.redis_server import AclUser, ClusterRedisServer, RedisServer
 from tollgate_testkit.upstreams import DemoUpstream
 from tollgate_testkit.upstreams import Upstream as Upstream  # where the tests import it from
@@ -79,6 +80,27 @@ def cluster_redis_url(cluster_redis_server: ClusterRedisServer) -> str:
     client.flushall()
     client.close()
     return cluster_redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A real three-primary Redis Cluster on loopback for the session (tests may move slots
+    between its nodes and restart them: ``redis_cluster`` settles and empties it)."""
+    nodes = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster"), size=3)
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_session: RedisClusterNodes) -> RedisClusterNodes:
+    """The session's three-node Redis Cluster, every node up and agreeing, emptied before the
+    test; ``redis_cluster.url`` is its ``redis+cluster://`` URL."""
+    for node in redis_cluster_session.nodes:
+        if not node.proc.alive():  # a test may have stopped one
+            node.restart()
+    redis_cluster_session.wait_ok()
+    redis_cluster_session.flushall()
+    return redis_cluster_session
 
 
 @pytest.fixture

@@ -61,9 +61,8 @@ from tollgate_common.ledger.alerts import events_for
 from tollgate_common.ledger.decision import denied, to_wire
 from tollgate_common.ledger.ledger import ME_ROUTE
 from tollgate_common.ledger.migration import migrate_all
-from tollgate_common.redis.client import answers, create_redis, describe
+from tollgate_common.redis.client import Lean, answers, create_lean, create_redis, describe
 from tollgate_common.redis.commands import Client
-from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import in_trace, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class Service:
         self.admin_token = settings.admin_token or "dev-" + secrets.token_urlsafe(24)
         self.metrics = Metrics()
         self.redis: Client | None = None
-        self.lean: LeanRedis | None = None
+        self.lean: Lean | None = None
         self.store: Store | None = None
         self.ledger: Ledger | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -86,7 +85,7 @@ class Service:
         self.redis = redis = create_redis(self.settings.redis_url)
         # authorize/refund run on every gateway request: the lean client costs about half of
         # redis-py's CPU per round trip (tollgate_common/redis/resp.py has the numbers).
-        self.lean = lean = LeanRedis(self.settings.redis_url)
+        self.lean = lean = create_lean(self.settings.redis_url)
         self.store = Store(redis, self.settings.key_pepper, self.settings.charge_ttl_seconds)
         self.ledger = Ledger(lean, self.settings)
         self._spawn(self._start_up(redis, self.store))

@@ -25,9 +25,8 @@ from starlette.exceptions import HTTPException
 from tollgate_common.http import asgibridge
 from tollgate_common.http.exchange import error_body
 from tollgate_common.http.server import HttpServer, Limits
-from tollgate_common.redis.client import answers, create_redis
+from tollgate_common.redis.client import Lean, answers, create_lean, create_redis
 from tollgate_common.redis.commands import Client
-from tollgate_common.redis.resp import LeanRedis
 from tollgate_common.tracing import Tracing, setup_tracing
 from tollgate_gateway.auth import create_authorizer
 from tollgate_gateway.cache import LocalTier, ResponseCache
@@ -62,7 +61,7 @@ class Gateway:
         self.tracing: Tracing | None = None
         self.follower: RedisFollower | None = None
         self.redis: Client | None = None  # redis-py: the route table follower and the event sink
-        self.lean: LeanRedis | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
+        self.lean: Lean | None = None  # the cache tier and, in AUTH_MODE=redis, the ledger
         self.admin = create_admin(self)
         self.address = (settings.host, settings.port)
         # With an admin port, the public port answers only the proxy path and the probes:
@@ -99,7 +98,7 @@ class Gateway:
         self.redis = redis = create_redis(s.redis_url)
         # The two per-request Redis paths (cache tier, credit ledger) use the lean client:
         # redis-py costs ~2x its CPU per round trip (tollgate_common/redis/resp.py has the numbers).
-        self.lean = lean = LeanRedis(s.redis_url)
+        self.lean = lean = create_lean(s.redis_url)
         pool = UpstreamPool(
             max_per_origin=s.upstream_max_connections,
             connect_timeout=s.upstream_connect_timeout_seconds,

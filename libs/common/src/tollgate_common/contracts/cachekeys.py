@@ -15,6 +15,7 @@ holds. A purge deletes what the pattern matches in Redis and then publishes itse
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,15 +81,19 @@ class Purge(BaseModel):
 
 async def purge(redis: Client, p: Purge) -> int:
     """Delete the entries ``p`` names from Redis (SCAN in bounded steps, UNLINK per step), then
-    tell every gateway. Returns how many keys were deleted."""
+    tell every gateway. Returns how many keys were deleted.
+
+    ``scan_iter``, not a loop over ``scan``'s cursor: on a Redis Cluster redis-py's SCAN asks
+    every primary and answers a cursor per node; its ``scan_iter`` walks them all (and its
+    UNLINK splits the keys by slot)."""
     deleted = 0
-    cursor: int = 0
-    pattern = match_pattern(p.route, p.prefix)
-    while True:
-        cursor, keys = await redis.scan(cursor, match=pattern, count=SCAN_COUNT)
-        if keys:
-            deleted += int(await redis.unlink(*keys))
-        if int(cursor) == 0:
-            break
+    batch: list[Any] = []
+    async for key in redis.scan_iter(match=match_pattern(p.route, p.prefix), count=SCAN_COUNT):
+        batch.append(key)
+        if len(batch) >= SCAN_COUNT:
+            deleted += int(await redis.unlink(*batch))
+            batch = []
+    if batch:
+        deleted += int(await redis.unlink(*batch))
     await redis.publish(PURGE_CHANNEL, p.dumps())
     return deleted

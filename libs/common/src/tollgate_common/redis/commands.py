@@ -19,7 +19,7 @@ use of its two.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from redis.commands.core import AsyncScript
@@ -115,6 +115,10 @@ class Client(Strings, Protocol):
     def scan(
         self, cursor: int = 0, /, *, match: Key | None = None, count: int | None = None
     ) -> Awaitable[Any]: ...
+
+    def scan_iter(
+        self, match: Key | None = None, count: int | None = None
+    ) -> AsyncIterator[Any]: ...
 
     def sscan(
         self, name: Key, cursor: int = 0, /, *, match: Key | None = None, count: int | None = None
@@ -230,10 +234,17 @@ class Client(Strings, Protocol):
 if TYPE_CHECKING:  # mypy (make lint) checks that the real clients satisfy their Protocols
     import redis.asyncio as aioredis
 
+    from tollgate_common.redis.cluster import LeanCluster
     from tollgate_common.redis.resp import LeanRedis
 
     def _pool_is_a_client(pool: aioredis.Redis) -> Client:
         return pool
+
+    def _cluster_is_a_client(cluster: aioredis.RedisCluster) -> Client:
+        return cluster
+
+    def _lean_cluster_is_strings(lean: LeanCluster) -> Strings:
+        return lean
 
     def _lean_is_strings(lean: LeanRedis) -> Strings:
         return lean

@@ -100,8 +100,13 @@ def _expire(conn: _Conn, fut: asyncio.Future[Any]) -> None:
 
 
 class LeanRedis:
-    def __init__(self, url: str, connect_timeout: float = 1.0, timeout: float = 2.0) -> None:
-        self.target: RedisTarget = parse_redis_url(url)
+    def __init__(
+        self, url: str | RedisTarget, connect_timeout: float = 1.0, timeout: float = 2.0
+    ) -> None:
+        """``url``: a URL (url.py) or a target, as the cluster client names its nodes."""
+        self.target: RedisTarget = url if isinstance(url, RedisTarget) else parse_redis_url(url)
+        if self.target.cluster:  # one connection cannot follow MOVED: cluster.LeanCluster can
+            raise ValueError("a Redis Cluster URL needs the cluster client (create_lean)")
         self.host = self.target.host
         self.port = self.target.port
         self._ssl = self.target.ssl_context()  # one context for every reconnect
@@ -171,6 +176,27 @@ class LeanRedis:
             # keep a connection whose replies stopped coming (issue 11: a lost reply shifted
             # every later reply onto the caller before it, each caller then gave up, forever).
             raise
+        except BaseException:
+            timer.cancel()
+            raise
+        timer.cancel()
+        return result
+
+    async def asking(self, *args: Any) -> Any:
+        """A command after ASKING, in one write (Redis Cluster's ASK redirection: the node
+        importing a slot serves the next command of this connection only if ASKING came just
+        before it, so nothing else may be written between the two)."""
+        conn = await self._get()
+        asked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = asked.get_loop().create_future()
+        conn.waiters += (asked, fut)
+        assert conn.transport is not None
+        conn.transport.write(encode("ASKING") + encode(*args))
+        timer = fut.get_loop().call_later(self.timeout, _expire, conn, fut)
+        try:
+            _, result = await asyncio.gather(asked, fut)  # gather retrieves both errors
+        except asyncio.CancelledError:
+            raise  # the timer stays, as in execute()
         except BaseException:
             timer.cancel()
             raise
