@@ -61,7 +61,7 @@ async def give(redis_url: str) -> AsyncIterator[Give]:
         if refilled_at is not None:
             record[REFILLED_AT] = refilled_at
         await client.hset(RECORD, mapping=record)
-        await PlanCopies().sync(client, RECORD, plan_copy_key(KEY_ID), KEY_ID)
+        await PlanCopies().sync(client, RECORD, plan_copy_key(KEY_ID))
         return ledger
 
     yield make
