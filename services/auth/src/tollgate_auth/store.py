@@ -1,19 +1,21 @@
 """Keys, plans and credits in Redis: the only module of the auth service that talks to Redis.
 
 The hot path (authorize, refund) is tollgate_common.ledger.Ledger: one EVALSHA each, called by
-the service directly. The admin calls here are not on the hot path. The writes that must not race
-each other are small Lua scripts, atomic in Redis: a key is attached to a plan only while the plan
-exists, a plan is deleted only while no live key uses it, and a balance changes only within
-0..MAX_CREDITS. Unlike authorize.lua and refund.lua (one slot per API key, tollgate_common
-.ledger.layout) they still touch keys of several slots (the key record with the global indexes and
-plans): the admin path wants one Redis or a primary with replicas.
+the service directly. The admin calls here are not on the hot path. Redis Cluster (issue 13):
+every script and command here is on one slot (the key's own names share its tag, ledger/layout
+.py; the plan, the sets, id -> hash and the expiry index are one key each), so what the earlier
+multi-slot scripts guarded by atomicity is kept by the order of single-slot steps: a key is
+attached to a plan only while the plan exists and a plan is deleted only while no live key uses
+it (``create_key`` and ``delete_plan`` argue it), a plan is replaced in one step and its copies
+converge on its last version (ledger/plancopy.py), and a balance changes only within
+0..MAX_CREDITS (one script on the record).
 
 Plans: the authorize step reads a key's copy of its plan (ledger/plancopy.py), written here
 whenever a key gets a plan (create, patch) and fanned out over the plan's member set whenever the
 plan changes (``put_plan``: one small script per key on the plan, so an update of a plan with
 100k keys is 100k script calls, in pipelined pages, on the admin path; the keys see the new plan
 one by one within that time). Keys of the untagged layout move on first touch here
-(ledger/migration.py) as they do in the ledger.
+(ledger/migration.py) as they do in the ledger, on one plain Redis only.
 """
 
 from __future__ import annotations

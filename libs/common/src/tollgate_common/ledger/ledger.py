@@ -142,8 +142,9 @@ class Ledger:
         that started before the mark probes on for at most that long: harmless, the probe is
         what it did before. What the mark cannot see is a writer of the old layout still running
         after it (an auth replica of before issue 13, mid-rollout): keys it creates then are
-        refused until the next start-up's migration, so the rollout finishes before old
-        replicas create keys again (README, issue 13)."""
+        refused until an admin call on the key moves it (auth's store does on every touch) or
+        the mark is deleted (the next start-up walks again): finish the rollout before creating
+        keys (README "Known gaps")."""
         now = time.monotonic()
         if now >= self._legacy_until:
             mark = await _GET(self.redis, [layout.LAYOUT_VERSION], [])
