@@ -157,3 +157,14 @@ async def test_racing_credit_adds_stay_within_the_bounds(stores: list[Store]) ->
     applied = await asyncio.gather(*steps)
     assert 0 <= (await a.get_key(k.id)).credits <= MAX_CREDITS
     assert (await a.get_key(k.id)).credits == start + sum(applied)
+
+
+async def test_listing_plans_during_deletions_never_fails(stores: list[Store]) -> None:
+    """A plan listed while it is deleted is either listed whole or left out, never a 404."""
+    a, b, _ = stores
+    for n in range(ROUNDS):
+        await a.put_plan(Plan(name=f"l{n}", rate=0, burst=1))
+    listed = asyncio.gather(*(b.list_plans() for _ in range(ROUNDS)))
+    await asyncio.gather(*(a.delete_plan(f"l{n}") for n in range(ROUNDS)))
+    for plans in await listed:
+        assert {p.name for p in plans} <= {f"l{n}" for n in range(ROUNDS)}

@@ -469,8 +469,15 @@ class Store:
         )
 
     async def list_plans(self) -> list[Plan]:
-        names = sorted(m.decode() for m in await self.redis.smembers(PLANS_SET))
-        return [await self.get_plan(n) for n in names]
+        """The plans of the plans set; one deleted meanwhile is left out (a deletion drops the
+        plan before its name, put_plan writes the plan before the name)."""
+        out = []
+        for name in sorted(m.decode() for m in await self.redis.smembers(PLANS_SET)):
+            try:
+                out.append(await self.get_plan(name))
+            except NotFound:
+                continue
+        return out
 
     async def delete_plan(self, name: str) -> None:
         """Delete a plan no live (unrevoked) key uses: a key whose plan is gone would be served
