@@ -55,7 +55,8 @@ async def give(redis_url: str) -> AsyncIterator[Give]:
         plan: dict[str, Any] = {"rate": 0, "burst": 1}
         if refill is not None:
             plan.update(refill.to_fields())
-        await client.delete(plan_key("p"), RECORD)
+        for name in (plan_key("p"), RECORD):  # two slots: one DEL each
+            await client.delete(name)
         await client.hset(plan_key("p"), mapping=plan)
         record: dict[str, Any] = {"id": KEY_ID, "credits": credits, "plan": "p"}
         if refilled_at is not None:
