@@ -168,3 +168,116 @@ async def test_listing_plans_during_deletions_never_fails(stores: list[Store]) -
     await asyncio.gather(*(a.delete_plan(f"l{n}") for n in range(ROUNDS)))
     for plans in await listed:
         assert {p.name for p in plans} <= {f"l{n}" for n in range(ROUNDS)}
+
+
+class SlowWrites:
+    """A replica whose calls of one of its scripts (``script``, an attribute of the Store: the
+    record write by default) stall at a gate, as on a slow auth pod: the real client underneath,
+    every other command passed through at once."""
+
+    def __init__(self, redis: Any, store: Store, script: str = "_write_record") -> None:
+        self._redis = redis
+        self._store = store
+        self._script = script
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._redis, name)
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        script: Any = self._store
+        for part in self._script.split("."):
+            script = getattr(script, part)
+        if sha == script.sha and not self.go.is_set():
+            self.reached.set()
+            await self.go.wait()
+        return await self._redis.evalsha(sha, numkeys, *keys_and_args)
+
+
+def slowed(store: Store, script: str = "_write_record") -> tuple[Store, SlowWrites]:
+    slow = Store(store.redis, pepper="")
+    gate = SlowWrites(store.redis, slow, script)
+    slow.redis = gate
+    return slow, gate
+
+
+async def test_a_create_whose_write_lands_after_the_delete_is_undone(stores: list[Store]) -> None:
+    """The worst order: the create checked the plan before the deletion's mark, the deletion
+    walked the keys before the create's record existed and deleted the plan, then the record
+    lands. The check after the write sees it: 404, and no live key is left on the deleted plan."""
+    a, b, _ = stores
+    await b.put_plan(Plan(name="p", rate=0, burst=1))
+    slow, gate = slowed(a)
+    create = asyncio.create_task(outcome(slow.create_key(KeyCreate(credits=1, plan="p"))))
+    await gate.reached.wait()
+    await b.delete_plan("p")
+    gate.go.set()
+    assert await create == "404"
+    assert await b.redis.exists(plan_key("p")) == 0
+    assert await live_on(b, "p") == []
+    assert await b.key_ids() == []
+
+
+async def test_a_patch_whose_write_lands_after_the_delete_is_undone(stores: list[Store]) -> None:
+    """The same order for a key moved onto the plan: 404, and the key is back on its old plan
+    with that plan's copy."""
+    a, b, _ = stores
+    await b.put_plan(Plan(name="home", rate=0, burst=7))
+    await b.put_plan(Plan(name="p", rate=0, burst=1))
+    k = await b.create_key(KeyCreate(credits=1, plan="home"))
+    slow, gate = slowed(a)
+    patch = asyncio.create_task(outcome(slow.patch_key(k.id, KeyPatch(plan="p", name="n"))))
+    await gate.reached.wait()
+    await b.delete_plan("p")
+    gate.go.set()
+    assert await patch == "404"
+    assert await b.redis.exists(plan_key("p")) == 0
+    info = await b.get_key(k.id)
+    assert (info.plan, info.name) == ("home", "")
+    assert await b.redis.hget(plan_copy_key(k.id), "burst") == b"7"
+
+
+async def test_a_create_between_the_walk_and_the_delete_is_refused(stores: list[Store]) -> None:
+    """The other order: the deletion marked the plan and walked the keys, and a whole create
+    runs before the plan goes. The create sees the mark: 404, the deletion goes through."""
+    a, b, _ = stores
+    await b.put_plan(Plan(name="p", rate=0, burst=1))
+    slow, gate = slowed(a, "_end_deleting")
+    delete = asyncio.create_task(outcome(slow.delete_plan("p")))
+    await gate.reached.wait()
+    assert await outcome(b.create_key(KeyCreate(credits=1, plan="p"))) == "404"
+    gate.go.set()
+    assert await delete == "ok"
+    assert await b.redis.exists(plan_key("p")) == 0
+    assert await b.key_ids() == []
+
+
+async def test_a_stale_fan_out_never_takes_a_copy_back(stores: list[Store]) -> None:
+    """An update whose fan-out stalls while a later update fans out in full: when the first
+    resumes, the keys' copies keep the later plan (the copy never goes to a lower version)."""
+    a, b, _ = stores
+    await b.put_plan(Plan(name="p", rate=0, burst=1))
+    k = await b.create_key(KeyCreate(credits=1, plan="p"))
+    slow, gate = slowed(a, "_copies._write")
+    first = asyncio.create_task(slow.put_plan(Plan(name="p", rate=0, burst=2)))
+    await gate.reached.wait()
+    await b.put_plan(Plan(name="p", rate=0, burst=3))
+    gate.go.set()
+    await first
+    assert await b.redis.hget(plan_copy_key(k.id), "burst") == b"3"
+    assert await b.redis.hget(plan_key("p"), "burst") == b"3"
+
+
+async def test_a_create_that_read_an_older_plan_ends_with_the_newer(stores: list[Store]) -> None:
+    """A create read the plan, an update fanned out before the create's record existed (so it
+    skipped the key), then the record lands: the create's check copies the newer plan."""
+    a, b, _ = stores
+    await b.put_plan(Plan(name="p", rate=0, burst=1))
+    slow, gate = slowed(a)
+    create = asyncio.create_task(slow.create_key(KeyCreate(credits=1, plan="p")))
+    await gate.reached.wait()
+    await b.put_plan(Plan(name="p", rate=0, burst=5))
+    gate.go.set()
+    k = await create
+    assert await b.redis.hget(plan_copy_key(k.id), "burst") == b"5"
