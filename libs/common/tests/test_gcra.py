@@ -29,7 +29,7 @@ async def plan(redis_url: str) -> AsyncIterator[Callable[[float, int], Awaitable
         record = {"id": "gcragcra", "credits": 1000, "plan": "p"}
         await client.hset(record_key("gcragcra", key_hash(KEY)), mapping=record)
         copy = plan_copy_key("gcragcra")
-        await PlanCopies().sync(client, record_key("gcragcra", key_hash(KEY)), copy, "gcragcra")
+        await PlanCopies().sync(client, record_key("gcragcra", key_hash(KEY)), copy)
 
         async def ask(now_ms: int) -> Decision:
             return await ledger.authorize(KEY, "/x", 1, "10.0.0.1", now_ms=T0 + now_ms)

@@ -14,6 +14,9 @@ from tollgate_common.contracts.events import USAGE_STREAM_KEY, UsageEvent, Usage
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import (
+    KEYS_SET,
+    LAYOUT,
+    LAYOUT_VERSION,
     authorize_keys,
     invalid_key,
     plan_copy_key,
@@ -21,6 +24,7 @@ from tollgate_common.ledger.layout import (
     refund_keys,
     usage_key,
 )
+from tollgate_common.ledger.migration import migrate_all, on_cluster
 from tollgate_common.ledger.refill import REFILLED_AT, Refill
 from tollgate_common.redis.client import create_redis
 from tollgate_common.redis.resp import LeanRedis
@@ -176,3 +180,35 @@ async def test_a_script_across_slots_is_refused_here(cluster_redis_url: str) -> 
             await admin.eval("return redis.call('MGET', KEYS[1], KEYS[2])", 2, "a", "b")
     finally:
         await admin.aclose()
+
+
+async def test_the_start_up_migration_marks_a_cluster_done_without_a_walk(
+    cluster_redis_url: str,
+) -> None:
+    """On a Cluster the old layout never ran: migrate_all marks the layout done at once (its
+    multi-slot script never runs), and the ledger then answers an unknown key in two calls."""
+    admin = create_redis(cluster_redis_url)
+    try:
+        assert await on_cluster(admin)
+        await admin.sadd(KEYS_SET, KEY_ID)  # a key the walk would visit, were there one
+        assert await migrate_all(admin, 60) is None
+        assert await admin.get(LAYOUT_VERSION) == str(LAYOUT).encode()
+        ledger = Ledger(admin, SETTINGS)
+        other = "tg_nobodyxx_" + "s" * 43
+        await ledger.authorize(other, "/x", 1, "c")  # loads the scripts, reads the mark
+        await admin.config_resetstat()
+        assert (await ledger.authorize(other, "/x", 1, "c")).reason == "invalid_key"
+        stats = await admin.info("commandstats")
+        assert int(stats["cmdstat_evalsha"]["calls"]) == 2
+    finally:
+        await admin.aclose()
+
+
+async def test_a_plain_redis_is_no_cluster(redis_url: str, redis_kind: str) -> None:
+    """on_cluster says what the session's Redis is: no on a plain one (where migrate.lua may
+    run), yes under TOLLGATE_TEST_REDIS=cluster."""
+    client = create_redis(redis_url)
+    try:
+        assert await on_cluster(client) == (redis_kind == "cluster")
+    finally:
+        await client.aclose()

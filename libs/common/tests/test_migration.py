@@ -15,6 +15,8 @@ from tollgate_common.ledger.apikeys import key_hash
 from tollgate_common.ledger.migration import migrate_all, migrate_key
 from tollgate_common.redis.client import create_redis
 
+# data of the old layout never lives on a Redis Cluster (TOLLGATE_TEST_REDIS=cluster)
+pytestmark = pytest.mark.usefixtures("old_layout_possible")
 SETTINGS = LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60)
 IDS = ["olda2345", "oldb2345", "oldc2345"]
 
@@ -119,3 +121,39 @@ async def test_an_unknown_key_is_still_unknown(old: Redis) -> None:
     d = await ledger.authorize(raw("nobody23"), "/x", 1, "c")
     assert (d.reason, d.invalid_count) == ("invalid_key", 1)
     assert await old.exists(L.record_key("nobody23", key_hash(raw("nobody23")))) == 0
+
+
+async def commands(redis: Redis) -> int:
+    """How many calls the ledger made since the last CONFIG RESETSTAT: it only ever sends
+    EVALSHA (and SCRIPT LOAD once per script); commandstats also counts what the scripts call
+    inside, which is no round trip."""
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_get"))
+
+
+async def unknown_key_cost(ledger: Ledger, redis: Redis) -> int:
+    """Redis commands per unknown-key answer, over three of them (scripts loaded before)."""
+    await ledger.authorize(raw("nobody23"), "/x", 1, "c")
+    await redis.config_resetstat()
+    for _ in range(3):
+        assert (await ledger.authorize(raw("nobody23"), "/x", 1, "c")).reason == "invalid_key"
+    n = await commands(redis)
+    assert n % 3 == 0, n
+    return n // 3
+
+
+async def test_after_the_migration_an_unknown_key_costs_two_commands(old: Redis) -> None:
+    """Layout marked done: the authorize script and the invalid-key counter, no legacy probe."""
+    await migrate_all(old, 60)
+    assert await unknown_key_cost(Ledger(old, SETTINGS), old) == 2
+
+
+async def test_before_the_migration_the_probe_still_runs_and_moves_a_key(old: Redis) -> None:
+    """Layout not marked: the probe costs its command, and a key of the old layout is moved on
+    demand and served, even after an unknown key's answer was cached as "not done"."""
+    ledger = Ledger(old, SETTINGS)
+    assert await unknown_key_cost(ledger, old) == 3
+    d = await ledger.authorize(raw(IDS[2]), "/eod/AAPL", 1, "c")
+    assert (d.reason, d.credits_remaining) == ("ok", 8)
+    assert await old.exists(L.legacy_record_key(key_hash(raw(IDS[2])))) == 0
+    await ledger.drain()

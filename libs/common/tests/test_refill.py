@@ -55,13 +55,14 @@ async def give(redis_url: str) -> AsyncIterator[Give]:
         plan: dict[str, Any] = {"rate": 0, "burst": 1}
         if refill is not None:
             plan.update(refill.to_fields())
-        await client.delete(plan_key("p"), RECORD)
+        for name in (plan_key("p"), RECORD):  # two slots: one DEL each
+            await client.delete(name)
         await client.hset(plan_key("p"), mapping=plan)
         record: dict[str, Any] = {"id": KEY_ID, "credits": credits, "plan": "p"}
         if refilled_at is not None:
             record[REFILLED_AT] = refilled_at
         await client.hset(RECORD, mapping=record)
-        await PlanCopies().sync(client, RECORD, plan_copy_key(KEY_ID), KEY_ID)
+        await PlanCopies().sync(client, RECORD, plan_copy_key(KEY_ID))
         return ledger
 
     yield make

@@ -83,9 +83,7 @@ async def test_refusals_count_as_4xx(ledger: Ledger) -> None:
     assert await ask(ledger, 11) == "no_credits"
     await ledger.redis.hset(plan_key("tight"), mapping={"rate": 0.01, "burst": 1})
     await ledger.redis.hset(record_key(KEY_ID, key_hash(KEY)), "plan", "tight")
-    await PlanCopies().sync(
-        ledger.redis, record_key(KEY_ID, key_hash(KEY)), plan_copy_key(KEY_ID), KEY_ID
-    )
+    await PlanCopies().sync(ledger.redis, record_key(KEY_ID, key_hash(KEY)), plan_copy_key(KEY_ID))
     assert await ask(ledger, 1) == "ok"
     assert await ask(ledger, 1) == "rate_limited"
     assert await bucket(ledger) == {"4xx:eod": 2, "requests:eod": 1, "charged:eod": 1}

@@ -216,15 +216,16 @@ def test_cache_purge_against_a_real_auth_service(
     try:
         gone = [entry_key("GET", "ns/eod", p, []) for p in ("/eod/AAPL", "/eod/AB")]
         kept = [entry_key("GET", "ns/eod", "/eod/MSFT", []), entry_key("GET", "ns/x", "/eod/A", [])]
-        r.mset({k: b"v" for k in [*gone, *kept]})
+        for k in [*gone, *kept]:  # one key per command: the entries hash to many slots
+            r.set(k, b"v")
         assert run([*admin_argv, "cache", "purge", "ns/eod", "/eod/A"]) == 0
         head, row = capsys.readouterr().out.splitlines()
         assert head.split() == ["ROUTE", "PREFIX", "DELETED"]
         assert row.split() == ["ns/eod", "/eod/A", "2"]
-        assert r.exists(*gone) == 0
+        assert sum([r.exists(k) for k in gone]) == 0
         assert run([*admin_argv, "--json", "cache", "purge", "ns/eod"]) == 0
         assert json.loads(capsys.readouterr().out)["deleted"] == 1
-        assert r.exists(*kept) == 1  # the other route's entry
+        assert sum([r.exists(k) for k in kept]) == 1  # the other route's entry
     finally:
         r.close()
 

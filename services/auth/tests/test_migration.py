@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
 from tollgate_common.ledger import layout as L
@@ -28,6 +29,7 @@ async def old_layout(redis_url: str) -> None:
     await client.aclose()
 
 
+@pytest.mark.usefixtures("old_layout_possible")  # never on a Redis Cluster (migration.py)
 async def test_the_start_up_moves_the_keys_and_marks_the_layout(redis_url: str) -> None:
     """After start-up: the layout mark is set, the key shows its credits and plan, the ledger
     serves it from the moved record with the plan's limits."""

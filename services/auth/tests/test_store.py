@@ -21,6 +21,7 @@ from tollgate_common.ledger.layout import (
     plan_copy_key,
     plan_keys_key,
 )
+from tollgate_common.ledger.plancopy import VERSION
 from tollgate_common.redis.client import create_redis
 
 SETTINGS = LedgerSettings(charge_ttl_seconds=60, credits_low_threshold=2)
@@ -198,8 +199,10 @@ async def test_the_backfill_indexes_live_keys_made_before_the_index(store: Store
 
 # --- a key's copy of its plan (the authorize step reads the copy, never the plan; issue 13)
 async def copy_of(store: Store, key_id: str) -> dict[str, str]:
+    """The key's copy of its plan, without the plan's version (plancopy.VERSION: it orders
+    updates, the authorize step never reads it)."""
     raw = await store.redis.hgetall(plan_copy_key(key_id))
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return {k.decode(): v.decode() for k, v in raw.items() if k != VERSION.encode()}
 
 
 async def test_a_key_on_a_plan_gets_a_copy_of_it(store: Store) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 import redis
 
 from tollgate_common.ledger import Decision, layout
@@ -64,6 +65,7 @@ def test_me_stays_on_the_public_port(gateway_factory: Factory) -> None:
     assert r.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.usefixtures("old_layout_possible")  # never on a Redis Cluster (ledger/migration.py)
 def test_a_key_of_the_old_layout_is_served_in_redis_mode(
     gateway_factory: Factory, redis_url: str
 ) -> None:

@@ -5,21 +5,31 @@ processes (``RedisServer``, ``Upstream``). ``TOLLGATE_FIXTURES=containers``: the
 the locally built images (``tollgate_testkit.containers``); where Docker or an image is missing,
 the fixtures fall back to processes and the pytest header says why. Either way a test gets a
 ``RedisHandle`` and ``DemoUpstream``s from the session's ``Provider`` and cannot tell which.
+
+``TOLLGATE_TEST_REDIS=cluster`` (issue 13): the Redis is a one-node Redis Cluster instead
+(``ClusterRedisServer``, a host process whatever TOLLGATE_FIXTURES says: every slot on one node, so
+a command or script whose keys span slots fails with CROSSSLOT as on many nodes, and SELECT of a
+database other than 0 fails), to run the existing suites against the rules of a Cluster.
+``plain`` (or unset): one ordinary redis-server.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.redis_server import ClusterRedisServer, RedisServer
 from tollgate_testkit.upstreams import DemoUpstream, Upstream
 
 ENV = "TOLLGATE_FIXTURES"
 Kind = Literal["process", "containers"]
 KINDS: tuple[Kind, ...] = ("process", "containers")
+REDIS_ENV = "TOLLGATE_TEST_REDIS"
+RedisKind = Literal["plain", "cluster"]
+REDIS_KINDS: tuple[RedisKind, ...] = ("plain", "cluster")
 
 
 class ServerHandle(Protocol):
@@ -62,8 +72,11 @@ class Provider:
 
     kind: Kind
     note: str
+    redis_kind: RedisKind = "plain"
 
     def redis(self, workdir: Path, port: int | None = None) -> RedisHandle:
+        if self.redis_kind == "cluster":
+            return RestartableCluster(workdir, port)
         if self.kind == "containers":
             # Imported here: testcontainers is a dev dependency, and the testkit image (which
             # runs the demo upstream) is built without dev dependencies.
@@ -78,6 +91,26 @@ class Provider:
 
             return ContainerUpstream(name, workdir, mode)
         return Upstream(name, workdir, mode)
+
+
+def parse_redis(value: str | None) -> RedisKind:
+    """The Redis a TOLLGATE_TEST_REDIS value asks for; unset or empty is ``plain``."""
+    wanted = (value or "plain").strip().lower()
+    for kind in REDIS_KINDS:
+        if wanted == kind:
+            return kind
+    raise ValueError(f"{REDIS_ENV}={value!r}: expected one of {', '.join(REDIS_KINDS)}")
+
+
+class RestartableCluster(ClusterRedisServer):
+    """The one-node cluster with the ``restart`` the tests of an outage call: a new node on the
+    same port, every slot assigned again (RedisServer.restart would pass it a plain server's
+    arguments)."""
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.kill(sig)
+        self.stop()
+        ClusterRedisServer.__init__(self, self.workdir, self.port)
 
 
 def decide(wanted: Kind, containers_unavailable: str | None) -> Provider:
@@ -101,4 +134,8 @@ def containers_unavailable() -> str | None:
 def from_env(environ: Mapping[str, str]) -> Provider:
     """The session's provider from TOLLGATE_FIXTURES (raises ValueError on an unknown value)."""
     wanted = parse(environ.get(ENV))
-    return decide(wanted, containers_unavailable() if wanted == "containers" else None)
+    provider = decide(wanted, containers_unavailable() if wanted == "containers" else None)
+    if parse_redis(environ.get(REDIS_ENV)) == "plain":
+        return provider
+    note = f"{provider.note}; Redis: a one-node Redis Cluster, a process ({REDIS_ENV}=cluster)"
+    return replace(provider, note=note, redis_kind="cluster")

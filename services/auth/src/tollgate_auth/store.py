@@ -1,24 +1,27 @@
 """Keys, plans and credits in Redis: the only module of the auth service that talks to Redis.
 
 The hot path (authorize, refund) is tollgate_common.ledger.Ledger: one EVALSHA each, called by
-the service directly. The admin calls here are not on the hot path. The writes that must not race
-each other are small Lua scripts, atomic in Redis: a key is attached to a plan only while the plan
-exists, a plan is deleted only while no live key uses it, and a balance changes only within
-0..MAX_CREDITS. Unlike authorize.lua and refund.lua (one slot per API key, tollgate_common
-.ledger.layout) they still touch keys of several slots (the key record with the global indexes and
-plans): the admin path wants one Redis or a primary with replicas.
+the service directly. The admin calls here are not on the hot path. Redis Cluster (issue 13):
+every script and command here is on one slot (the key's own names share its tag, ledger/layout
+.py; the plan, the sets, id -> hash and the expiry index are one key each), so what the earlier
+multi-slot scripts guarded by atomicity is kept by the order of single-slot steps: a key is
+attached to a plan only while the plan exists and a plan is deleted only while no live key uses
+it (``create_key`` and ``delete_plan`` argue it), a plan is replaced in one step and its copies
+converge on its last version (ledger/plancopy.py), and a balance changes only within
+0..MAX_CREDITS (one script on the record).
 
 Plans: the authorize step reads a key's copy of its plan (ledger/plancopy.py), written here
 whenever a key gets a plan (create, patch) and fanned out over the plan's member set whenever the
 plan changes (``put_plan``: one small script per key on the plan, so an update of a plan with
 100k keys is 100k script calls, in pipelined pages, on the admin path; the keys see the new plan
 one by one within that time). Keys of the untagged layout move on first touch here
-(ledger/migration.py) as they do in the ledger.
+(ledger/migration.py) as they do in the ledger, on one plain Redis only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
@@ -32,44 +35,119 @@ from tollgate_auth.models import (
     Plan,
     PlanRefill,
 )
+from tollgate_common.ledger import keyindex
 from tollgate_common.ledger.apikeys import MAX_CREDITS
 from tollgate_common.ledger.layout import (
     EXPIRIES,
     KEYS_SET,
     PLANS_SET,
     id_key,
+    legacy_record_key,
     plan_copy_key,
     plan_key,
     plan_keys_key,
     record_key,
     usage_key,
 )
-from tollgate_common.ledger.migration import migrate_key
-from tollgate_common.ledger.plancopy import PlanCopies, with_copy_plan
+from tollgate_common.ledger.migration import migrate_key, on_cluster
+from tollgate_common.ledger.plancopy import PlanCopies, copy_args, version_of
 from tollgate_common.ledger.refill import REFILLED_AT, Refill, due_at, period_start
 from tollgate_common.redis.client import LuaScript
 from tollgate_common.redis.commands import Client
 
-# KEYS: record, plan, id key, keys set, plan copy. ARGV: plan ('' = none), key id, hash,
-# field/value pairs. Returns 0 when the plan does not exist (nothing written), else 1.
-CREATE_KEY = """
-if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('SET', KEYS[3], ARGV[3])
-redis.call('SADD', KEYS[4], ARGV[2])
-copy_plan(KEYS[1], KEYS[5], ARGV[2])
+# Redis Cluster (issue 13): every script and command below is on one slot. A key's own names
+# (record, plan copy) share its tag; the plan, the sets and the id -> hash pointer are each on
+# their own slot and written by separate single-key steps, in an order that keeps the invariants
+# the one-Redis scripts kept by atomicity (see create_key and delete_plan).
+
+# KEYS: the plan. ARGV: its field/value pairs. Replaces the plan in one step and returns its new
+# version: above the last one and at least the server's clock in ms, so a plan deleted and made
+# again still outgrows every copy of before (plancopy.py orders copies by it).
+PUT_PLAN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = math.max((tonumber(redis.call('HGET', KEYS[1], 'version') or '0') or 0) + 1, now)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', string.format('%d', v), unpack(ARGV))
+return v
+"""
+
+# The deletion mark, the plan's field DELETING: "<token>:<until, server ms>".
+_NOW_AND_MARK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local mark = redis.call('HGET', KEYS[1], 'deleting')
+local token, untl = nil, 0
+if mark then
+  token, untl = string.match(mark, '^(.*):(%d+)$')
+  untl = tonumber(untl) or 0
+end
+"""
+
+# KEYS: the plan. Returns {0} when there is no such plan, {-1} while a deletion of it is under
+# way, else {1, field, value, ...}: the one read create and patch check a plan with.
+CHECK_PLAN = (
+    _NOW_AND_MARK
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+if mark and untl > now then return {-1} end
+local out = redis.call('HGETALL', KEYS[1])
+table.insert(out, 1, 1)
+return out
+"""
+)
+
+# KEYS: the plan. ARGV: token, how long the mark lives (ms), '1' to renew a mark set before.
+# Returns 0 when there is no such plan, -2 while another deletion holds it, -3 when a renewed
+# mark is gone (put_plan replaced the plan: the deletion gives up), else 1.
+MARK_DELETING = (
+    _NOW_AND_MARK
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if mark and token ~= ARGV[1] and untl > now then return -2 end
+if ARGV[3] == '1' and token ~= ARGV[1] then return -3 end
+local deadline = string.format('%d', now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'deleting', ARGV[1] .. ':' .. deadline)
+return 1
+"""
+)
+
+# KEYS: the plan. ARGV: token, '1' to delete the plan, '0' to lift the mark only. Acts only
+# while the mark is this deletion's and alive; returns 1 when it did, else 0.
+END_DELETING = (
+    _NOW_AND_MARK
+    + """
+if not mark or token ~= ARGV[1] or untl <= now then return 0 end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) else redis.call('HDEL', KEYS[1], 'deleting') end
+return 1
+"""
+)
+
+# KEYS: the record, the plan copy. ARGV: '1' when the record must exist, n, n field/value
+# pairs for the record, then plancopy.WRITE's ARGV ('' alone: leave the copy). Returns -2 when
+# the record must exist and does not (nothing written), else plancopy.WRITE's answer (or 1).
+RECORD = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local n = tonumber(ARGV[2])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n)) end
+local first = 3 + 2 * n
+if ARGV[first] == nil then return 1 end
+local plan = ARGV[first]
+redis.call('DEL', KEYS[2])
+if plan == '' or #ARGV < first + 2 then return 0 end
+redis.call('HSET', KEYS[2], 'name', plan, 'version', ARGV[first + 1], unpack(ARGV, first + 2))
 return 1
 """
 
-# KEYS: record, plan, plan copy. ARGV: plan to check ('' = none), key id, field/value pairs.
-# Returns -1 when the record is gone, 0 when the plan does not exist, else 1.
-PATCH_KEY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-copy_plan(KEYS[1], KEYS[3], ARGV[2])
-return 1
+# KEYS: a key's plan copy. ARGV: the plan deleted. Drops the copy if it is of that plan.
+DROP_COPY = """
+if redis.call('HGET', KEYS[1], 'name') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
+
+# KEYS: a set. ARGV: members. Client has no SADD/SREM of its own (redis/commands.py).
+SADD = "return redis.call('SADD', KEYS[1], unpack(ARGV))"
+SREM = "return redis.call('SREM', KEYS[1], unpack(ARGV))"
 
 # KEYS: record. ARGV: credits to add, the maximum balance.
 # Returns -3 when the record is gone, -1 below zero, -2 above the maximum, else 0.
@@ -82,37 +160,7 @@ redis.call('HINCRBY', KEYS[1], 'credits', ARGV[1])
 return 0
 """
 
-# KEYS: plan, plans set, keys set, the plan's member set. ARGV: plan name, id-key prefix.
-# Returns -1 when there is no such plan, else how many live (unrevoked) keys use it; the plan is
-# deleted only when that is 0 (a key whose plan is gone would be served without limits), and with
-# it the copies of its revoked keys and its member set. Every key is looked at, in either layout
-# (a key not moved yet is in no member set); the names are layout.record_key's,
-# layout.legacy_record_key's and layout.plan_copy_key's (tests/test_layout.py).
-DELETE_PLAN = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[1])
-  return -1
-end
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local h = redis.call('GET', ARGV[2] .. id)
-  if h then
-    local rec = redis.call('HMGET', 'tollgate:auth:{' .. id .. '}:key:' .. h, 'plan', 'revoked')
-    if not rec[1] then rec = redis.call('HMGET', 'tollgate:auth:key:' .. h, 'plan', 'revoked') end
-    if rec[1] == ARGV[1] and rec[2] ~= '1' then n = n + 1 end
-  end
-end
-if n == 0 then
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
-    local copy = 'tollgate:auth:{' .. id .. '}:plan'
-    if redis.call('HGET', copy, 'name') == ARGV[1] then redis.call('DEL', copy) end
-  end
-  redis.call('DEL', KEYS[1], KEYS[4])
-  redis.call('SREM', KEYS[2], ARGV[1])
-end
-return n
-"""
-
+DELETE_MARK_MS = 60_000  # renewed every page of the walk: a crashed deletion frees it in a minute
 BACKFILL_PAGE = 500
 
 
@@ -123,52 +171,97 @@ class Store:
         self.redis = redis
         self.pepper = pepper
         self.charge_ttl_seconds = charge_ttl_seconds
-        self._create_key = with_copy_plan(CREATE_KEY)
-        self._patch_key = with_copy_plan(PATCH_KEY)
         self._copies = PlanCopies()
+        self._put_plan = LuaScript(PUT_PLAN)
+        self._check_plan = LuaScript(CHECK_PLAN)
+        self._mark_deleting = LuaScript(MARK_DELETING)
+        self._end_deleting = LuaScript(END_DELETING)
+        self._write_record = LuaScript(RECORD)
+        self._drop_copy = LuaScript(DROP_COPY)
+        self._sadd = LuaScript(SADD)
+        self._srem = LuaScript(SREM)
         self._add_credits = LuaScript(ADD_CREDITS)
-        self._delete_plan = LuaScript(DELETE_PLAN)
+        self._cluster: bool | None = None  # asked once (migration.on_cluster)
 
     # --- keys
     async def create_key(self, req: KeyCreate) -> KeyCreated:
+        """A new key, attached to its plan only while the plan exists. The order is what keeps
+        a key off a plan being deleted (delete_plan's half of the argument): the key joins the
+        indexes and the plan's member set, then its record is written, and only then the plan
+        is checked (one read). A check that finds the plan alive and unmarked came before the
+        deletion set its mark, so that deletion's walk, which starts after the mark, reads this
+        record and counts the key: the plan stays. A check that finds the plan gone or marked
+        undoes everything: nobody holds the secret yet, so the key was never served."""
         key_id, raw = new_key()
         hashed = key_hash(raw, self.pepper)
+        plan = req.plan
+        rk, copy = record_key(key_id, hashed), plan_copy_key(key_id)
+        if plan:
+            await self._sadd(self.redis, [plan_keys_key(plan)], [key_id])
+        await self._sadd(self.redis, [KEYS_SET], [key_id])
+        await self.redis.set(id_key(key_id), hashed.encode())
+        seen = await self._plan_state(plan) if plan else {}
+        if seen is None:
+            await self._undo_create(key_id, plan)
+            raise NotFound(f"no such plan: {plan}")
         fields = {
             "id": key_id,
             "name": req.name,
-            "plan": req.plan,
+            "plan": plan,
             "credits": req.credits,
             "revoked": 0,
             "expires_at": _ms(req.expires_at),
             "created_at": time.time(),
-            **await self._refill_start(req.plan),
+            **_refill_start(seen),
         }
-        rk = record_key(key_id, hashed)
-        keys = [rk, plan_key(req.plan), id_key(key_id), KEYS_SET, plan_copy_key(key_id)]
-        args = [req.plan, key_id, hashed, *_pairs(fields)]
-        if not await self._create_key(self.redis, keys, args):
-            raise NotFound(f"no such plan: {req.plan}")
+        await self._write_record(self.redis, [rk, copy], ["0", *_record_args(fields, plan, seen)])
+        if plan and not await self._confirm(rk, copy, plan, seen):
+            await self._undo_create(key_id, plan, rk, copy)
+            raise NotFound(f"no such plan: {plan}")
         await self._index_expiry(key_id, _ms(req.expires_at))
         info = await self.get_key(key_id)
         return KeyCreated(**info.model_dump(), key=raw)
 
+    async def _plan_state(self, plan: str) -> dict[bytes, bytes] | None:
+        """The plan's fields, or None when it does not exist or is being deleted (one read)."""
+        out = await self._check_plan(self.redis, [plan_key(plan)], [])
+        if int(out[0]) != 1:
+            return None
+        return dict(zip(out[1::2], out[2::2], strict=True))
+
+    async def _confirm(self, rk: str, copy: str, plan: str, seen: dict[bytes, bytes]) -> bool:
+        """The check after the write: the plan is alive and unmarked; a plan updated since it
+        was read is copied again (the update's fan-out may have come before the record)."""
+        now = await self._plan_state(plan)
+        if now is None:
+            return False
+        if version_of(now) != version_of(seen):
+            await self._copies.write(self.redis, rk, copy, plan, now)
+        return True
+
+    async def _undo_create(
+        self, key_id: str, plan: str, rk: str | None = None, copy: str | None = None
+    ) -> None:
+        if rk is not None and copy is not None:
+            await self.redis.delete(rk)
+            await self.redis.delete(copy)
+        await self.redis.delete(id_key(key_id))
+        await self._srem(self.redis, [KEYS_SET], [key_id])
+        if plan:
+            await self._srem(self.redis, [plan_keys_key(plan)], [key_id])
+
     async def _record(self, key_id: str) -> str:
-        """The key's record name; a record of the untagged layout is moved there first."""
+        """The key's record name; a record of the untagged layout is moved there first (never on
+        a Cluster: the old layout never ran there, migration.py)."""
         hashed = await self.redis.get(id_key(key_id))
         if hashed is None:
             raise NotFound(f"no such key: {key_id}")
         h = str(hashed.decode() if isinstance(hashed, bytes) else hashed)
-        await migrate_key(self.redis, key_id, h, self.charge_ttl_seconds)
+        if self._cluster is None:
+            self._cluster = await on_cluster(self.redis)
+        if not self._cluster:
+            await migrate_key(self.redis, key_id, h, self.charge_ttl_seconds)
         return record_key(key_id, h)
-
-    async def _refill_start(self, plan: str) -> dict[str, int]:
-        """The refill field of a key new to ``plan``: its current period, so the first refill
-        comes at the next boundary (as authorize.lua does for a key without one). A key moved
-        to another plan starts over the same way: a move is no refill."""
-        refill = await self._refill(plan) if plan else None
-        if refill is None:
-            return {}
-        return {REFILLED_AT: period_start(refill, int(time.time() * 1000))}
 
     async def _refill(self, plan: str) -> Refill | None:
         raw = await self.redis.hgetall(plan_key(plan))
@@ -212,38 +305,29 @@ class Store:
         existed); returns how many. SSCAN in pages: bounded work per round trip, and idempotent,
         so every auth replica may run it at start-up (the sweeper checks each entry against the
         key's record, so an entry a concurrent patch made stale is harmless)."""
-        added, cursor = 0, 0
-        while True:
-            cursor, ids = await self.redis.sscan(KEYS_SET, cursor, count=BACKFILL_PAGE)
-            ids = [i.decode() for i in ids]
+        added = 0
+        async for page in keyindex.pages(self.redis, KEYS_SET, BACKFILL_PAGE):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for key_id in ids:
-                    pipe.get(id_key(key_id))
-                hashes = await pipe.execute()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key_id, h in zip(ids, hashes, strict=True):
-                    rk = record_key(key_id, h.decode() if h else "")
-                    pipe.hmget(rk, "expires_at", "revoked")
+                for key_id, h in page:
+                    pipe.hmget(record_key(key_id, h or ""), "expires_at", "revoked")
                 recs = await pipe.execute()
             live = {
                 key_id: int(ex)
-                for key_id, (ex, rev) in zip(ids, recs, strict=True)
+                for (key_id, _), (ex, rev) in zip(page, recs, strict=True)
                 if ex is not None and int(ex) > now_ms and rev != b"1"
             }
             if live:
                 added += await self.redis.zadd(EXPIRIES, live)
-            if int(cursor) == 0:
-                return added
+        return added
 
     async def patch_key(self, key_id: str, patch: KeyPatch) -> KeyInfo:
+        """A change of the key's fields; a new plan in the same order as create_key (member set,
+        record, check), undone to the fields of before when the check finds the plan gone."""
         rk = await self._record(key_id)
+        copy = plan_copy_key(key_id)
         fields: dict[str, Any] = {}
         if patch.name is not None:
             fields["name"] = patch.name
-        if patch.plan is not None:
-            fields["plan"] = patch.plan
-            if (await self.redis.hget(rk, "plan") or b"").decode() != patch.plan:
-                fields.update(await self._refill_start(patch.plan))
         if patch.expires_at is not None:
             fields["expires_at"] = _ms(patch.expires_at)
         if patch.webhook_url is not None:  # "" clears the webhook and its secret
@@ -251,19 +335,65 @@ class Store:
             fields["webhook_secret"] = patch.webhook_secret or ""
         if patch.customer is not None:
             fields["customer"] = patch.customer
+        plan = patch.plan
+        old = (await self.redis.hget(rk, "plan") or b"").decode()
+        seen: dict[bytes, bytes] = {}
+        if plan is not None:
+            if plan:
+                await self._sadd(self.redis, [plan_keys_key(plan)], [key_id])
+                state = await self._plan_state(plan)
+                if state is None:
+                    if old != plan:
+                        await self._srem(self.redis, [plan_keys_key(plan)], [key_id])
+                    raise NotFound(f"no such plan: {plan}")
+                seen = state
+            fields["plan"] = plan
+            if old != plan:
+                fields.update(_refill_start(seen))
         if fields:
-            plan = patch.plan or ""
-            keys = [rk, plan_key(plan), plan_copy_key(key_id)]
-            done = await self._patch_key(self.redis, keys, [plan, key_id, *_pairs(fields)])
-            if done == -1:
+            before = dict(zip(fields, await self.redis.hmget(rk, *fields), strict=True))
+            extra = [] if plan is None else _copy_args(plan, seen)
+            done = await self._write_record(
+                self.redis, [rk, copy], ["1", len(fields), *_pairs(fields), *extra]
+            )
+            if done == -2:
+                if plan and old != plan:
+                    await self._srem(self.redis, [plan_keys_key(plan)], [key_id])
                 raise NotFound(f"no such key: {key_id}")
-            if done == 0:
+            if plan is not None and old and old != plan:
+                await self._srem(self.redis, [plan_keys_key(old)], [key_id])
+            if plan and not await self._confirm(rk, copy, plan, seen):
+                await self._undo_patch(key_id, rk, copy, plan, old, before)
                 raise NotFound(f"no such plan: {plan}")
         info = await self.get_key(key_id)
         if patch.expires_at is not None:
             live = info.expires_at is not None and not info.revoked
             await self._index_expiry(key_id, _ms(info.expires_at) if live else 0)
         return info
+
+    async def _undo_patch(
+        self,
+        key_id: str,
+        rk: str,
+        copy: str,
+        plan: str,
+        old: str,
+        before: dict[str, bytes | None],
+    ) -> None:
+        """Put back the fields a patch wrote and the key's old plan (its copy and membership).
+        Only a deletion of that old plan at this very moment too could still miss the key (its
+        walk read the record while it named the new plan): README "Known gaps"."""
+        if old:
+            await self._sadd(self.redis, [plan_keys_key(old)], [key_id])
+        back = {k: v for k, v in before.items() if v is not None}
+        gone = [k for k, v in before.items() if v is None]
+        if gone:
+            await self.redis.hdel(rk, *gone)
+        old_fields = (await self._plan_state(old) or {}) if old else {}
+        args = ["1", len(back), *_pairs(back), *_copy_args(old, old_fields)]
+        await self._write_record(self.redis, [rk, copy], args)
+        if old != plan:
+            await self._srem(self.redis, [plan_keys_key(plan)], [key_id])
 
     async def change_credits(self, key_id: str, add: int | None, set_to: int | None) -> KeyInfo:
         if (add is None) == (set_to is None):
@@ -296,39 +426,32 @@ class Store:
 
     # --- plans
     async def put_plan(self, plan: Plan) -> Plan:
-        pk = plan_key(plan.name)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(pk)
-            mapping: dict[str, Any] = {"rate": plan.rate, "burst": plan.burst}
-            mapping.update({f"cost:{p.rstrip('/') or '/'}": c for p, c in plan.costs.items()})
-            if plan.refill is not None:
-                mapping.update(plan.refill.to_ledger().to_fields())
-            pipe.hset(pk, mapping=mapping)
-            pipe.sadd(PLANS_SET, plan.name)
-            await pipe.execute()
+        """The plan replaced in one step on its own key (a deletion under way gives up: its mark
+        goes with the old fields), then named in the plans set, then copied to its keys."""
+        mapping: dict[str, Any] = {"rate": plan.rate, "burst": plan.burst}
+        mapping.update({f"cost:{p.rstrip('/') or '/'}": c for p, c in plan.costs.items()})
+        if plan.refill is not None:
+            mapping.update(plan.refill.to_ledger().to_fields())
+        await self._put_plan(self.redis, [plan_key(plan.name)], _pairs(mapping))
+        await self._sadd(self.redis, [PLANS_SET], [plan.name])
         await self._fan_out(plan.name)
         return plan
 
     async def _fan_out(self, name: str) -> int:
-        """Rewrite the copies of the keys on plan ``name`` from it (plancopy.lua); returns how
-        many hold it. A key moved off the plan meanwhile is left alone (the script reads the
-        key's own plan), so a concurrent patch never gets the wrong copy."""
-        done, cursor = 0, 0
-        while True:
-            cursor, raw = await self.redis.sscan(plan_keys_key(name), cursor, count=BACKFILL_PAGE)
-            ids = [i.decode() for i in raw]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key_id in ids:
-                    pipe.get(id_key(key_id))
-                hashes = await pipe.execute()
+        """Rewrite the copies of the keys on plan ``name`` from it (read once, plancopy.py);
+        returns how many hold it. A key moved off the plan meanwhile is left alone (the script
+        reads the key's own plan), and a copy of a newer version is kept, so neither a
+        concurrent patch nor a later update's fan-out is undone."""
+        fields = await self.redis.hgetall(plan_key(name))
+        done = 0
+        async for page in keyindex.pages(self.redis, plan_keys_key(name), BACKFILL_PAGE):
             steps = [
-                self._copies.sync(self.redis, record_key(i, h.decode()), plan_copy_key(i), i)
-                for i, h in zip(ids, hashes, strict=True)
+                self._copies.write(self.redis, record_key(i, h), plan_copy_key(i), name, fields)
+                for i, h in page
                 if h is not None
             ]
-            done += sum(await asyncio.gather(*steps))
-            if int(cursor) == 0:
-                return done
+            done += sum(1 for n in await asyncio.gather(*steps) if n == 1)
+        return done
 
     async def get_plan(self, name: str) -> Plan:
         rec = await self.redis.hgetall(plan_key(name))
@@ -346,20 +469,68 @@ class Store:
         )
 
     async def list_plans(self) -> list[Plan]:
-        names = sorted(m.decode() for m in await self.redis.smembers(PLANS_SET))
-        return [await self.get_plan(n) for n in names]
+        """The plans of the plans set; one deleted meanwhile is left out (a deletion drops the
+        plan before its name, put_plan writes the plan before the name)."""
+        out = []
+        for name in sorted(m.decode() for m in await self.redis.smembers(PLANS_SET)):
+            try:
+                out.append(await self.get_plan(name))
+            except NotFound:
+                continue
+        return out
 
     async def delete_plan(self, name: str) -> None:
-        keys = [plan_key(name), PLANS_SET, KEYS_SET, plan_keys_key(name)]
-        in_use = await self._delete_plan(self.redis, keys, [name, id_key("")])
-        if in_use < 0:
+        """Delete a plan no live (unrevoked) key uses: a key whose plan is gone would be served
+        without limits. Without one script over every key, the order keeps that: the plan is
+        marked first (create and patch refuse a marked plan, create_key says why that closes
+        the race), then every key's record is read, in either layout (a key not moved yet is in
+        no member set), and the plan goes only if none uses it and the mark is still this
+        deletion's (a put_plan meanwhile replaced it: the deletion gives up with 409). Then the
+        plans set, and the copies of its revoked keys with their membership."""
+        pk, token = plan_key(name), secrets.token_hex(8)
+        marked = await self._mark_deleting(self.redis, [pk], [token, DELETE_MARK_MS, "0"])
+        if marked == 0:
+            await self._srem(self.redis, [PLANS_SET], [name])
             raise NotFound(f"no such plan: {name}")
+        if marked == -2:
+            raise Conflict(f"plan {name} is being deleted by another request; try again")
+        in_use = await self._users(name, pk, token)
         if in_use:
+            await self._end_deleting(self.redis, [pk], [token, "0"])
             noun = "key uses" if in_use == 1 else "keys use"
             raise Conflict(
                 f"plan {name} is in use: {in_use} {noun} it; move them to another plan "
                 "or revoke them first"
             )
+        if not await self._end_deleting(self.redis, [pk], [token, "1"]):
+            raise Conflict(f"plan {name} changed while it was being deleted; try again")
+        await self._srem(self.redis, [PLANS_SET], [name])
+        async for page in keyindex.pages(self.redis, plan_keys_key(name), BACKFILL_PAGE):
+            for key_id, _ in page:
+                await self._drop_copy(self.redis, [plan_copy_key(key_id)], [name])
+            if page:
+                await self._srem(self.redis, [plan_keys_key(name)], [i for i, _ in page])
+
+    async def _users(self, name: str, pk: str, token: str) -> int:
+        """How many live keys name plan ``name``, the deletion's mark renewed every page."""
+        n = 0
+        async for page in keyindex.pages(self.redis, KEYS_SET, BACKFILL_PAGE):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key_id, h in page:
+                    pipe.hmget(record_key(key_id, h or ""), "plan", "revoked")
+                    pipe.hmget(legacy_record_key(h or ""), "plan", "revoked")
+                both = await pipe.execute()
+            recs = [
+                new if new[0] is not None else old
+                for new, old in zip(both[::2], both[1::2], strict=True)
+            ]
+            n += sum(
+                1
+                for (_, h), (plan, rev) in zip(page, recs, strict=True)
+                if h is not None and plan == name.encode() and rev != b"1"
+            )
+            await self._mark_deleting(self.redis, [pk], [token, DELETE_MARK_MS, "1"])
+        return n
 
 
 def _ms(at: float | None) -> int:
@@ -369,6 +540,26 @@ def _ms(at: float | None) -> int:
 
 def _pairs(fields: dict[str, Any]) -> list[Any]:
     return [x for kv in fields.items() for x in kv]
+
+
+def _refill_start(plan: dict[bytes, bytes]) -> dict[str, int]:
+    """The refill field of a key new to the plan read as ``plan`` (pure but for the clock): its
+    current period, so the first refill comes at the next boundary (as authorize.lua does for a
+    key without one). A key moved to another plan starts over the same way: a move is no
+    refill."""
+    refill = Refill.from_fields({k.decode(): v.decode() for k, v in plan.items()})
+    if refill is None:
+        return {}
+    return {REFILLED_AT: period_start(refill, int(time.time() * 1000))}
+
+
+def _copy_args(plan: str, fields: dict[bytes, bytes]) -> list[Any]:
+    """RECORD's tail that writes the copy: the plan as read (none: ``plan`` is '')."""
+    return copy_args(plan, fields) if plan else ["", 0]
+
+
+def _record_args(fields: dict[str, Any], plan: str, seen: dict[bytes, bytes]) -> list[Any]:
+    return [len(fields), *_pairs(fields), *_copy_args(plan, seen)]
 
 
 def _info(rec: dict[bytes, bytes]) -> KeyInfo:

@@ -248,10 +248,12 @@ class Consumer:
         await self._ack(eid)
 
     async def _ack(self, eid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.s.group, eid)
-            pipe.hdel(P + "attempts", eid)
-            await pipe.execute()
+        """Acknowledge, then forget the entry's attempts: the stream and the attempts hash are on
+        different slots of a Redis Cluster (issue 13), so two steps, in this order: a crash
+        between leaves a stale attempts field of an entry never read again, never an entry
+        retried from zero attempts."""
+        await self.redis.xack(self.stream, self.s.group, eid)
+        await self.redis.hdel(P + "attempts", eid)
 
     # --- housekeeping
     async def trim(self) -> int:

@@ -5,10 +5,11 @@ Auth keeps the sorted set ``layout.EXPIRIES`` (key id -> expires_at in ms) for t
 and are not revoked. Every ``expiry_sweep_interval_seconds`` each notifier replica reads the due
 range (now, now + window] and checks each key against its record: a revoked key, a key whose
 record says another expiry (the set is an index, the record is the truth) or one already expired
-is not warned. For the others one Lua step sets a mark per (key, expiry) with SET NX and, only when
-it was new, appends the ``key.expiring`` event to the events stream: replicas sweeping at once warn
-once, a crash cannot leave a mark without its event, and a moved expiry is a new mark, so it warns
-again. The event then takes the notifier's usual path (owner webhook, retries, dedup, dead letters).
+is not warned. For the others a mark per (key, expiry) is claimed with SET NX and, only when it
+was new, the ``key.expiring`` event is appended to the events stream (CLAIM_MS says the order):
+replicas sweeping at once warn once, a crash cannot leave a lasting mark without its event, and a
+moved expiry is a new mark, so it warns again.
+The event then takes the notifier's usual path (owner webhook, retries, dedup, dead letters).
 No cron and nothing to restart: a replica that starts late simply sweeps the range it finds.
 """
 
@@ -23,9 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tollgate_common.contracts.events import STREAM_KEY, STREAM_MAXLEN, Event, EventType, Severity
+from tollgate_common.ledger import keyindex
 from tollgate_common.ledger.apikeys import display_prefix
-from tollgate_common.ledger.layout import EXPIRIES, id_key, legacy_record_key, record_key
-from tollgate_common.redis.client import LuaScript, describe
+from tollgate_common.ledger.layout import EXPIRIES, legacy_record_key, record_key
+from tollgate_common.redis.client import describe
 from tollgate_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,13 @@ MARK = "tollgate:notifier:expiring:"
 PAGE = 500  # keys read per ZRANGE page: one sweep's round trips stay bounded per page
 MARK_MARGIN_MS = 86_400_000  # a mark outlives its expiry by a day: no warning after it either
 
-# KEYS: the (key, expiry) mark, the events stream. ARGV: mark TTL (ms), stream bound, the event's
-# field/value pairs. Returns 1 when the event was appended, 0 when the mark existed.
-WARN_ONCE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-return 1
-"""
+CLAIM_MS = 60_000
+"""How long a claimed mark waits for its event: a replica that dies between the claim and the
+event leaves a mark that lapses by then, so a later sweep warns after all."""
+# Redis Cluster (issue 13): the mark and the events stream are on different slots, so no one step
+# holds both. The order keeps "once" and "never a mark without its event": claim the mark (SET NX,
+# short-lived), append the event, then make the mark last (SET XX). Replicas racing for a mark:
+# one claims it, the others see it taken.
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,6 @@ class ExpirySweeper:
     def __init__(self, redis: Any, s: NotifierSettings) -> None:
         self.redis = redis
         self.s = s
-        self._warn_once = LuaScript(WARN_ONCE)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -119,13 +120,10 @@ class ExpirySweeper:
             offset += PAGE
 
     async def _records(self, indexed: list[tuple[str, int]]) -> list[Record | None]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key_id, _ in indexed:
-                pipe.get(id_key(key_id))
-            hashes = await pipe.execute()
+        hashes = await keyindex.hashes(self.redis, [key_id for key_id, _ in indexed])
         async with self.redis.pipeline(transaction=False) as pipe:
             for (key_id, _), h in zip(indexed, hashes, strict=True):
-                hashed = _s(h) if h is not None else ""
+                hashed = h or ""
                 pipe.hmget(record_key(key_id, hashed), "expires_at", "revoked")
                 # and where it was before the tagged layout (ledger/migration.py), until it moves
                 pipe.hmget(legacy_record_key(hashed), "expires_at", "revoked")
@@ -142,11 +140,12 @@ class ExpirySweeper:
     async def _warn(self, key_id: str, expires_ms: int, now_ms: int) -> int:
         fields = warning(key_id, expires_ms).to_fields()
         ttl = expires_ms - now_ms + MARK_MARGIN_MS
-        args = [ttl, STREAM_MAXLEN, *(x for kv in fields.items() for x in kv)]
-        appended = await self._warn_once(
-            self.redis, [f"{MARK}{key_id}:{expires_ms}", STREAM_KEY], args
-        )
-        return int(appended)
+        mark = f"{MARK}{key_id}:{expires_ms}"
+        if not await self.redis.set(mark, b"claimed", px=CLAIM_MS, nx=True):
+            return 0
+        await self.redis.xadd(STREAM_KEY, fields, maxlen=STREAM_MAXLEN, approximate=True)
+        await self.redis.set(mark, b"1", px=ttl, xx=True)
+        return 1
 
 
 def _s(v: Any) -> str:

@@ -80,20 +80,28 @@ class Purge(BaseModel):
 
 
 async def purge(redis: Client, p: Purge) -> int:
-    """Delete the entries ``p`` names from Redis (SCAN in bounded steps, UNLINK per step), then
-    tell every gateway. Returns how many keys were deleted.
+    """Delete the entries ``p`` names from Redis (SCAN in bounded steps, each step's keys
+    deleted in one pipeline), then tell every gateway. Returns how many keys were deleted.
 
     ``scan_iter``, not a loop over ``scan``'s cursor: on a Redis Cluster redis-py's SCAN asks
-    every primary and answers a cursor per node; its ``scan_iter`` walks them all (and its
-    UNLINK splits the keys by slot)."""
+    every primary and answers a cursor per node; its ``scan_iter`` walks them all. One UNLINK per
+    key, pipelined: the entries of a step hash to many slots (issue 13), where one UNLINK of them
+    all fails with CROSSSLOT on a client that does not split it by slot."""
     deleted = 0
     batch: list[Any] = []
     async for key in redis.scan_iter(match=match_pattern(p.route, p.prefix), count=SCAN_COUNT):
         batch.append(key)
         if len(batch) >= SCAN_COUNT:
-            deleted += int(await redis.unlink(*batch))
+            deleted += await _unlink(redis, batch)
             batch = []
     if batch:
-        deleted += int(await redis.unlink(*batch))
+        deleted += await _unlink(redis, batch)
     await redis.publish(PURGE_CHANNEL, p.dumps())
     return deleted
+
+
+async def _unlink(redis: Client, keys: list[Any]) -> int:
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.unlink(key)
+        return sum(int(n) for n in await pipe.execute())

@@ -16,12 +16,14 @@ hop to auth. Both run the identical script, so accounting stays exact either way
 - ``refill``: a plan's credit refill and its UTC periods (the script applies it lazily, once per
   period, in the authorize step; the Python twin answers "when is the next one").
 - ``settings``: the ledger's settings, one block both services' settings classes include.
-- ``plancopy``: the Lua that writes a key's copy of its plan; ``migration``: the move of data of
-  the untagged layout (at auth's start-up, and on demand for a key not moved yet).
+- ``plancopy``: how a key's copy of its plan is written (on the key's slot, ordered by the plan's
+  version); ``keyindex``: the walk of a set of key ids with their hashes; ``migration``: the move
+  of data of the untagged layout (at auth's start-up, and on demand for a key not moved yet).
 
 Round trips: ``authorize`` is ONE EVALSHA (key record, plan copy, refill, rate-limit state,
 debit, charge record and usage), its usage event's XADD sent after the answer; an unknown key
-adds its client's counter. ``refund`` is one EVALSHA and its event's XADD.
+adds its client's counter (and, until the ledger has seen the layout done, the probe for a
+record of the old layout). ``refund`` is one EVALSHA and its event's XADD.
 
 Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
 asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can

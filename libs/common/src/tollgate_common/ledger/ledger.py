@@ -44,6 +44,9 @@ ME_ROUTE = "_tollgate/me"
 namespace cannot start with '_')."""
 
 NO_STREAM_SECONDS = 1.0
+LAYOUT_RECHECK_SECONDS = 30.0
+"""How long the ledger trusts what it last read of ``layout.LAYOUT_VERSION``."""
+_GET = LuaScript("return redis.call('GET', KEYS[1])")
 # KEYS: the counter. ARGV: its window (s). The expiry only with the first count, as before.
 _COUNT_INVALID = """
 local n = redis.call('INCR', KEYS[1])
@@ -73,6 +76,9 @@ class Ledger:
         # seen within NO_STREAM_SECONDS; the charges before are not recorded, as before the
         # exporter first started (README, "Usage events").
         self._no_stream_until = 0.0
+        # Whether old-layout records may still exist, as last read, and until when (monotonic).
+        self._legacy: bool = True
+        self._legacy_until = 0.0
 
     async def authorize(
         self,
@@ -113,7 +119,11 @@ class Ledger:
             MAX_CREDITS,
         ]
         d = from_script(await self._authorize(self.redis, keys, args), charge_id)
-        if d.reason == "invalid_key" and await legacy_exists(self.redis, hashed):
+        if (
+            d.reason == "invalid_key"
+            and await self._legacy_possible()
+            and await legacy_exists(self.redis, hashed)
+        ):
             # a key of the old layout the start-up migration has not reached: move it, ask again
             await migrate_key(self.redis, key_id, hashed, s.charge_ttl_seconds)
             d = from_script(await self._authorize(self.redis, keys, args), charge_id)
@@ -123,6 +133,24 @@ class Ledger:
             # charged now (a repeat of the id answers cost 0), and an exporter may be listening
             self._send(("charge", charge_id, d.key_id, route, d.plan, d.cost, now))
         return d
+
+    async def _legacy_possible(self) -> bool:
+        """Whether an unknown key may be one of the old layout, read at most every
+        LAYOUT_RECHECK_SECONDS: once the migration marked the layout done (every key of the key
+        set moved; on a Cluster at once, migration.py), no old record is left to find, so the
+        unknown-key answer costs the script and the counter only, not a probe more. A replica
+        that started before the mark probes on for at most that long: harmless, the probe is
+        what it did before. What the mark cannot see is a writer of the old layout still running
+        after it (an auth replica of before issue 13, mid-rollout): keys it creates then are
+        refused until an admin call on the key moves it (auth's store does on every touch) or
+        the mark is deleted (the next start-up walks again): finish the rollout before creating
+        keys (README "Known gaps")."""
+        now = time.monotonic()
+        if now >= self._legacy_until:
+            mark = await _GET(self.redis, [layout.LAYOUT_VERSION], [])
+            self._legacy = mark != str(layout.LAYOUT).encode()
+            self._legacy_until = now + LAYOUT_RECHECK_SECONDS
+        return self._legacy
 
     async def _unknown(self, client: str, charge_id: str) -> Decision:
         """The unknown-key answer with this client's count of them (the brute-force guard)."""

@@ -17,8 +17,9 @@ Two ways a key moves, both safe to run at once for one key:
   answers from half-moved data nor refuses a key the walk has not reached.
 
 Old data only ever lives on one Redis (the old layout cannot run on a Cluster), so migrate.lua
-may name keys of several slots; on a Cluster nothing is left to move and only the single-key
-probe (``legacy_exists``) runs.
+may name keys of several slots: it runs only where ``on_cluster`` says no. On a Cluster there is
+nothing to move: ``migrate_all`` marks the layout done without a walk, auth's store never calls
+``migrate_key`` there, and the ledger stops probing once it has seen the mark (ledger.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 import secrets
 from importlib.resources import files
 
-from tollgate_common.ledger import layout
+from tollgate_common.ledger import keyindex, layout
 from tollgate_common.ledger.plancopy import with_copy_plan
 from tollgate_common.redis.client import LuaScript
 from tollgate_common.redis.commands import Client, Scripts
@@ -39,6 +40,15 @@ PAGE = 500
 LOCK_SECONDS = 60  # renewed every page: a replica that dies mid-walk frees it within a minute
 _MIGRATE = with_copy_plan((files("tollgate_common.ledger") / "migrate.lua").read_text())
 _PROBE = LuaScript("return redis.call('EXISTS', KEYS[1])")
+# No KEYS: INFO is no key's (any node answers; every node of a Cluster says it is one).
+_CLUSTER_INFO = LuaScript("return redis.call('INFO', 'cluster')")
+
+
+async def on_cluster(redis: Scripts) -> bool:
+    """Whether this Redis runs in cluster mode (INFO cluster: ``cluster_enabled:1``)."""
+    info = await _CLUSTER_INFO(redis, [], [])
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_enabled:1" in text
 
 
 async def migrate_key(redis: Scripts, key_id: str, hashed: str, pointer_ttl_s: int) -> int:
@@ -65,28 +75,23 @@ async def migrate_all(redis: Client, pointer_ttl_s: int) -> int | None:
     do (done before) or another replica holds the lock."""
     if await redis.get(layout.LAYOUT_VERSION) == str(layout.LAYOUT).encode():
         return None
+    if await on_cluster(redis):
+        # the old layout never ran on a Cluster: nothing to move, and migrate.lua (several
+        # slots) could not run here anyway
+        await redis.set(layout.LAYOUT_VERSION, layout.LAYOUT)
+        return None
     token = secrets.token_hex(8)
     if not await redis.set(layout.MIGRATION_LOCK, token, ex=LOCK_SECONDS, nx=True):
         log.info("layout migration: another replica is at it")
         return None
-    moved, cursor = 0, 0
+    moved = 0
     try:
-        while True:
-            cursor, raw = await redis.sscan(layout.KEYS_SET, cursor, count=PAGE)
-            ids = [i.decode() for i in raw]
-            async with redis.pipeline(transaction=False) as pipe:
-                for key_id in ids:
-                    pipe.get(layout.id_key(key_id))
-                hashes = await pipe.execute()
+        async for page in keyindex.pages(redis, layout.KEYS_SET, PAGE):
             steps = [
-                migrate_key(redis, key_id, h.decode(), pointer_ttl_s)
-                for key_id, h in zip(ids, hashes, strict=True)
-                if h is not None
+                migrate_key(redis, key_id, h, pointer_ttl_s) for key_id, h in page if h is not None
             ]
             moved += sum(1 for n in await asyncio.gather(*steps) if n == 1)
             await redis.set(layout.MIGRATION_LOCK, token, ex=LOCK_SECONDS)
-            if int(cursor) == 0:
-                break
         await redis.set(layout.LAYOUT_VERSION, layout.LAYOUT)
     finally:
         if await redis.get(layout.MIGRATION_LOCK) == token.encode():
