@@ -84,24 +84,25 @@ async def purge(redis: Client, p: Purge) -> int:
     deleted in one pipeline), then tell every gateway. Returns how many keys were deleted.
 
     ``scan_iter``, not a loop over ``scan``'s cursor: on a Redis Cluster redis-py's SCAN asks
-    every primary and answers a cursor per node; its ``scan_iter`` walks them all. One UNLINK per
-    key, pipelined: the entries of a step hash to many slots (issue 13), where one UNLINK of them
+    every primary and answers a cursor per node; its ``scan_iter`` walks them all. One DEL per key,
+    pipelined: the entries of a step hash to many slots (issue 13), where one command over them
     all fails with CROSSSLOT on a client that does not split it by slot."""
     deleted = 0
     batch: list[Any] = []
     async for key in redis.scan_iter(match=match_pattern(p.route, p.prefix), count=SCAN_COUNT):
         batch.append(key)
         if len(batch) >= SCAN_COUNT:
-            deleted += await _unlink(redis, batch)
+            deleted += await _delete(redis, batch)
             batch = []
     if batch:
-        deleted += await _unlink(redis, batch)
+        deleted += await _delete(redis, batch)
     await redis.publish(PURGE_CHANNEL, p.dumps())
     return deleted
 
 
-async def _unlink(redis: Client, keys: list[Any]) -> int:
+async def _delete(redis: Client, keys: list[Any]) -> int:
+    # DEL, not UNLINK: redis-py's cluster pipeline runs its unlink at once, outside the pipeline
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.unlink(key)
+            pipe.delete(key)
         return sum(int(n) for n in await pipe.execute())
