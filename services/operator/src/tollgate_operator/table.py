@@ -15,7 +15,11 @@ import json
 from tollgate_common.contracts.routes import TABLE_CHANNEL, TABLE_KEY, Route
 from tollgate_common.redis.commands import Client
 
-DIGEST_KEY = TABLE_KEY + ":digest"
+# The table's name in braces is the digest's hash tag: an untagged name hashes whole, so the digest
+# is on the table's Redis Cluster slot and PUBLISH (both KEYS) runs there without CROSSSLOT
+# (issue 13). A digest left under the old name is ignored: the next publish writes the table
+# once more and the digest here.
+DIGEST_KEY = "{" + TABLE_KEY + "}:digest"
 
 PUBLISH = """
 local cur = redis.call('GET', KEYS[1])
