@@ -195,3 +195,27 @@ async def test_redis_py_does_not_resend_after_a_timeout(redis_cluster: RedisClus
         assert node.client.get(key) == "1"
     finally:
         await client.aclose()
+
+
+async def test_a_subscription_of_a_client_that_sent_nothing_yet_hears_a_publish(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """A fresh cluster client's first command a SUBSCRIBE (the gateway's purge listener and
+    table follower at start-up): it subscribes (redis-py 8.1 alone raised KeyError, its slot map
+    not loaded) and hears a message published through another node's client."""
+    sub, pub = create_redis(redis_cluster.url), create_redis(redis_cluster.url)
+    pubsub = sub.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe("tollgate:test:channel")
+        heard = None
+        for i in range(50):  # the cluster bus carries it to the subscriber's node
+            await pub.publish("tollgate:test:channel", b"m%d" % i)
+            heard = await pubsub.get_message(timeout=0.1)
+            if heard is not None:
+                break
+        assert heard is not None
+        assert heard["data"].startswith(b"m")
+    finally:
+        await pubsub.aclose()
+        await sub.aclose()
+        await pub.aclose()

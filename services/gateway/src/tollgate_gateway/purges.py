@@ -70,7 +70,8 @@ class PurgeListener:
                     message = await pubsub.get_message(timeout=self.wait_seconds)
                     if message is not None and message.get("type") == "message":
                         self.apply(message["data"])
-            except (TimeoutError, RedisError, OSError) as exc:
+            # Any error, not only Redis's: a listener that died would never hear a purge again.
+            except Exception as exc:
                 if self._stopping:
                     return
                 if self.subscribed.is_set():

@@ -128,7 +128,8 @@ class RedisFollower:
                 while True:
                     await pubsub.get_message(timeout=self.poll_seconds)
                     await self.refresh()
-            except (TimeoutError, RedisError, OSError) as exc:
+            # Any error, not only Redis's: a follower that died would keep this table for ever.
+            except Exception as exc:
                 if self.healthy:
                     log.warning(
                         "redis unreachable, keeping route table v%d: %r", self.state.version, exc

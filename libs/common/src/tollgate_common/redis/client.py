@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ClusterDownError, NoScriptError, RedisError, SlotNotCoveredError
@@ -41,6 +42,29 @@ class RedisCluster(aioredis.RedisCluster):
         (the sockets leak)."""
         self._initialize = False
         await super().aclose()
+
+    def pubsub(
+        self,
+        node: ClusterNode | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        **kwargs: Any,
+    ) -> ClusterPubSub:
+        return ClusterPubSub(self, node=node, host=host, port=port, **kwargs)
+
+
+class ClusterPubSub(aioredis.cluster.ClusterPubSub):
+    """redis-py's cluster pub/sub that learns the slot map before its first SUBSCRIBE.
+
+    redis-py 8.1 picks the subscription's node from the slot map without loading it first: on
+    a client that has sent no command yet (a gateway's purge listener and table follower at
+    start-up) SUBSCRIBE raised KeyError, which no listener expected, and the gateway never
+    heard a purge or a new route table again."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self.connection is None and self.connection_pool is None:
+            await self.cluster.initialize()
+        return await super().execute_command(*args, **kwargs)
 
 
 AnyRedis = aioredis.Redis | aioredis.RedisCluster
