@@ -42,7 +42,9 @@ def main() -> None:
     target = next(t for t in select(args.row, variants=True) if t.name == args.row)
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-profile-")))
     RESULTS.mkdir(exist_ok=True)
-    raw = RESULTS / time.strftime(f"profile-{args.row.replace(' ', '-')}-%Y%m%d-%H%M%S.txt")
+    # the row's name outside the format: a row's "%" ("traced 1%") is not a strftime directive
+    slug = args.row.replace(" ", "-").replace("%", "pct")
+    raw = RESULTS / f"profile-{slug}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
     try:
         server = target.start(env)
         url = target.url(env, server)
