@@ -85,20 +85,20 @@ class Jaeger:
         services: set[str],
         min_spans: int,
         timeout: float = 30.0,
-        want: str = "",
+        want: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """The trace once it holds ``min_spans`` spans from each of ``services`` (batches from
-        several processes arrive apart) and, if given, a span whose name starts with ``want``
-        (work done after the answer, such as a refund, is exported later than the rest)."""
+        several processes arrive apart) and, for each name in ``want``, a span whose name starts
+        with it (work done after the answer, such as a refund, is exported later than the rest,
+        and by each process in its own batch)."""
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             last = self.trace(trace_id)
             if last is not None:
                 seen = {service_of(last, s) for s in last["spans"]}
-                named = not want or any(
-                    str(s["operationName"]).startswith(want) for s in last["spans"]
-                )
+                names = [str(s["operationName"]) for s in last["spans"]]
+                named = all(any(n.startswith(w) for n in names) for w in want)
                 if services <= seen and len(last["spans"]) >= min_spans and named:
                     return last
             time.sleep(0.2)
