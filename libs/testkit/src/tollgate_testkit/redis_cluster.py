@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from tollgate_testkit.ports import free_port
-from tollgate_testkit.redis_server import RedisServer
+from tollgate_testkit.redis_server import RedisServer, cluster_mode
 
 SLOTS = 16384
 
@@ -24,8 +24,6 @@ class ClusterNode(RedisServer):
     keeps its data; its nodes.conf (id, slots, peers) survives a restart too."""
 
     def __init__(self, workdir: Path, port: int | None = None, bus_port: int | None = None):
-        # the bus port is its own free port: the default (port + 10000) overflows for a free
-        # port above 55535
         self.bus_port = bus_port or free_port()
         conf = workdir / "nodes.conf"
         if bus_port is None:  # a new node, not a restart
@@ -34,16 +32,7 @@ class ClusterNode(RedisServer):
             workdir,
             port,
             appendonly=True,
-            extra=(
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(conf),
-                "--cluster-port",
-                str(self.bus_port),
-                "--cluster-node-timeout",
-                "2000",
-            ),
+            extra=(*cluster_mode(conf, self.bus_port), "--cluster-node-timeout", "2000"),
         )
         self.client = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
         self.id: str = self.cmd("CLUSTER", "MYID")

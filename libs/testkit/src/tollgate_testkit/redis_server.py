@@ -100,6 +100,19 @@ class RedisServer:
         )
 
 
+def cluster_mode(conf: Path, bus_port: int) -> tuple[str, ...]:
+    """redis-server's arguments of a cluster node: its nodes.conf and its bus port, a free port
+    of its own (the default, port + 10000, overflows for a free port above 55535)."""
+    return (
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        str(conf),
+        "--cluster-port",
+        str(bus_port),
+    )
+
+
 class ClusterRedisServer(RedisServer):
     """A one-node Redis Cluster: cluster mode on and every slot (0..16383) on this node, so the
     cluster's rules hold as on many nodes (a command or script whose keys span slots fails with
@@ -111,16 +124,7 @@ class ClusterRedisServer(RedisServer):
         super().__init__(
             workdir,
             port,
-            # the bus port is its own free port: the default (port + 10000) overflows for a
-            # free port above 55535
-            extra=(
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(conf),
-                "--cluster-port",
-                str(free_port()),
-            ),
+            extra=cluster_mode(conf, free_port()),
         )
         client = redis.Redis(host="127.0.0.1", port=self.port)
         try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from tollgate_common.redis.resp import LeanRedis, NotSent
+from tollgate_common.redis.resp import LeanCommands, LeanRedis, NotSent
 from tollgate_common.redis.slots import Address, command_key, key_slot, redirect, slot_owners
 from tollgate_common.redis.url import RedisTarget, parse_redis_url
 
@@ -35,7 +35,7 @@ MAX_REDIRECTS = 16
 TRYAGAIN_SECONDS = 0.02  # times the attempt: about 2.7 s over MAX_REDIRECTS at most
 
 
-class LeanCluster:
+class LeanCluster(LeanCommands):
     """The lean client's commands (``execute``, ``evalsha``, ``script_load``, ``get``, ``set``)
     on a Redis Cluster named by one seed node. ``moved``, ``asked``, ``retried``: redirections
     followed so far (MOVED, ASK, TRYAGAIN)."""
@@ -147,22 +147,10 @@ class LeanCluster:
         raise exc
 
     # the redis-py-compatible subset the hot paths use (as LeanRedis)
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
-
     async def script_load(self, script: str) -> str:
         """Load on every primary (a script runs on the node of its keys' slot)."""
         shas = await asyncio.gather(*(n.script_load(script) for n in await self.primaries()))
         return shas[0]
-
-    async def get(self, key: bytes | str) -> bytes | None:
-        value: bytes | None = await self.execute("GET", key)
-        return value
-
-    async def set(self, key: bytes | str, value: bytes, px: int | None = None) -> Any:
-        if px is None:
-            return await self.execute("SET", key, value)
-        return await self.execute("SET", key, value, "PX", px)
 
     async def aclose(self) -> None:
         for task in list(self._background):

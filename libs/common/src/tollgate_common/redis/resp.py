@@ -99,7 +99,27 @@ def _expire(conn: _Conn, fut: asyncio.Future[Any]) -> None:
         conn.close(ConnectionError("redis connection dropped after a timeout"))
 
 
-class LeanRedis:
+class LeanCommands:
+    """The redis-py-compatible subset the hot paths use, over ``execute``: one home for the one
+    server's client (``LeanRedis``) and the cluster's (cluster.LeanCluster)."""
+
+    async def execute(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
+
+    async def get(self, key: bytes | str) -> bytes | None:
+        value: bytes | None = await self.execute("GET", key)
+        return value
+
+    async def set(self, key: bytes | str, value: bytes, px: int | None = None) -> Any:
+        if px is None:
+            return await self.execute("SET", key, value)
+        return await self.execute("SET", key, value, "PX", px)
+
+
+class LeanRedis(LeanCommands):
     def __init__(
         self, url: str | RedisTarget, connect_timeout: float = 1.0, timeout: float = 2.0
     ) -> None:
@@ -203,22 +223,9 @@ class LeanRedis:
         timer.cancel()
         return result
 
-    # the redis-py-compatible subset the hot paths use
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
-
     async def script_load(self, script: str) -> str:
         sha = await self.execute("SCRIPT", "LOAD", script)
         return str(sha.decode() if isinstance(sha, bytes) else sha)
-
-    async def get(self, key: bytes | str) -> bytes | None:
-        value: bytes | None = await self.execute("GET", key)
-        return value
-
-    async def set(self, key: bytes | str, value: bytes, px: int | None = None) -> Any:
-        if px is None:
-            return await self.execute("SET", key, value)
-        return await self.execute("SET", key, value, "PX", px)
 
     async def aclose(self) -> None:
         """Close the connection and wait (briefly) until it is: a TLS close takes a round trip,
