@@ -4,6 +4,7 @@ event the stream got; nothing is kept while no exporter's stream is there."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -119,21 +120,27 @@ async def test_the_outbox_keeps_at_most_its_bound(
     """Beyond outbox.MAXLEN entries the oldest go (an outbox nobody drains stays bounded)."""
     monkeypatch.setattr(outbox, "MAXLEN", 3)
     ids = [new_charge_id(KEY_ID) for _ in range(5)]
-    for cid in ids:
-        await charge(ledger, cid)
+    now = int(time.time() * 1000)
+    for i, cid in enumerate(ids):  # a millisecond apart: entries of one ms go in member order
+        await ledger.authorize(KEY, "/x", 1, "c", charge_id=cid, now_ms=now + i)
     assert [e.id for e in await kept(ledger)] == ids[2:]
 
 
 async def test_no_stream_nothing_kept(redis_url: str) -> None:
-    """No exporter (no stream): charges and refunds keep nothing, also the first charges of a
-    ledger that has not looked yet."""
+    """No exporter (no stream): once the ledger has seen that (its first charge, which it sends
+    and keeps, as it knows no better), charges and refunds keep nothing, also when it looks
+    again after NO_STREAM_SECONDS."""
     ledger = await make_ledger(redis_url, stream=False)
     try:
+        await charge(ledger, new_charge_id(KEY_ID))
+        await ledger.drain()
+        await ledger.redis.delete(OUTBOX)
         for _ in range(3):
             cid = new_charge_id(KEY_ID)
             assert await charge(ledger, cid) == "ok"
             await ledger.refund(cid)
             await ledger.drain()
+            ledger._no_stream_until = 0.0  # the window has passed: looked for again
         assert await ledger.redis.exists(OUTBOX) == 0
     finally:
         await ledger.redis.aclose()
@@ -143,15 +150,20 @@ async def test_a_stream_that_refuses_every_xadd_still_gets_the_events_kept(
     redis_url: str,
 ) -> None:
     """Every XADD fails (the stream's key holds a string: WRONGTYPE), so no XADD ever answers:
-    the ledger's own EXISTS learns that the key is there, and the charges after are kept."""
+    every charge is kept, from the first one on, also after the ledger had seen no stream (its
+    own EXISTS learns that the key is there again)."""
     ledger = await make_ledger(redis_url, stream=False)
-    await ledger.redis.set(USAGE_STREAM_KEY, "not a stream")
     try:
         first = new_charge_id(KEY_ID)
         assert await charge(ledger, first) == "ok"
+        await ledger.drain()  # no stream: seen
+        await ledger.redis.set(USAGE_STREAM_KEY, "not a stream")
+        ledger._no_stream_until = 0.0  # the window has passed
+        probe = new_charge_id(KEY_ID)  # sent, not kept: the stream was missing when last seen
+        assert await charge(ledger, probe) == "ok"
         await ledger.drain()
         later = new_charge_id(KEY_ID)
         assert await charge(ledger, later) == "ok"
-        assert [e.id for e in await kept(ledger)] == [later]
+        assert [e.id for e in await kept(ledger)] == [first, later]
     finally:
         await ledger.redis.aclose()

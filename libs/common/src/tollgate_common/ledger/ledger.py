@@ -79,11 +79,12 @@ class Ledger:
         # seen within NO_STREAM_SECONDS; the charges before are not recorded, as before the
         # exporter first started (README, "Usage events").
         self._no_stream_until = 0.0
-        # Whether the stream was there when last seen (None: not known). Only then do the scripts
-        # keep the events in the keys' outboxes: a charge that merely probes for the stream
-        # (its XADD may find none) would leave an entry no exporter ever removes. Learnt from
-        # each XADD's answer, and, while not known, from an EXISTS of its own off the hot path
-        # (an XADD that keeps failing answers nothing).
+        # Whether the stream was there when last seen (None: not yet known). The scripts keep the
+        # events in the keys' outboxes unless it was missing: a charge that probes for the stream
+        # again after NO_STREAM_SECONDS would otherwise leave, once a second, entries no exporter
+        # removes (until they expire). Learnt from each XADD's answer and, while not known to be
+        # there, from an EXISTS of its own after the answer (an XADD that keeps failing answers
+        # nothing). Before the first answer a process assumes an exporter, as it does to send.
         self._stream: bool | None = None
         self._looking = False
         # Whether old-layout records may still exist, as last read, and until when (monotonic).
@@ -155,10 +156,7 @@ class Ledger:
         stream was there when last seen)."""
         if time.monotonic() < self._no_stream_until:
             return False, False
-        if not self._stream:  # not known, or gone when last seen: an XADD will tell
-            self._look()
-            return True, False
-        return True, True
+        return True, self._stream is not False
 
     def _look(self) -> None:
         """Learn whether the stream is there (one EXISTS, after the answer), unless under way."""
@@ -248,6 +246,8 @@ class Ledger:
     def _send(self, fields: tuple[Any, ...], after: tuple[asyncio.Task[None], ...] = ()) -> None:
         """Add a usage event after the answer, once the events ``after`` are added: the caller
         does not wait for it."""
+        if not self._stream:  # not known yet, or missing when last seen: look
+            self._look()
         task = asyncio.create_task(self._add(fields, after))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
