@@ -27,7 +27,7 @@ MAXLEN = 100_000
 """The most entries one key's outbox keeps: the scripts drop the oldest beyond it. An outbox is
 drained within the exporter's grace, so this binds only a stream nobody exports any more (the
 stream stays once an exporter made it, and the ledger keeps writing): per key at most about
-10 MB, the way events.USAGE_STREAM_MAXLEN binds the stream."""
+15 MB, the way events.USAGE_STREAM_MAXLEN binds the stream."""
 
 
 def member(fields: Mapping[str, object] | Mapping[bytes, bytes]) -> str:
