@@ -37,7 +37,8 @@ async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     ledger = await make_ledger(redis_url, stream=True)
     await charge(ledger, new_charge_id(KEY_ID))
     await ledger.drain()
-    await ledger.redis.delete(OUTBOX, USAGE_STREAM_KEY)
+    await ledger.redis.delete(OUTBOX)
+    await ledger.redis.delete(USAGE_STREAM_KEY)
     await ledger.redis.xgroup_create(USAGE_STREAM_KEY, "export", id="0", mkstream=True)
     yield ledger
     await ledger.drain()

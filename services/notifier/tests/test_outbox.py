@@ -54,7 +54,8 @@ async def ledger(redis_url: str) -> AsyncIterator[Ledger]:
     ledger = Ledger(client, QUIET)
     await charge(ledger)  # the first charge learns the stream is there
     await ledger.drain()
-    await client.delete(USAGE_STREAM_KEY, OUTBOX)
+    await client.delete(USAGE_STREAM_KEY)
+    await client.delete(OUTBOX)
     await ensure_group(client, USAGE_STREAM_KEY, GROUP)
     yield ledger
     await ledger.drain()
