@@ -17,12 +17,14 @@ from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import KEYS_SET, outbox_key, record_key
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.redis.client import create_redis
+from tollgate_common.redis.slots import key_slot
 from tollgate_notifier.export import Exporter, UsageClient
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.outbox import LOCK, OutboxSweeper, horizon
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.streams import ensure_group
 from tollgate_testkit.receivers import UsageReceiver
+from tollgate_testkit.redis_cluster import RedisClusterNodes
 
 KEY_ID = "abcdefgh"
 KEY = f"tg_{KEY_ID}_" + "s" * 43
@@ -216,3 +218,76 @@ async def until(probe: Callable[[], Any], want: Any = True, limit: float = 15.0)
             if bool(got) if want is True else got == want:
                 return
             await asyncio.sleep(0.02)
+
+
+B32 = "abcdefghijklmnopqrstuvwxyz234567"  # a key id's alphabet (apikeys.KEY_RE)
+
+
+def key_ids_on_every_node(cluster: RedisClusterNodes, per_node: int = 2) -> list[str]:
+    """API key ids whose slot (their hash tag) is on each node, ``per_node`` each."""
+    found: dict[int, list[str]] = {n.port: [] for n in cluster.nodes}
+    i = 0
+    while any(len(v) < per_node for v in found.values()):
+        key_id = "kid" + "".join(B32[i >> (5 * p) & 31] for p in range(5))
+        owner = found[cluster.owner(key_slot(f"{{{key_id}}}")).port]
+        if len(owner) < per_node:
+            owner.append(key_id)
+        i += 1
+    return [k for ks in found.values() for k in ks]
+
+
+async def test_on_a_three_primary_cluster_every_nodes_outboxes_drain(
+    redis_cluster: RedisClusterNodes,
+    usage_receiver: UsageReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys on every node: the events sent the usual way leave their outboxes once read, and
+    those never XADDed come through the exporter's sweeper; all arrive, each once."""
+    client = create_redis(redis_cluster.url)
+    await ensure_group(client, USAGE_STREAM_KEY, GROUP)
+    key_ids = key_ids_on_every_node(redis_cluster)
+    for key_id in key_ids:
+        raw = f"tg_{key_id}_" + "s" * 43
+        await client.hset(
+            record_key(key_id, key_hash(raw)), mapping={"id": key_id, "credits": 1000}
+        )
+        await client.sadd(KEYS_SET, key_id)
+    ledger = Ledger(client, QUIET)
+
+    async def charge_each() -> list[str]:
+        ids = []
+        for key_id in key_ids:
+            cid = new_charge_id(key_id)
+            d = await ledger.authorize(f"tg_{key_id}_" + "s" * 43, "/x", 1, "c", charge_id=cid)
+            assert d.reason == "ok"
+            ids.append(cid)
+        return ids
+
+    sent = await charge_each()
+    await ledger.drain()
+    with monkeypatch.context() as m:
+        m.setattr(ledger, "_send", lambda *a, **k: None)
+        lost = await charge_each()
+    s = NotifierSettings(
+        redis_url=redis_cluster.url,
+        usage_export_url=usage_receiver.url,
+        block_ms=50,
+        consumer="x",
+        usage_outbox_interval_seconds=0.1,
+        usage_outbox_grace_seconds=0.2,
+    )
+    redis = create_redis(redis_cluster.url)
+    x = Exporter(redis, s, Metrics(), UsageClient(s, redis))
+    await x.start()
+    try:
+        await until(lambda: len(set(usage_receiver.ids())) >= len(sent) + len(lost))
+        for key_id in key_ids:
+            await until(lambda k=key_id: client.zcard(outbox_key(k)), want=0)
+        assert sorted(usage_receiver.ids()) == sorted(sent + lost)
+        assert x.m.registry.get_sample_value("tollgate_notifier_usage_resent_total") == len(lost)
+    finally:
+        await x.stop()
+        await x.client.aclose()
+        await redis.aclose()
+        await ledger.drain()
+        await client.aclose()
