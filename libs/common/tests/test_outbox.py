@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, UsageEvent
-from tollgate_common.ledger import Ledger, LedgerSettings, outbox
-from tollgate_common.ledger.apikeys import key_hash, new_charge_id
+from tollgate_common.ledger import Ledger, LedgerSettings, layout, outbox
+from tollgate_common.ledger.apikeys import MAX_CREDITS, key_hash, new_charge_id
 from tollgate_common.ledger.layout import outbox_key, record_key
 from tollgate_common.redis.client import create_redis
 
 KEY_ID = "abcdefgh"
 KEY = f"tg_{KEY_ID}_" + "s" * 43
 OUTBOX = outbox_key(KEY_ID)
+NOW = 1_800_000_000_000
 QUIET = LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60, usage_retention_days=2)
 
 
@@ -168,3 +169,14 @@ async def test_a_stream_that_refuses_every_xadd_still_gets_the_events_kept(
         assert [e.id for e in await kept(ledger)] == [first, later]
     finally:
         await ledger.redis.aclose()
+
+
+async def test_the_script_keeps_the_event_only_with_its_flag(ledger: Ledger) -> None:
+    """authorize.lua itself: ARGV[11] '0' writes no outbox entry, '1' writes one."""
+    for flag, want in (("0", 0), ("1", 1)):
+        cid = new_charge_id(KEY_ID)
+        keys = layout.authorize_keys(KEY_ID, key_hash(KEY), cid, layout.hour_of(NOW))
+        args = [NOW, 1, 60, "/x", 0, "r", 0, 86400, 0, MAX_CREDITS, flag, cid, outbox.MAXLEN]
+        r = await ledger._authorize(ledger.redis, keys, args)
+        assert r[0] == b"ok"
+        assert await ledger.redis.zcard(OUTBOX) == want
