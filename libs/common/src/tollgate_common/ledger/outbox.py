@@ -32,9 +32,9 @@ stream stays once an exporter made it, and the ledger keeps writing): per key at
 
 def member(fields: Mapping[str, object] | Mapping[bytes, bytes]) -> str:
     """The outbox member of a usage event given by its fields (events.USAGE_FIELDS, as str or as
-    the bytes of a stream entry)."""
+    the bytes of a stream entry; one missing is empty, as UsageEvent reads it)."""
     plain = {_s(k): _s(v) for k, v in fields.items()}
-    return SEP.join(plain[f] for f in ORDER)
+    return SEP.join(plain.get(f, "") for f in ORDER)
 
 
 def fields(raw: str | bytes) -> dict[str, str]:
