@@ -98,9 +98,10 @@ def resent(s: OutboxSweeper) -> float:
 
 
 def test_the_horizon_is_what_the_group_has_read_less_the_grace() -> None:
-    """The whole stream read: now less the grace; else its last-read entry's time less it."""
+    """Nothing unread in the stream: now less the grace; else the last-read entry's time less
+    it."""
     assert horizon(10_000, "7000-0", "7000-0", 1000) == 9000
-    assert horizon(10_000, "0-0", "0-0", 1000) == 9000
+    assert horizon(10_000, "0-0", None, 1000) == 9000  # empty: made, or trimmed to nothing
     assert horizon(10_000, "4000-3", "7000-0", 1000) == 3000
     assert horizon(10_000, "0-0", "7000-0", 1000) == -1000
 
@@ -155,6 +156,18 @@ async def test_the_sweeper_leaves_what_waits_unread_in_the_stream(
     await ledger.drain()
     assert await sweeper.sweep(later(GRACE_S + 1)) == 0
     assert len(await streamed(ledger.redis)) == 3
+
+
+async def test_events_the_streams_bound_dropped_unread_are_resent(
+    ledger: Ledger, sweeper: OutboxSweeper
+) -> None:
+    """Events XADDed, then trimmed before the group read them (the producers' MAXLEN): still in
+    their outbox, so past the grace they are added again, each once."""
+    ids = [await charge(ledger) for _ in range(4)]
+    await ledger.drain()
+    await ledger.redis.xtrim(USAGE_STREAM_KEY, maxlen=0, approximate=False)
+    assert await sweeper.sweep(later(GRACE_S + 1)) == 4
+    assert sorted(e.id for e in await streamed(ledger.redis)) == sorted(ids)
 
 
 async def test_one_sweeper_at_a_time(

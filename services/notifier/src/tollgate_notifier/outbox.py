@@ -8,10 +8,12 @@ Every ``usage_outbox_interval_seconds`` one replica (a ``SET NX PX`` lock, renew
 walks the key set and re-adds the entries older than the horizon, then removes them: at least
 once, and the receiver drops a copy that arrived twice by its event id.
 
-The horizon is what the exporter's group has read, less ``usage_outbox_grace_seconds``: the
-whole stream read, "now"; else the time of the last entry it read. An entry after that may
-still be waiting in the stream (the exporter is behind, its endpoint down): re-adding it would
-only double the backlog. Entries are compared by their ts (the ledger's clock) with stream ids
+The horizon is what the exporter's group has read, less ``usage_outbox_grace_seconds``:
+nothing left in the stream that it has not read, "now"; else the time of the last entry it
+read. An entry after that may still be waiting in the stream (the exporter is behind, its
+endpoint down): re-adding it would only double the backlog. Events the stream's bound dropped
+unread (events.USAGE_STREAM_MAXLEN) are still in their outboxes and are re-sent once the
+group has read what is left. Entries are compared by their ts (the ledger's clock) with stream ids
 (Redis's): the grace covers a skew between the two and the XADD's own delay.
 
 Redis Cluster: every command is on one key (the lock, a key's outbox, the stream), pipelined
@@ -52,12 +54,13 @@ _FREE = LuaScript(
 )
 
 
-def horizon(now_ms: int, last_delivered: str, last_generated: str, grace_ms: int) -> int:
-    """The ts below which an outbox entry is re-sent (pure): what the group has read (the whole
-    stream: now; else its last-delivered entry's time), less the grace."""
+def horizon(now_ms: int, last_delivered: str, newest: str | None, grace_ms: int) -> int:
+    """The ts below which an outbox entry is re-sent (pure): what the group has read (every
+    entry in the stream, ``newest`` the last one or None for none: now; else its last-delivered
+    entry's time), less the grace."""
     read = id_key(last_delivered)
-    upto = now_ms if read >= id_key(last_generated) else min(now_ms, read[0])
-    return upto - grace_ms
+    unread = newest is not None and id_key(newest) > read
+    return (min(now_ms, read[0]) if unread else now_ms) - grace_ms
 
 
 class OutboxSweeper:
@@ -102,8 +105,9 @@ class OutboxSweeper:
         if ours is None:  # no exporter's group yet: nothing can be judged unread
             return None
         info = await self.redis.xinfo_stream(self.stream)
+        newest = _s(info["last-entry"][0]) if info.get("last-entry") else None
         grace = int(self.s.usage_outbox_grace_seconds * 1000)
-        return horizon(now, _s(ours["last-delivered-id"]), _s(info["last-generated-id"]), grace)
+        return horizon(now, _s(ours["last-delivered-id"]), newest, grace)
 
     async def _page(self, ids: list[str], before: int) -> tuple[int, list[str]]:
         """Re-add the entries of these keys' outboxes scored below ``before`` (at most PER_KEY
