@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tollgate_auth import store as auth_store
+from tollgate_common.contracts.events import USAGE_STREAM_KEY
 from tollgate_common.ledger import Ledger, LedgerSettings
 from tollgate_common.ledger import layout as L
 from tollgate_common.ledger.apikeys import key_hash
@@ -38,21 +39,43 @@ async def names(redis: Redis) -> set[str]:
 
 
 async def test_an_authorize_and_its_refund_write_the_layouts_names(redis: Redis) -> None:
-    """A charge: the record, plan copy, charge record, usage bucket and GCRA state of the key,
-    nothing else; its refund: the charge record becomes a tombstone."""
+    """A charge: the record, plan copy, charge record, usage bucket, GCRA state and usage
+    outbox of the key (a ledger that has not yet seen whether an exporter's stream is there
+    keeps the event), nothing else; its refund: the charge record becomes a tombstone."""
     ledger = Ledger(redis, LedgerSettings(credits_low_threshold=0))
     before = await names(redis)
     d = await ledger.authorize(KEY, "/x", 1, "c", now_ms=NOW)
     assert d.reason == "ok"
     assert d.charge_id is not None
     cid = d.charge_id
-    record, copy, charge, tombstone, bucket, rate = L.authorize_keys(
+    record, copy, charge, tombstone, bucket, rate, outbox = L.authorize_keys(
         KEY_ID, HASHED, cid, L.hour_of(NOW)
     )
     assert before == {record, copy}
-    assert await names(redis) == {record, copy, charge, bucket, rate}
+    assert await names(redis) == {record, copy, charge, bucket, rate, outbox}
+    await ledger.drain()  # no stream: the refund keeps nothing
     assert await ledger.refund(cid) == 10
-    assert await names(redis) == {record, copy, tombstone, bucket, rate}
+    assert await names(redis) == {record, copy, tombstone, bucket, rate, outbox}
+    await ledger.drain()
+
+
+async def test_with_an_exporter_a_charge_and_its_refund_also_write_the_outbox(
+    redis: Redis,
+) -> None:
+    """With the usage stream there (an exporter made it), the charge and the refund each keep
+    their event in the key's outbox, the one name more (the stream is the global one)."""
+    await redis.xgroup_create(USAGE_STREAM_KEY, "export", id="0", mkstream=True)
+    ledger = Ledger(redis, LedgerSettings(credits_low_threshold=0))
+    before = await names(redis)
+    d = await ledger.authorize(KEY, "/x", 1, "c", now_ms=NOW)
+    assert d.charge_id is not None
+    keys = L.authorize_keys(KEY_ID, HASHED, d.charge_id, L.hour_of(NOW))
+    outbox = keys[-1]
+    assert outbox == L.outbox_key(KEY_ID)
+    assert await names(redis) == before | {keys[2], keys[4], keys[5], outbox}
+    assert await ledger.refund(d.charge_id) >= 0
+    assert L.refund_keys(KEY_ID, d.charge_id)[-1] == outbox
+    assert await redis.zcard(outbox) == 2
     await ledger.drain()
 
 

@@ -14,8 +14,11 @@ Guarantees (what the tests show):
   ``claim_idle_ms``) by any replica, or re-read by a restarted one under the same name; a batch
   being retried is re-claimed before each attempt so no other replica takes it meanwhile.
 - The stream is trimmed to what the group acknowledged; the producers' bound
-  (``events.USAGE_STREAM_MAXLEN``) is the only way an unexported event is lost, and
-  tollgate_notifier_usage_overrun shows it.
+  (``events.USAGE_STREAM_MAXLEN``) is the only way an event in the stream is lost unexported,
+  and tollgate_notifier_usage_overrun shows it.
+- An event that never reached the stream (the ledger's XADD lost or refused) stays in its key's
+  outbox (tollgate_common/ledger/outbox.py): each event read here is removed from it, and the
+  outbox sweeper (outbox.py, a loop of its own) adds what stays longer to the stream again.
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ from typing import Any
 import httpx
 
 from tollgate_common.contracts.events import USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN, UsageEvent
+from tollgate_common.ledger import outbox
+from tollgate_common.ledger.layout import outbox_key
 from tollgate_common.redis.client import describe
 from tollgate_common.redis.commands import Client
 from tollgate_notifier.keyrecords import key_fields
 from tollgate_notifier.metrics import Metrics
+from tollgate_notifier.outbox import OutboxSweeper
 from tollgate_notifier.settings import NotifierSettings
 from tollgate_notifier.streams import ensure_group, run_loop, stop_loops, trim_acknowledged
 from tollgate_notifier.usage import OPENMETER_PATH, openmeter_body, retry_delay, stripe_request
@@ -130,6 +136,7 @@ class Exporter:
         self._tasks: list[asyncio.Task[None]] = []
         self._own_pending = True  # first re-read what this consumer name left unacknowledged
         self._next_claim = 0.0
+        self.outbox = OutboxSweeper(redis, s, m, stream)
         self.healthy = False
 
     # --- lifecycle
@@ -138,6 +145,7 @@ class Exporter:
         self._tasks = [
             asyncio.ensure_future(self._loop(self._step)),
             asyncio.ensure_future(self._loop(self._trim_and_measure)),
+            asyncio.ensure_future(self._loop(self._sweep_outbox)),
         ]
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -204,6 +212,7 @@ class Exporter:
                 batch.append((eid, UsageEvent.from_fields(fields), fields))
             except ValueError:
                 await self._dead_letter([(eid, fields)], "not a usage event", 0)
+        await self._unlist(batch)
         if self.s.usage_export_format == "stripe":
             batch = await self._drop_uncustomered(batch)
         attempt = 0
@@ -236,6 +245,20 @@ class Exporter:
                 continue
             await self._accepted(batch)
             return
+
+    async def _unlist(self, batch: list[Entry]) -> None:
+        """Remove the events read from their keys' outboxes: the group's pending list holds
+        them now. One ZREM per event on its key's slot, pipelined; a failure only means the
+        outbox sweeper adds those events once more (the receiver drops them by id)."""
+        if not batch:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, e, fields in batch:
+                    pipe.zrem(outbox_key(e.key), outbox.member(fields))
+                await pipe.execute()
+        except Exception as exc:
+            _report("outbox removal", exc)
 
     def _backoff_cap(self) -> float:
         # Waiting longer than claim_idle_ms would make the batch look abandoned.
@@ -297,6 +320,10 @@ class Exporter:
         await self.redis.xack(self.stream, self.s.usage_group, *ids)
 
     # --- housekeeping
+    async def _sweep_outbox(self) -> None:
+        await self.outbox.sweep()
+        await self._sleep(self.s.usage_outbox_interval_seconds)
+
     async def _trim_and_measure(self) -> None:
         state = await trim_acknowledged(self.redis, self.stream, self.s.usage_group)
         self.m.usage_lag.set(state.lag)

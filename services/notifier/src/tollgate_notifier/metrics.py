@@ -61,3 +61,9 @@ class Metrics:
             "1 when the usage stream's bound trimmed events the exporter had not read (lost).",
             registry=r,
         )
+        self.usage_resent = Counter(
+            "tollgate_notifier_usage_resent",
+            "Usage events the outbox sweeper added to the usage stream again: their first XADD "
+            "never happened (a gateway or auth killed, Redis refused it), or was not read in time.",
+            registry=r,
+        )

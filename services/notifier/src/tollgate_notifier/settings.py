@@ -116,3 +116,17 @@ class NotifierSettings(ServiceSettings):
     usage_dead_letter_stream: str = Field(
         "tollgate:usage:dead", description="Where usage events go after the last attempt."
     )
+    usage_outbox_interval_seconds: float = Field(
+        30,
+        gt=0,
+        le=3600,
+        description="How often the outbox sweeper re-sends the usage events that never reached "
+        "the stream (one replica at a time).",
+    )
+    usage_outbox_grace_seconds: float = Field(
+        60,
+        gt=0,
+        le=86400,
+        description="An outbox entry this much older than what the exporter has read is re-sent "
+        "(its XADD never happened).",
+    )

@@ -19,11 +19,13 @@ hop to auth. Both run the identical script, so accounting stays exact either way
 - ``plancopy``: how a key's copy of its plan is written (on the key's slot, ordered by the plan's
   version); ``keyindex``: the walk of a set of key ids with their hashes; ``migration``: the move
   of data of the untagged layout (at auth's start-up, and on demand for a key not moved yet).
+- ``outbox``: the key's usage outbox, the copy of each usage event the scripts keep on its slot
+  until the exporter has read it (so an XADD that never happens loses no event), and its member.
 
 Round trips: ``authorize`` is ONE EVALSHA (key record, plan copy, refill, rate-limit state,
-debit, charge record and usage), its usage event's XADD sent after the answer; an unknown key
-adds its client's counter (and, until the ledger has seen the layout done, the probe for a
-record of the old layout). ``refund`` is one EVALSHA and its event's XADD.
+debit, charge record, usage and the usage outbox), its usage event's XADD sent after the
+answer; an unknown key adds its client's counter (and, until the ledger has seen the layout
+done, the probe for a record of the old layout). ``refund`` is one EVALSHA and its event's XADD.
 
 Charges are idempotent and reconcilable (issue 11): the caller chooses the charge id before it
 asks, so an authorize whose answer it never learnt (a timeout, a dropped connection, a 5xx) can

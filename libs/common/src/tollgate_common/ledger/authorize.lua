@@ -10,8 +10,11 @@
 -- KEYS[1] key record (hash)   KEYS[2] the key's copy of its plan (layout.plan_copy_key)
 -- KEYS[3] charge record of this charge id   KEYS[4] its refund tombstone
 -- KEYS[5] the key's usage bucket of this hour   KEYS[6] the key's GCRA state
+-- KEYS[7] the key's usage outbox (layout.outbox_key)
 -- ARGV: now_ms, default_cost, charge_ttl_s, path, low_threshold, route, cache_hit ('1' or '0'),
---       usage_ttl_s, free ('1': the /me step), max_credits (the bound a refill stops at)
+--       usage_ttl_s, free ('1': the /me step), max_credits (the bound a refill stops at),
+--       outbox ('1': an exporter exists, keep the charge's usage event in the outbox), charge id,
+--       outbox_maxlen
 -- Returns {reason, limit, remaining, reset_ms, retry_after_ms, credits, key_id, event, 0} (the
 -- invalid-key count the caller fills in)
 -- and, for ok, rate_limited and no_credits, cost (debited) and plan (the gateway's metrics by plan),
@@ -26,8 +29,9 @@
 -- Usage (issue 13): every answer for a known key counts in its hour's bucket, field
 -- '<counter>:<route>' (layout.COUNTERS): requests, charged, hits when served; 4xx when refused.
 -- The usage event of a charge (the notifier's exporter) is the caller's to add: the stream is one
--- global key (ledger.py). pcall: a usage write that fails (a bucket of the wrong type) must never
--- fail the request.
+-- global key (ledger.py). With ARGV[11] = '1' the step keeps a copy in the key's outbox until the
+-- exporter has read it (ledger/outbox.py), so an event whose XADD never happens is sent later.
+-- pcall: a usage write that fails (a bucket of the wrong type) must never fail the request.
 
 local now = tonumber(ARGV[1])
 local route = ARGV[6] or ''
@@ -38,6 +42,19 @@ local function count(counter, n)
   -- command less per request than an EXPIRE every time)
   if redis.pcall('HINCRBY', KEYS[5], counter .. ':' .. route, n) == n then
     redis.pcall('EXPIRE', KEYS[5], tonumber(ARGV[8]))
+  end
+end
+
+-- the usage event in the key's outbox (ledger/outbox.py: its fields joined by '|' in outbox.ORDER,
+-- score its ts); the outbox's expiry with its first entry, the oldest dropped beyond its bound
+local function unexported(key_id, plan, cost)
+  local m = 'charge|' .. ARGV[12] .. '|' .. key_id .. '|' .. plan .. '|'
+            .. string.format('%d', cost) .. '|' .. ARGV[1] .. '|' .. route
+  redis.pcall('ZADD', KEYS[7], now, m)
+  local n = redis.pcall('ZCARD', KEYS[7])
+  if n == 1 then redis.pcall('EXPIRE', KEYS[7], tonumber(ARGV[8]))
+  elseif type(n) == 'number' and n > tonumber(ARGV[13]) then
+    redis.pcall('ZREMRANGEBYRANK', KEYS[7], 0, n - tonumber(ARGV[13]) - 1)
   end
 end
 
@@ -195,6 +212,7 @@ if cost > 0 then
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end
   count('charged', cost)
+  if ARGV[11] == '1' then unexported(key_id, plan or '', cost) end
 end
 if not free then
   count('requests', 1)

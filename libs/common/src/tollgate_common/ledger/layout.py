@@ -5,7 +5,9 @@ as its hash tag (``{id}``), so it lives on one slot and authorize.lua / refund.l
 without CROSSSLOT: the key record (``record_key``, still found by the key's hash, so a wrong
 secret finds nothing), its GCRA state (``rate_key``), its copy of its plan (``plan_copy_key``),
 its charges and their refund tombstones (``charge_key`` / ``tombstone_key``: a charge id carries
-its key's id, apikeys.new_charge_id) and its hourly usage buckets (``usage_key``). The scripts
+its key's id, apikeys.new_charge_id), its hourly usage buckets (``usage_key``) and its usage
+outbox (``outbox_key``: the usage events charged or refunded and not yet seen by the exporter,
+ledger/outbox.py). The scripts
 take every name as KEYS except the record and bucket a refund reads from its charge record,
 which carry the same tag. tests/test_layout.py checks that the scripts write exactly these
 names and that they hash to one slot.
@@ -15,7 +17,8 @@ the sets of keys and plans, the plans themselves and their member sets (``plan_k
 update fans out to its keys' copies), id -> hash, the expiry index. The invalid-key counter is
 per client address: the caller counts it in its own step (ledger.py), never inside the script.
 The usage stream (events.USAGE_STREAM_KEY) is one global key: the caller adds the events the
-scripts return (ledger.py says when).
+scripts return (ledger.py says when); the scripts keep a copy in the key's outbox until the
+exporter has read it.
 
 ``legacy_*``: the names before the move (no tag), read only by the migration (migration.py) and
 by the refund of a charge made before it.
@@ -77,6 +80,12 @@ def tombstone_key(key_id: str, charge_id: str) -> str:
     return f"{_tagged(key_id)}refunded:{charge_id}"
 
 
+def outbox_key(key_id: str) -> str:
+    """The key's usage outbox (a sorted set: ledger/outbox.py's member -> the event's ts in ms):
+    the events its charges and refunds owe the usage stream, until the exporter has read them."""
+    return f"{_tagged(key_id)}unexported"
+
+
 def id_key(key_id: str) -> str:
     return f"{P}id:{key_id}"
 
@@ -113,15 +122,17 @@ def authorize_keys(key_id: str, hashed: str, charge_id: str, hour: int) -> list[
         tombstone_key(key_id, charge_id),
         usage_key(key_id, hour),
         rate_key(key_id),
+        outbox_key(key_id),
     ]
 
 
 def refund_keys(key_id: str | None, charge_id: str) -> list[str]:
-    """refund.lua's KEYS: on the slot of the key the charge id carries; the untagged names for a
-    charge id of before the tags (``key_id`` None)."""
+    """refund.lua's KEYS: on the slot of the key the charge id carries, its outbox last; the
+    untagged names for a charge id of before the tags (``key_id`` None), with no outbox (the
+    refund's event then has none: ledger.py)."""
     if key_id is None:
         return [legacy_charge_key(charge_id), legacy_tombstone_key(charge_id)]
-    return [charge_key(key_id, charge_id), tombstone_key(key_id, charge_id)]
+    return [charge_key(key_id, charge_id), tombstone_key(key_id, charge_id), outbox_key(key_id)]
 
 
 def legacy_record_key(hashed: str) -> str:

@@ -8,8 +8,10 @@ global stays out of them and is done here, beside the script, on its own key:
 - the usage events of the notifier's exporter (events.USAGE_STREAM_KEY): the scripts return what
   was charged or refunded and the ledger adds the event. The XADD is sent after the answer, never
   before it (no round trip more on the hot path): ``drain()`` waits for the ones under way, and
-  the services call it before they close Redis. A process killed between the
-  script and its XADD loses that event (README "Known gaps"); the credits are exact regardless.
+  the services call it before they close Redis. So that a process killed between the script and
+  its XADD, or an XADD that fails, loses no event, the scripts also keep it in the key's outbox
+  on its slot (outbox.py) whenever the ledger sends it: the exporter removes it once read, and
+  re-sends what stays (the notifier's outbox sweeper).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from importlib.resources import files
 from typing import Any
 
 from tollgate_common.contracts.events import USAGE_FIELDS, USAGE_STREAM_KEY, USAGE_STREAM_MAXLEN
-from tollgate_common.ledger import layout
+from tollgate_common.ledger import layout, outbox
 from tollgate_common.ledger.apikeys import (
     MAX_CREDITS,
     charge_key_id,
@@ -47,6 +49,7 @@ NO_STREAM_SECONDS = 1.0
 LAYOUT_RECHECK_SECONDS = 30.0
 """How long the ledger trusts what it last read of ``layout.LAYOUT_VERSION``."""
 _GET = LuaScript("return redis.call('GET', KEYS[1])")
+_EXISTS = LuaScript("return redis.call('EXISTS', KEYS[1])")
 # KEYS: the counter. ARGV: its window (s). The expiry only with the first count, as before.
 _COUNT_INVALID = """
 local n = redis.call('INCR', KEYS[1])
@@ -76,6 +79,14 @@ class Ledger:
         # seen within NO_STREAM_SECONDS; the charges before are not recorded, as before the
         # exporter first started (README, "Usage events").
         self._no_stream_until = 0.0
+        # Whether the stream was there when last seen (None: not yet known). The scripts keep the
+        # events in the keys' outboxes unless it was missing: a charge that probes for the stream
+        # again after NO_STREAM_SECONDS would otherwise leave, once a second, entries no exporter
+        # removes (until they expire). Learnt from each XADD's answer and, while not known to be
+        # there, from an EXISTS of its own after the answer (an XADD that keeps failing answers
+        # nothing). Before the first answer a process assumes an exporter, as it does to send.
+        self._stream: bool | None = None
+        self._looking = False
         # Whether old-layout records may still exist, as last read, and until when (monotonic).
         self._legacy: bool = True
         self._legacy_until = 0.0
@@ -106,6 +117,7 @@ class Ledger:
         hashed = key_hash(raw_key, s.key_pepper)
         charge_id = tag_charge_id(charge_id, key_id) if charge_id else new_charge_id(key_id)
         keys = layout.authorize_keys(key_id, hashed, charge_id, layout.hour_of(now))
+        send, keep = self._exporting()
         args = [
             now,
             cost,
@@ -117,6 +129,9 @@ class Ledger:
             s.usage_retention_days * 86400,
             1 if free else 0,
             MAX_CREDITS,
+            1 if keep else 0,
+            charge_id,
+            outbox.MAXLEN,
         ]
         d = from_script(await self._authorize(self.redis, keys, args), charge_id)
         if (
@@ -129,10 +144,41 @@ class Ledger:
             d = from_script(await self._authorize(self.redis, keys, args), charge_id)
         if d.reason == "invalid_key":
             return await self._unknown(client, charge_id)
-        if d.allowed and d.cost > 0 and time.monotonic() >= self._no_stream_until:
-            # charged now (a repeat of the id answers cost 0), and an exporter may be listening
+        if d.allowed and d.cost > 0 and send:
+            # charged now (a repeat of the id answers cost 0), and an exporter may be listening:
+            # the script kept this event in the key's outbox, spelled as these fields are
             self._send(("charge", charge_id, d.key_id, route, d.plan, d.cost, now))
         return d
+
+    def _exporting(self) -> tuple[bool, bool]:
+        """Whether to send a charge's usage event (an exporter may be listening: no stream was
+        missing within NO_STREAM_SECONDS), and whether to keep it in the key's outbox too (the
+        stream was there when last seen)."""
+        if time.monotonic() < self._no_stream_until:
+            return False, False
+        return True, self._stream is not False
+
+    def _look(self) -> None:
+        """Learn whether the stream is there (one EXISTS, after the answer), unless under way."""
+        if self._looking:
+            return
+        self._looking = True
+        task = asyncio.create_task(self._exists())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _exists(self) -> None:
+        try:
+            self._saw(bool(await _EXISTS(self.redis, [USAGE_STREAM_KEY], [])))
+        except Exception as exc:  # the next charge looks again
+            log.warning("usage stream not looked for: %s", describe(exc))
+        finally:
+            self._looking = False
+
+    def _saw(self, stream: bool) -> None:
+        self._stream = stream
+        if not stream:
+            self._no_stream_until = time.monotonic() + NO_STREAM_SECONDS
 
     async def _legacy_possible(self) -> bool:
         """Whether an unknown key may be one of the old layout, read at most every
@@ -173,29 +219,44 @@ class Ledger:
         ``status_class`` ("4xx", "5xx" or ""): what the client was answered instead, counted in
         the charge's usage bucket with the refund. A charge id without its key's id (made
         before the tagged layout) refunds through the old names."""
-        keys = layout.refund_keys(charge_key_id(charge_id), charge_id)
-        args = [self.s.charge_ttl_seconds, status_class, self.s.usage_retention_days * 86400]
+        key_id = charge_key_id(charge_id)
+        keys = layout.refund_keys(key_id, charge_id)
+        now = int(time.time() * 1000)
+        # a charge id of before the tags has no outbox (its event is sent, not kept)
+        keep = key_id is not None and self._exporting()[1]
+        args = [
+            self.s.charge_ttl_seconds,
+            status_class,
+            self.s.usage_retention_days * 86400,
+            1 if keep else 0,
+            now,
+            charge_id,
+            outbox.MAXLEN,
+        ]
         r = await self._refund(self.redis, keys, args)
         left = int(r[0])
         if left >= 0:
             held = [v.decode() if isinstance(v, bytes) else str(v) for v in r[1:4]]
-            fields = ("refund", charge_id, held[0], held[2], held[1], int(r[4]))
+            fields = ("refund", charge_id, held[0], held[2], held[1], int(r[4]), now)
             # after the answer too (a deadline that cancels the caller cannot cancel the event);
             # queued behind this process's charge events, so a refund's follows its charge's
-            self._send((*fields, int(time.time() * 1000)), after=tuple(self._sending))
+            self._send(fields, after=tuple(self._sending))
         return left
 
     def _send(self, fields: tuple[Any, ...], after: tuple[asyncio.Task[None], ...] = ()) -> None:
         """Add a usage event after the answer, once the events ``after`` are added: the caller
         does not wait for it."""
+        if not self._stream:  # not known yet, or missing when last seen: look
+            self._look()
         task = asyncio.create_task(self._add(fields, after))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
     async def _add(self, fields: tuple[Any, ...], after: tuple[asyncio.Task[None], ...]) -> None:
         """One usage event (fields: kind, charge, key, route, plan, credits, ts). A stream that
-        refuses it (a WRONGTYPE key, OOM, Redis gone) costs the event, never the request or
-        refund: the credits moved already."""
+        refuses it (a WRONGTYPE key, OOM, Redis gone) never fails the request or refund (the
+        credits moved already): the event stays in the key's outbox, and the notifier's outbox
+        sweeper sends it later."""
         pairs = [x for kv in zip(USAGE_FIELDS, fields, strict=True) for x in kv]
         if after:
             await asyncio.gather(*after)  # they never raise (this method logs instead)
@@ -203,8 +264,7 @@ class Ledger:
             added = await self._add_usage(
                 self.redis, [USAGE_STREAM_KEY], [USAGE_STREAM_MAXLEN, *pairs]
             )
-            if added is None:  # NOMKSTREAM: there is no stream
-                self._no_stream_until = time.monotonic() + NO_STREAM_SECONDS
+            self._saw(added is not None)  # None: NOMKSTREAM found no stream
         except Exception as exc:
             log.warning("usage event of charge %s not added: %s", fields[1], describe(exc))
 

@@ -2,7 +2,9 @@
 -- tombstone's TTL in seconds, ARGV[2] the status class the client saw ('4xx', '5xx' or '' when it
 -- saw none), ARGV[3] the usage retention in seconds. Returns {-1} (no such charge) or {credits
 -- after, key id, plan, route, cost}: the caller adds the usage event (the stream is one global
--- key, ledger.py).
+-- key, ledger.py). With ARGV[4] = '1' (an exporter exists) the refund's usage event is also kept
+-- in the key's outbox, KEYS[3] (ledger/outbox.py), until the exporter has read it: ARGV[5] its
+-- ts, ARGV[6] the charge id, ARGV[7] the outbox's bound (authorize.lua does the same).
 -- Redis Cluster: a charge id carries its key's id (apikeys.new_charge_id), so KEYS are on the key's
 -- slot, as are the record and usage bucket the charge record names (authorize.lua wrote it; the
 -- names carry the same hash tag, layout.py). A charge made before that move (layout.legacy_*)
@@ -40,4 +42,14 @@ if b then
   if ARGV[2] == '4xx' or ARGV[2] == '5xx' then count(ARGV[2], 1) end
 end
 local held = redis.call('HMGET', key, 'id', 'plan')
+if ARGV[4] == '1' then
+  local m = 'refund|' .. ARGV[6] .. '|' .. (held[1] or '') .. '|' .. (held[2] or '') .. '|'
+            .. string.format('%d', cost) .. '|' .. ARGV[5] .. '|' .. route
+  redis.pcall('ZADD', KEYS[3], tonumber(ARGV[5]), m)
+  local n = redis.pcall('ZCARD', KEYS[3])
+  if n == 1 then redis.pcall('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+  elseif type(n) == 'number' and n > tonumber(ARGV[7]) then
+    redis.pcall('ZREMRANGEBYRANK', KEYS[3], 0, n - tonumber(ARGV[7]) - 1)
+  end
+end
 return {left, held[1] or '', held[2] or '', route, cost}

@@ -79,6 +79,8 @@ class Pipeline(Protocol):
 
     def xack(self, name: Key, groupname: str, /, *ids: StreamId) -> object: ...
 
+    def zrem(self, name: Key, /, *values: Key) -> object: ...
+
 
 class Subscription(Protocol):
     """A redis-py pub/sub connection: subscribe, then wait for messages."""
