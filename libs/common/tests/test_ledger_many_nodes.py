@@ -21,24 +21,10 @@ from tollgate_testkit.redis_cluster import RedisClusterNodes
 
 SETTINGS = LedgerSettings(credits_low_threshold=0, charge_ttl_seconds=60)
 START = 10_000
-B32 = "abcdefghijklmnopqrstuvwxyz234567"  # a key id's alphabet (apikeys.KEY_RE)
 
 
 def raw_key(key_id: str) -> str:
     return f"tg_{key_id}_" + "s" * 43
-
-
-def key_ids_on_every_node(cluster: RedisClusterNodes, per_node: int = 2) -> list[str]:
-    """API key ids (8 characters) whose slot (their hash tag) is on each node, ``per_node`` each."""
-    found: dict[int, list[str]] = {n.port: [] for n in cluster.nodes}
-    i = 0
-    while any(len(v) < per_node for v in found.values()):
-        key_id = "kid" + "".join(B32[i >> (5 * p) & 31] for p in range(5))
-        owner = found[cluster.owner(key_slot(f"{{{key_id}}}")).port]
-        if len(owner) < per_node:
-            owner.append(key_id)
-        i += 1
-    return [k for ks in found.values() for k in ks]
 
 
 async def credits(admin: AnyRedis, key_id: str) -> int:
@@ -79,7 +65,7 @@ async def test_charges_and_refunds_on_every_node_are_exact(
     """Keys on all three nodes: each authorize debits its key, a refund gives it back once,
     the usage events land in the one stream."""
     led, _ = ledger
-    key_ids = key_ids_on_every_node(redis_cluster)
+    key_ids = redis_cluster.key_ids_on_every_node()
     await put_keys(admin, key_ids)
     for n, key_id in enumerate(key_ids, start=1):
         charges = [await led.authorize(raw_key(key_id), "/x", n, "c") for _ in range(3)]
@@ -109,7 +95,7 @@ async def test_no_charge_is_lost_or_doubled_while_the_slot_moves(
     (with the key's earlier charges and 300 more keys of the slot): every answer "ok" debited
     once, nothing else debited. The lean client counts the MOVED it followed."""
     led, lean = ledger
-    key_id = key_ids_on_every_node(redis_cluster, per_node=1)[0]
+    key_id = redis_cluster.key_ids_on_every_node(per_node=1)[0]
     await put_keys(admin, [key_id])
     for i in range(300):
         await admin.set(f"tollgate:fill:{{{key_id}}}:{i}", b"x")
@@ -153,7 +139,7 @@ async def test_an_authorize_mid_move_is_asked_on_then_served(
     lean = create_lean(redis_cluster.url)
     assert isinstance(lean, LeanCluster)
     led = Ledger(lean, SETTINGS)
-    key_id = key_ids_on_every_node(redis_cluster, per_node=1)[1]
+    key_id = redis_cluster.key_ids_on_every_node(per_node=1)[1]
     await put_keys(admin, [key_id])
     slot = key_slot(f"{{{key_id}}}")
     src = redis_cluster.owner(slot)

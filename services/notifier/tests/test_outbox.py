@@ -17,7 +17,6 @@ from tollgate_common.ledger.apikeys import key_hash, new_charge_id
 from tollgate_common.ledger.layout import KEYS_SET, outbox_key, record_key
 from tollgate_common.ledger.layout import id_key as key_index_key
 from tollgate_common.redis.client import create_redis
-from tollgate_common.redis.slots import key_slot
 from tollgate_notifier.export import Exporter, UsageClient
 from tollgate_notifier.metrics import Metrics
 from tollgate_notifier.outbox import LOCK, OutboxSweeper, horizon
@@ -233,22 +232,6 @@ async def until(probe: Callable[[], Any], want: Any = True, limit: float = 15.0)
             await asyncio.sleep(0.02)
 
 
-B32 = "abcdefghijklmnopqrstuvwxyz234567"  # a key id's alphabet (apikeys.KEY_RE)
-
-
-def key_ids_on_every_node(cluster: RedisClusterNodes, per_node: int = 2) -> list[str]:
-    """API key ids whose slot (their hash tag) is on each node, ``per_node`` each."""
-    found: dict[int, list[str]] = {n.port: [] for n in cluster.nodes}
-    i = 0
-    while any(len(v) < per_node for v in found.values()):
-        key_id = "kid" + "".join(B32[i >> (5 * p) & 31] for p in range(5))
-        owner = found[cluster.owner(key_slot(f"{{{key_id}}}")).port]
-        if len(owner) < per_node:
-            owner.append(key_id)
-        i += 1
-    return [k for ks in found.values() for k in ks]
-
-
 async def test_on_a_three_primary_cluster_every_nodes_outboxes_drain(
     redis_cluster: RedisClusterNodes,
     usage_receiver: UsageReceiver,
@@ -258,7 +241,7 @@ async def test_on_a_three_primary_cluster_every_nodes_outboxes_drain(
     those never XADDed come through the exporter's sweeper; all arrive, each once."""
     client = create_redis(redis_cluster.url)
     await ensure_group(client, USAGE_STREAM_KEY, GROUP)
-    key_ids = key_ids_on_every_node(redis_cluster)
+    key_ids = redis_cluster.key_ids_on_every_node()
     for key_id in key_ids:
         raw = f"tg_{key_id}_" + "s" * 43
         await client.hset(

@@ -13,10 +13,12 @@ from typing import Any
 
 import redis
 
+from tollgate_common.redis.slots import key_slot
 from tollgate_testkit.ports import free_port
 from tollgate_testkit.redis_server import RedisServer, cluster_mode
 
 SLOTS = 16384
+B32 = "abcdefghijklmnopqrstuvwxyz234567"  # a key id's alphabet (apikeys.KEY_RE)
 
 
 class ClusterNode(RedisServer):
@@ -111,6 +113,19 @@ class RedisClusterNodes:
     def _slots(node: ClusterNode) -> list[list[Any]]:
         reply: list[list[Any]] = node.cmd("CLUSTER", "SLOTS")
         return reply
+
+    def key_ids_on_every_node(self, per_node: int = 2) -> list[str]:
+        """API key ids (8 characters of a key id's alphabet, apikeys.KEY_RE) whose slot (their
+        hash tag, ``{<id>}``) is on each node, ``per_node`` each, node by node."""
+        found: dict[int, list[str]] = {n.port: [] for n in self.nodes}
+        i = 0
+        while any(len(v) < per_node for v in found.values()):
+            key_id = "kid" + "".join(B32[i >> (5 * p) & 31] for p in range(5))
+            owner = found[self.owner(key_slot(f"{{{key_id}}}")).port]
+            if len(owner) < per_node:
+                owner.append(key_id)
+            i += 1
+        return [k for ks in found.values() for k in ks]
 
     def owner(self, slot: int) -> ClusterNode:
         """The node that serves ``slot`` now (as the first node sees it)."""
