@@ -45,19 +45,6 @@ local function count(counter, n)
   end
 end
 
--- the usage event in the key's outbox (ledger/outbox.py: its fields joined by '|' in outbox.ORDER,
--- score its ts); the outbox's expiry with its first entry, the oldest dropped beyond its bound
-local function unexported(key_id, plan, cost)
-  local m = 'charge|' .. ARGV[12] .. '|' .. key_id .. '|' .. plan .. '|'
-            .. string.format('%d', cost) .. '|' .. ARGV[1] .. '|' .. route
-  redis.pcall('ZADD', KEYS[7], now, m)
-  local n = redis.pcall('ZCARD', KEYS[7])
-  if n == 1 then redis.pcall('EXPIRE', KEYS[7], tonumber(ARGV[8]))
-  elseif type(n) == 'number' and n > tonumber(ARGV[13]) then
-    redis.pcall('ZREMRANGEBYRANK', KEYS[7], 0, n - tonumber(ARGV[13]) - 1)
-  end
-end
-
 local function refused(reply)
   if not free then count('4xx', 1) end
   return reply
@@ -212,7 +199,10 @@ if cost > 0 then
   if left == 0 then event = 'exhausted'
   elseif credits >= low and left < low then event = 'low' end
   count('charged', cost)
-  if ARGV[11] == '1' then unexported(key_id, plan or '', cost) end
+  if ARGV[11] == '1' then
+    keep_unexported(KEYS[7], 'charge', ARGV[12], key_id, plan or '', cost, ARGV[1], route,
+                    ARGV[8], ARGV[13])
+  end
 end
 if not free then
   count('requests', 1)

@@ -69,8 +69,8 @@ class Ledger:
     def __init__(self, redis: Scripts, settings: LedgerSettings) -> None:
         self.redis = redis
         self.s = settings
-        self._authorize = LuaScript((_HERE / "authorize.lua").read_text())
-        self._refund = LuaScript((_HERE / "refund.lua").read_text())
+        self._authorize = outbox.with_outbox((_HERE / "authorize.lua").read_text())
+        self._refund = outbox.with_outbox((_HERE / "refund.lua").read_text())
         self._count_invalid = LuaScript(_COUNT_INVALID)
         self._add_usage = LuaScript(_ADD_USAGE)
         self._sending: set[asyncio.Task[None]] = set()

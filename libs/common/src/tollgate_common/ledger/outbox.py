@@ -12,7 +12,8 @@ ZREMs it. The receiver drops a copy that arrived twice by its event id: at least
 
 A member is the event's fields joined by ``|`` in ``ORDER``: the route last, because it alone may
 hold a ``|`` (charge ids, key ids, plan names, credits and ts never do: apikeys.py, auth's plan
-model). The scripts spell the same join (authorize.lua, refund.lua); the exporter rebuilds a
+model). The scripts spell the same join (``keep_unexported`` in outbox.lua, which authorize.lua and
+refund.lua call); the exporter rebuilds a
 member from a stream entry's fields to remove it, so both sides must write each field as the
 ledger's XADD does (integers in decimal).
 """
@@ -20,6 +21,9 @@ ledger's XADD does (integers in decimal).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.resources import files
+
+from tollgate_common.redis.client import LuaScript
 
 ORDER = ("kind", "charge", "key", "plan", "credits", "ts", "route")
 SEP = "|"
@@ -28,6 +32,15 @@ MAXLEN = 100_000
 drained within the exporter's grace, so this binds only a stream nobody exports any more (the
 stream stays once an exporter made it, and the ledger keeps writing): per key at most about
 15 MB, the way events.USAGE_STREAM_MAXLEN binds the stream."""
+
+
+KEEP_LUA = (files("tollgate_common.ledger") / "outbox.lua").read_text()
+"""``keep_unexported``, the one Lua spelling of a member (outbox.lua)."""
+
+
+def with_outbox(body: str) -> LuaScript:
+    """A script whose body may call ``keep_unexported`` (authorize.lua, refund.lua)."""
+    return LuaScript(KEEP_LUA + "\n" + body)
 
 
 def member(fields: Mapping[str, object] | Mapping[bytes, bytes]) -> str:

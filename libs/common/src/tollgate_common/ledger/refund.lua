@@ -43,13 +43,7 @@ if b then
 end
 local held = redis.call('HMGET', key, 'id', 'plan')
 if ARGV[4] == '1' then
-  local m = 'refund|' .. ARGV[6] .. '|' .. (held[1] or '') .. '|' .. (held[2] or '') .. '|'
-            .. string.format('%d', cost) .. '|' .. ARGV[5] .. '|' .. route
-  redis.pcall('ZADD', KEYS[3], tonumber(ARGV[5]), m)
-  local n = redis.pcall('ZCARD', KEYS[3])
-  if n == 1 then redis.pcall('EXPIRE', KEYS[3], tonumber(ARGV[3]))
-  elseif type(n) == 'number' and n > tonumber(ARGV[7]) then
-    redis.pcall('ZREMRANGEBYRANK', KEYS[3], 0, n - tonumber(ARGV[7]) - 1)
-  end
+  keep_unexported(KEYS[3], 'refund', ARGV[6], held[1] or '', held[2] or '', cost, ARGV[5], route,
+                  ARGV[3], ARGV[7])
 end
 return {left, held[1] or '', held[2] or '', route, cost}
