@@ -9,6 +9,9 @@ import asyncio
 import signal
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -90,6 +93,30 @@ def left(auth: Service, key_id: str) -> int:
     return int(r.json()["credits"])
 
 
+@dataclass
+class Exporting:
+    """The upstream and its routes file, an exporting notifier (a short sweep) and auth: what
+    both tests run their gateway against."""
+
+    routes: Path
+    notifier: Service
+    auth: Service
+
+
+@contextmanager
+def exporting(tmp_path: Path, redis_url: str, receiver: UsageReceiver) -> Iterator[Exporting]:
+    with ExitStack() as stack:
+        up = Upstream("up", tmp_path)
+        stack.callback(up.stop)
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(routes_yaml(up.url))
+        notifier = start_notifier(tmp_path, redis_url, "u1", USAGE_EXPORT_URL=receiver.url, **SWEEP)
+        stack.callback(notifier.stop)
+        auth = start_auth(tmp_path, redis_url, KEY_PEPPER=PEPPER)
+        stack.callback(auth.stop)
+        yield Exporting(routes, notifier, auth)
+
+
 def test_charges_whose_xadd_redis_refuses_arrive_after_the_sweep(
     tmp_path: Path, redis_url: str, usage_receiver: UsageReceiver
 ) -> None:
@@ -106,39 +133,33 @@ def test_charges_whose_xadd_redis_refuses_arrive_after_the_sweep(
         categories=["+@all"],
         commands=["-xadd"],
     )
-    up = Upstream("up", tmp_path)
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(routes_yaml(up.url))
-    notifier = start_notifier(
-        tmp_path, redis_url, "u1", USAGE_EXPORT_URL=usage_receiver.url, **SWEEP
-    )
-    auth = start_auth(tmp_path, redis_url, KEY_PEPPER=PEPPER)
-    gateway = start_gateway(
-        tmp_path,
-        as_user(redis_url, "noxadd", "noxadd-pw"),
-        ROUTES_FILE=str(routes),
-        AUTH_MODE="redis",
-        KEY_PEPPER=PEPPER,
-    )
     try:
-        key_id, key = new_key(auth, 100)
-        for path in ["live/a"] * 20 + ["broken/x"] * 2:
-            httpx.get(f"{gateway.url}/api/v1/{path}", params={"api_key": key}, timeout=10)
-        spent = 100 - left(auth, key_id)
-        assert spent == 20  # 20 served at 1, 2 failed at 3 and refunded
-        wait_for(lambda: len(set(usage_receiver.ids())) >= 24, timeout=30)
-        wait_for(lambda: settled(redis_url, key_id), timeout=30)
-        net, times = net_credits(usage_receiver)
-        assert len(times) == 24  # 22 charges, 2 refunds
-        assert net == spent == charged(redis_url, key_id)
-        assert max(times.values()) == 1  # none was in the stream twice: the refused were not
-        assert usage_receiver.problems == []
-        assert metric(notifier.url, "tollgate_notifier_usage_resent_total") == 24
+        with exporting(tmp_path, redis_url, usage_receiver) as ex:
+            gateway = start_gateway(
+                tmp_path,
+                as_user(redis_url, "noxadd", "noxadd-pw"),
+                ROUTES_FILE=str(ex.routes),
+                AUTH_MODE="redis",
+                KEY_PEPPER=PEPPER,
+            )
+            try:
+                key_id, key = new_key(ex.auth, 100)
+                for path in ["live/a"] * 20 + ["broken/x"] * 2:
+                    httpx.get(f"{gateway.url}/api/v1/{path}", params={"api_key": key}, timeout=10)
+                spent = 100 - left(ex.auth, key_id)
+                assert spent == 20  # 20 served at 1, 2 failed at 3 and refunded
+                wait_for(lambda: len(set(usage_receiver.ids())) >= 24, timeout=30)
+                wait_for(lambda: settled(redis_url, key_id), timeout=30)
+                net, times = net_credits(usage_receiver)
+                assert len(times) == 24  # 22 charges, 2 refunds
+                assert net == spent == charged(redis_url, key_id)
+                # none was in the stream twice: the refused were not
+                assert max(times.values()) == 1
+                assert usage_receiver.problems == []
+                assert metric(ex.notifier.url, "tollgate_notifier_usage_resent_total") == 24
+            finally:
+                gateway.stop()
     finally:
-        gateway.stop()
-        auth.stop()
-        notifier.stop()
-        up.stop()
         admin.acl_deluser("noxadd")
         admin.close()
 
@@ -149,15 +170,6 @@ def test_a_gateway_sigkilled_mid_load_loses_no_usage_event(
     """A gateway (ledger in it) SIGKILLed under 32 concurrent requests: the charge events the
     endpoint gets, after dedup, are exactly the charges the credits and usage buckets show
     (the ones whose XADD the kill cut off come through the outbox)."""
-    up = Upstream("up", tmp_path)
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(routes_yaml(up.url))
-    notifier = start_notifier(
-        tmp_path, redis_url, "u1", USAGE_EXPORT_URL=usage_receiver.url, **SWEEP
-    )
-    auth = start_auth(tmp_path, redis_url, KEY_PEPPER=PEPPER)
-    env = {"ROUTES_FILE": str(routes), "AUTH_MODE": "redis", "KEY_PEPPER": PEPPER}
-    gateway = start_gateway(tmp_path, redis_url, **env)
     done = threading.Event()
     answered = [0]
 
@@ -174,27 +186,27 @@ def test_a_gateway_sigkilled_mid_load_loses_no_usage_event(
 
             await asyncio.gather(*(one() for _ in range(32)))
 
-    try:
-        key_id, key = new_key(auth, 1_000_000)
-        worker = threading.Thread(target=asyncio.run, args=(load(gateway.url, key),))
-        worker.start()
-        wait_for(lambda: answered[0] >= 500, timeout=60)
-        gateway.proc.kill(signal.SIGKILL)
-        gateway.stop()  # reaps it and closes its log
-        done.set()
-        worker.join(timeout=30)
-        spent = 1_000_000 - left(auth, key_id)
-        assert spent >= 500
-        assert charged(redis_url, key_id) == spent
-        wait_for(lambda: net_credits(usage_receiver)[0] >= spent, timeout=60)
-        wait_for(lambda: settled(redis_url, key_id), timeout=30)
-        net, times = net_credits(usage_receiver)
-        assert net == spent  # every charge, each counted once
-        assert len(times) == spent
-        assert usage_receiver.problems == []
-    finally:
-        done.set()
-        gateway.stop()
-        auth.stop()
-        notifier.stop()
-        up.stop()
+    with exporting(tmp_path, redis_url, usage_receiver) as ex:
+        env = {"ROUTES_FILE": str(ex.routes), "AUTH_MODE": "redis", "KEY_PEPPER": PEPPER}
+        gateway = start_gateway(tmp_path, redis_url, **env)
+        try:
+            key_id, key = new_key(ex.auth, 1_000_000)
+            worker = threading.Thread(target=asyncio.run, args=(load(gateway.url, key),))
+            worker.start()
+            wait_for(lambda: answered[0] >= 500, timeout=60)
+            gateway.proc.kill(signal.SIGKILL)
+            gateway.stop()  # reaps it and closes its log
+            done.set()
+            worker.join(timeout=30)
+            spent = 1_000_000 - left(ex.auth, key_id)
+            assert spent >= 500
+            assert charged(redis_url, key_id) == spent
+            wait_for(lambda: net_credits(usage_receiver)[0] >= spent, timeout=60)
+            wait_for(lambda: settled(redis_url, key_id), timeout=30)
+            net, times = net_credits(usage_receiver)
+            assert net == spent  # every charge, each counted once
+            assert len(times) == spent
+            assert usage_receiver.problems == []
+        finally:
+            done.set()
+            gateway.stop()
