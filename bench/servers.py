@@ -387,25 +387,11 @@ def _wait_ok(url: str, proc: Proc) -> None:
 
 
 def jaeger(work: Path, core: str) -> Server:
-    """The trace backend the traced rows export to (Jaeger all-in-one, built by make install),
-    pinned like the other helpers; its port is the OTLP/HTTP receiver."""
-    from tollgate_testkit.jaeger import binary
+    """The trace backend the traced rows export to (the testkit's Jaeger all-in-one, built by
+    make install), pinned like the other helpers; its port is the OTLP/HTTP receiver."""
+    from tollgate_testkit.jaeger import Jaeger
 
-    otlp, query = free_port(), free_port()
-    loop = "127.0.0.1"
-    argv = [
-        str(binary()),
-        f"--collector.otlp.http.host-port={loop}:{otlp}",
-        f"--collector.otlp.grpc.host-port={loop}:{free_port()}",
-        f"--query.http-server.host-port={loop}:{query}",
-        f"--query.grpc-server.host-port={loop}:{free_port()}",
-        f"--collector.grpc-server.host-port={loop}:{free_port()}",
-        f"--collector.http-server.host-port={loop}:{free_port()}",
-        f"--admin.http.host-port={loop}:{free_port()}",
-        "--memory.max-traces=20000",  # bounded: 100 % of a bench run is millions of spans
-    ]
-    env = {"SPAN_STORAGE_TYPE": "memory", "OTEL_TRACES_SAMPLER": "always_off", "GOMAXPROCS": "1"}
-    proc = Proc(pinned(core, argv), log=work / "jaeger.log", env=env)
-    proc.wait_http(f"http://{loop}:{query}/api/services", timeout=60)
-    proc.wait_port(otlp)
-    return Server("jaeger", proc, otlp, core)
+    j = Jaeger(
+        work, wrap=lambda argv: pinned(core, argv), max_traces=20_000, env={"GOMAXPROCS": "1"}
+    )
+    return Server("jaeger", j.proc, j.otlp_http, core)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from tollgate_testkit.ports import Socket, holder, parse_sockets, port_taken
+from tollgate_testkit.ports import Socket, free_ports, holder, parse_sockets, port_taken
 
 TCP = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -53,3 +53,11 @@ def test_names_the_process_whose_connection_holds_a_port() -> None:
             who = holder(port)
             assert who.startswith(f"pid {os.getpid()}: ")
             assert who.endswith(f"(a connection from 127.0.0.1:{port})")
+
+
+def test_free_ports_are_all_different_and_free() -> None:
+    """A server given several ports (Jaeger takes seven) gets no port twice, and each can be
+    bound once the call returns."""
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    assert not any(port_taken("127.0.0.1", p) for p in ports)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tollgate_testkit.ports import free_port
+from tollgate_testkit.ports import free_ports
 from tollgate_testkit.procs import Proc
 
 BINARY = "jaeger-all-in-one"
@@ -31,24 +32,33 @@ def binary() -> Path:
 class Jaeger:
     """One all-in-one process; stopped by its PID."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        wrap: Callable[[list[str]], list[str]] = list,
+        max_traces: int = 100_000,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``wrap``: the command line as it is run (the bench pins it to a core); ``env``: more
+        variables for the process (the bench's GOMAXPROCS)."""
         exe = binary()
-        self.otlp_grpc, self.otlp_http, self.query = free_port(), free_port(), free_port()
+        self.otlp_grpc, self.otlp_http, self.query, *more = free_ports(7)
         loop = "127.0.0.1"
         argv = [
             str(exe),
             f"--collector.otlp.grpc.host-port={loop}:{self.otlp_grpc}",
             f"--collector.otlp.http.host-port={loop}:{self.otlp_http}",
             f"--query.http-server.host-port={loop}:{self.query}",
-            f"--query.grpc-server.host-port={loop}:{free_port()}",
-            f"--collector.grpc-server.host-port={loop}:{free_port()}",
-            f"--collector.http-server.host-port={loop}:{free_port()}",
-            f"--admin.http.host-port={loop}:{free_port()}",
-            "--memory.max-traces=100000",
+            f"--query.grpc-server.host-port={loop}:{more[0]}",
+            f"--collector.grpc-server.host-port={loop}:{more[1]}",
+            f"--collector.http-server.host-port={loop}:{more[2]}",
+            f"--admin.http.host-port={loop}:{more[3]}",
+            f"--memory.max-traces={max_traces}",  # bounded: 100 % of a bench run is millions
         ]
         # No trace of its own queries in the results: Jaeger would otherwise trace itself.
-        env = {"SPAN_STORAGE_TYPE": "memory", "OTEL_TRACES_SAMPLER": "always_off"}
-        self.proc = Proc(argv, log=workdir / "jaeger.log", env=env)
+        full = {"SPAN_STORAGE_TYPE": "memory", "OTEL_TRACES_SAMPLER": "always_off", **(env or {})}
+        self.proc = Proc(wrap(argv), log=workdir / "jaeger.log", env=full)
         try:
             self.proc.wait_http(f"{self.query_url}/api/services", timeout=60)
             self.proc.wait_port(self.otlp_http)
