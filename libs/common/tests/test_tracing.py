@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+from collections.abc import Awaitable, Callable
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,7 +22,9 @@ from tollgate_common.tracing import (
     HeadSampler,
     PreparedIds,
     ServerSpans,
+    TraceLines,
     TracingConfigError,
+    _bound_hex,
     check_tracing_env,
     exporter_names,
     inject,
@@ -266,6 +270,79 @@ def test_an_unsampled_request_passes_its_trace_on_and_leaves_no_trace_context_be
     assert traceparent.startswith(b"00-" + served.trace_id + b"-")
     assert traceparent.endswith(b"-00")  # not sampled
     assert len(traceparent) == 55
+    assert served.wire == b"traceparent: " + traceparent + b"\r\n"  # what the pool writes
+
+
+def _unsampled_spans(request_id: bytes = b"rid") -> ServerSpans:
+    sampler, bound = sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    )
+    assert bound is not None
+    ids = PreparedIds()
+    provider = TracerProvider(sampler=sampler, id_generator=ids)
+    return ServerSpans(provider.get_tracer("t"), lambda _h: request_id, HeadSampler(bound, ids))
+
+
+def test_a_malformed_traceparent_is_replaced_not_passed_on_beside_the_new_one() -> None:
+    """A client's traceparent that does not parse starts a new trace, and the calls the request
+    makes carry that trace's header alone: the client's is taken out, not sent as a second
+    traceparent (it was, before: the new trace's context was appended to the client's headers)."""
+    seen: list[Headers] = []
+
+    async def handler(req: Incoming) -> Reply:
+        seen.append(inject(req.headers))
+        return Reply(200, [], b"")
+
+    sent = [(b"traceparent", b"00-not-a-trace-01"), (b"accept", b"*/*")]
+    asyncio.run(_serve(_unsampled_spans().wrap(handler), _incoming(sent)))
+    found = [v for n, v in seen[0] if n == b"traceparent"]
+    assert len(found) == 1
+    assert found[0] != b"00-not-a-trace-01"
+    assert found[0].endswith(b"-00")
+    assert (b"accept", b"*/*") in seen[0]
+
+
+def test_the_unsampled_requests_go_to_their_own_handler() -> None:
+    """``unsampled`` answers what the head sampler leaves out (the gateway's proxy without
+    tracing's hooks); a sampled request goes to the traced handler."""
+    got: list[str] = []
+
+    def answering(name: str) -> Callable[[Incoming], Awaitable[Reply]]:
+        async def handler(req: Incoming) -> Reply:
+            got.append(name)
+            return Reply(200, [], b"")
+
+        return handler
+
+    wrapped = _unsampled_spans().wrap(answering("traced"), unsampled=answering("unsampled"))
+    asyncio.run(_serve(wrapped, _incoming([])))
+    asyncio.run(_serve(wrapped, _incoming([(b"traceparent", PARENT.encode())])))
+    assert got == ["unsampled", "traced"]  # a caller's sampled trace is recorded
+
+
+async def _serve(handler: Callable[[Incoming], Awaitable[Reply | None]], req: Incoming) -> None:
+    await asyncio.create_task(handler(req))  # in a task of its own, as the server does
+
+
+def test_trace_lines_are_well_formed_random_and_never_repeat() -> None:
+    """Ready-made traceparent lines across several batches: each the W3C form, not sampled,
+    no all-zero id, all different."""
+    lines = TraceLines(batch=64)
+    made = [lines.next() for _ in range(64 * 5 + 3)]
+    form = re.compile(rb"traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-00\r\n")
+    assert all(form.fullmatch(line) for line in made)
+    assert len(set(made)) == len(made)
+    assert not any(b"-" + b"0" * 16 + b"-" in line for line in made)
+
+
+@pytest.mark.parametrize("bound", [0, 1, 1 << 62, (1 << 64) - 1, 1 << 64])
+def test_the_ratio_bound_in_hex_compares_as_the_numbers_do(bound: int) -> None:
+    """Pure: a trace id's low 64 bits as 16 hex digits are below the bound's digits exactly
+    when the number is below the bound (TraceIdRatioBased's rule, read off the line)."""
+    limit = _bound_hex(bound)
+    for low in (0, 1, bound - 1, bound, bound + 1, (1 << 64) - 1, 0x8000_0000_0000_0000):
+        if 0 <= low < 1 << 64:
+            assert (b"%016x" % low < limit) == (low < bound), (low, bound)
 
 
 def test_bad_tracing_env_exits_with_one_line() -> None:

@@ -20,6 +20,9 @@ class Served(NamedTuple):
     # of its own, not sampled); () for a sampled one, whose span the headers are made from.
     passed: TraceHeaders = ()
     replace: bool = False  # the client sent trace-context headers of its own, to be taken out
+    # ``passed`` as HTTP/1.1 header lines, for a request with nothing of the client's to take
+    # out (most): the upstream pool writes them as they are (b"" otherwise: see inject)
+    wire: bytes = b""
 
 
 # Served is a tuple, immutable: not the mutable default ruff B039 warns of.

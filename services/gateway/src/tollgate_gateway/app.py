@@ -105,7 +105,7 @@ class Gateway:
             buffer_bytes=s.response_buffer_bytes,
         )
         events = EventSink(redis, self.metrics) if s.events_enabled else None
-        authorizer = create_authorizer(s, pool, lean, events.emit if events else _drop)
+        authorizer = plain = create_authorizer(s, pool, lean, events.emit if events else _drop)
         if traced is not None:
             pool.propagate = True
             if authorizer is not None:
@@ -139,7 +139,9 @@ class Gateway:
                 traced,
             )
         )
-        self.serve_proxy = traced.server(self.proxy.handle) if traced else self.proxy.handle
+        self.serve_proxy = self.proxy.handle
+        if traced is not None:
+            self.serve_proxy = traced.server(self.proxy.handle, self.proxy.untraced(plain).handle)
         # Everything allocated so far lives as long as the process: move it out of the garbage
         # collector's sight, so collections during traffic stop re-scanning ~70k start-up objects
         # (they showed as p99 stalls; Instagram's gc.freeze() write-up describes the same).

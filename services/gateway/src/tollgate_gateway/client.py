@@ -45,6 +45,7 @@ from collections import deque
 from functools import partial
 from urllib.parse import urlsplit
 
+from tollgate_common.served import SERVED
 from tollgate_common.tracing import inject
 from tollgate_gateway.connection import (
     ConnectFailed,
@@ -119,9 +120,12 @@ class UpstreamPool:
             if self._closed:
                 raise UpstreamError("the upstream pool is closed")
             o = self._origins[origin] = _Origin(origin, self.max_per_origin)
-        if self.propagate:  # tracing on: the current span's traceparent, not the client's
-            headers = inject(headers)
-        head = _head(method, target, o.host_header, headers, body)
+        wire = b""
+        if self.propagate:  # tracing on: the request's trace context, not the client's
+            wire = SERVED.get().wire  # an unsampled request's header lines, ready (most)
+            if not wire:
+                headers = inject(headers)
+        head = _head(method, target, o.host_header, headers, body, wire)
         await o.slots.acquire()
         try:
             resp = await self._exchange(o, method, head, body, retry=method in IDEMPOTENT)
@@ -315,9 +319,15 @@ class UpstreamPool:
 
 
 def _head(
-    method: str, target: str, host: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    method: str,
+    target: str,
+    host: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    wire: bytes = b"",
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1\r\nhost: ".encode(), host, b"\r\n"]
+    """The request's head; ``wire``: more header lines, written as they are."""
+    lines = [f"{method} {target} HTTP/1.1\r\nhost: ".encode(), host, b"\r\n", wire]
     for name, value in headers:
         lines += [name, b": ", value, b"\r\n"]
     if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):

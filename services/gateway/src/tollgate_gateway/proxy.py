@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -94,14 +94,21 @@ class Parts:
 
 
 class Proxy:
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: Parts, coalescer: Coalescer | None = None) -> None:
         self.p = parts
         # The loop this proxy serves on, looked up once: on Python 3.11 every
         # get_running_loop() (behind current_task() and the call_later() helpers) makes a
         # getpid() syscall, and py-spy showed those as ~10% of a proxied request.
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.coalescer = Coalescer(unclaimed)
+        self.coalescer = coalescer or Coalescer(unclaimed)
         self.tr = parts.tracing
+
+    def untraced(self, authorizer: Authorizer | None) -> Proxy:
+        """This proxy without tracing's hooks, for the requests the head sampler leaves out
+        (most): they have no span to add to, and asking costs ~0.5 % of a request a hook
+        (tollgate_common.tracing.HeadSampler.front). Same parts and coalescer; ``authorizer``
+        is the one the traced authorizer wraps."""
+        return Proxy(replace(self.p, authorizer=authorizer, tracing=None), self.coalescer)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:

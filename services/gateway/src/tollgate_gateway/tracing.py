@@ -57,8 +57,9 @@ class GatewayTracing:
         self._server = ServerSpans(tracer, request_id, heads)
         self.ledger = False
 
-    def server(self, handler: Handler) -> Handler:
-        return self._server.wrap(handler)
+    def server(self, handler: Handler, unsampled: Handler | None = None) -> Handler:
+        """``handler`` in a server span; ``unsampled`` serves the requests not sampled."""
+        return self._server.wrap(handler, unsampled=unsampled)
 
     def routed(self, route: str) -> None:
         named(route)
