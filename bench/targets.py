@@ -102,6 +102,13 @@ class Env:
     def under_test(self) -> list[Server]:
         return [s for s in self.started if s.core == SERVER_CORE]
 
+    def stop_one(self, server: Server) -> None:
+        """Stop one server (a row's gateway), the others staying up; a later ``once`` of its
+        key starts it again."""
+        server.stop()
+        self.started.remove(server)
+        self._by_key = {k: s for k, s in self._by_key.items() if s is not server}
+
     def stop(self) -> None:
         for s in reversed(self.started):
             s.stop()

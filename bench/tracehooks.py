@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from tollgate_common.http.exchange import Incoming, Reply
+from tollgate_common.served import SERVED
 from tollgate_common.tracing import inject, setup_tracing
 from tollgate_gateway.request import request_id
 from tollgate_gateway.tracing import GatewayTracing
@@ -67,14 +68,21 @@ def main() -> None:
         list(UPSTREAM)
         return None
 
-    async def hooked(req: Incoming) -> Reply | None:
+    async def hooked(req: Incoming) -> Reply | None:  # a sampled request's (none at ratio 0)
         request_id(req.headers)
         hooks.routed("live")
         hooks.attempts(route, "GET", [])  # type: ignore[arg-type]
         inject(list(UPSTREAM))
         return None
 
-    traced = hooks.server(hooked)
+    async def unsampled(req: Incoming) -> Reply | None:  # the proxy's untraced twin
+        request_id(req.headers)
+        list(UPSTREAM)
+        if not SERVED.get().wire:  # the upstream pool's one look (client.py)
+            inject(list(UPSTREAM))
+        return None
+
+    traced = hooks.server(hooked, unsampled)
     off = per_request_us(plain, args.requests, args.runs)
     on = per_request_us(traced, args.requests, args.runs)
     print(f"untraced {off:.2f} us/request, traced and unsampled {on:.2f} us/request: "

@@ -302,6 +302,30 @@ def test_a_malformed_traceparent_is_replaced_not_passed_on_beside_the_new_one() 
     assert (b"accept", b"*/*") in seen[0]
 
 
+def test_a_callers_unsampled_trace_is_passed_on_on_its_trace_id_unsampled() -> None:
+    """Under a caller's unsampled traceparent the request serves under the caller's trace id,
+    and its calls carry that trace, a span id of its own, not sampled, and the caller's
+    tracestate; the caller's own headers are taken out (the Served made here has every field:
+    a short tuple answered 500)."""
+    seen: list[tuple[Served, Headers]] = []
+
+    async def handler(req: Incoming) -> Reply:
+        seen.append((SERVED.get(), inject(req.headers)))
+        return Reply(200, [], b"")
+
+    caller = PARENT[:-2] + "00"
+    sent = [(b"traceparent", caller.encode()), (b"tracestate", b"v=1")]
+    asyncio.run(_serve(_unsampled_spans().wrap(handler), _incoming(sent)))
+    served, out = seen[0]
+    assert served.trace_id == PARENT.split("-")[1].encode()
+    assert served.wire == b""  # the pool takes the headers through inject
+    (tp,) = [v for n, v in out if n == b"traceparent"]
+    _, trace_id, span_id, flags = tp.split(b"-")
+    assert (trace_id, flags) == (served.trace_id, b"00")
+    assert span_id != PARENT.split("-")[2].encode()
+    assert [v for n, v in out if n == b"tracestate"] == [b"v=1"]
+
+
 def test_the_unsampled_requests_go_to_their_own_handler() -> None:
     """``unsampled`` answers what the head sampler leaves out (the gateway's proxy without
     tracing's hooks); a sampled request goes to the traced handler."""

@@ -294,8 +294,10 @@ class UpstreamPool:
         return self._counts.closed
 
     def open_connections(self) -> int:
-        """Connections the pool still holds (idle or in use), for tests and metrics."""
-        return sum(1 for o in self._origins.values() for c in o.all if not c.closed)
+        """Connections the pool still holds (idle or in use), for tests and metrics. Safe from
+        another thread (a test's): each set is copied in one step (list() of a set holds the
+        GIL throughout) before it is walked, so the loop adding a connection cannot break it."""
+        return sum(1 for o in list(self._origins.values()) for c in list(o.all) if not c.closed)
 
     async def aclose(self) -> None:
         """Close every connection and wait (bounded) until their sockets are released."""
