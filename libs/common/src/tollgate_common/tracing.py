@@ -178,7 +178,6 @@ class TraceLines:
     ``next`` (a draw, a hexlify and a format per request cost ~2,000 instructions)."""
 
     def __init__(self, batch: int = 1024) -> None:
-        self.batch = batch
         self._slices = [slice(i, i + len(_LINE)) for i in range(0, batch * len(_LINE), len(_LINE))]
         batches = map(self._make, itertools.repeat(batch))  # a batch made when one is used up
         self.next = functools.partial(next, itertools.chain.from_iterable(batches))
@@ -251,6 +250,10 @@ class HeadSampler:
                 return sampled(req, rid, _EMPTY)
             passed = ((b"traceparent", line[_VALUE]),)
             wire = b"" if replace else line
+            # The handler's own awaitable, with no coroutine around it to reset the variable
+            # after: the server answers each request (or each run of pipelined ones, each
+            # setting its own first) in a task of its own, whose context ends with it; its
+            # access-log line still carries the request's ids.
             SERVED.set(_new_tuple(Served, (rid, line[_TRACE], passed, replace, wire)))
             return unsampled(req)
 
