@@ -43,7 +43,7 @@ def by_port(spans: tuple[ReadableSpan, ...]) -> dict[int, ReadableSpan]:
 def run_race(c: CompiledRoute, delay: float, slow_seconds: float) -> InMemorySpanExporter:
     """The first endpoint answers after ``slow_seconds``, the second at once."""
     tr, exporter = traced()
-    spans = Attempts(tr.tracer, c, "GET")
+    spans = Attempts(tr.spans, c, "GET")
 
     async def answer(up: Upstream) -> Attempt:
         await asyncio.sleep(slow_seconds if up is c.upstreams[0] else 0)
@@ -92,7 +92,7 @@ def test_breaker_skip_is_an_event() -> None:
     async def skipped() -> Attempt:
         return Attempt(up, Verdict.FAIL, None, "ejected (its probe is in flight)")
 
-    asyncio.run(Attempts(tr.tracer, c, "GET").run(up, skipped()))
+    asyncio.run(Attempts(tr.spans, c, "GET").run(up, skipped()))
     (span,) = exporter.get_finished_spans()
     assert (span.attributes or {})["tollgate.attempt.skipped"] is True
     assert [e.name for e in span.events] == ["breaker skip"]

@@ -55,6 +55,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from tollgate_common.contracts.events import Event
 from tollgate_common.http.exchange import Handler, Incoming, Reply
 from tollgate_common.served import SERVED, Served
+from tollgate_common.spans import Spans
 from tollgate_common.types import Headers
 
 log = logging.getLogger(__name__)
@@ -458,6 +459,7 @@ class ServerSpans:
         heads: HeadSampler | None = None,
     ) -> None:
         self.tracer = tracer
+        self.spans = Spans(tracer)
         self.request_id = request_id or _no_id
         self.heads = heads
 
@@ -471,9 +473,13 @@ class ServerSpans:
         once the handler knows its route). ``unsampled`` serves the requests the head sampler
         leaves out (default ``handler``): one with no tracing hooks to ask on the way."""
 
+        # Under the head sampler the request is sampled by the time a span is made: a lean one
+        # (spans.py). Without one (a sampler that is not parent-based) the SDK's decides.
+        start = self.spans.sampled if self.heads is not None else self._sdk_span
+
         async def recorded(req: Incoming, rid: bytes, parent: context.Context) -> Reply | None:
             name = f"{req.method} {route(req)}" if route is not None else req.method
-            span = self.tracer.start_span(name, parent, SpanKind.SERVER)
+            span = start(name, SpanKind.SERVER, parent)
             if span.is_recording():
                 if route is not None:
                     span.set_attribute("http.route", route(req))
@@ -520,6 +526,9 @@ class ServerSpans:
             return recorded(req, rid, extract(req.headers))
 
         return traced
+
+    def _sdk_span(self, name: str, kind: SpanKind, parent: context.Context) -> trace.Span:
+        return self.tracer.start_span(name, parent, kind)
 
 
 def _no_id(_headers: Headers) -> bytes:

@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tollgate_common.http.exchange import Handler
 from tollgate_common.ledger import Decision
+from tollgate_common.spans import Spans
 from tollgate_common.tracing import (
     HeadSampler,
     ServerSpans,
@@ -53,6 +54,7 @@ class GatewayTracing:
 
     def __init__(self, tracer: trace.Tracer, heads: HeadSampler | None = None) -> None:
         self.tracer = tracer
+        self.spans = Spans(tracer)  # the request's own spans; a refund's are the SDK's
         # The request id is made once, here, and the proxy takes it from served.SERVED (request.py).
         self._server = ServerSpans(tracer, request_id, heads)
         self.ledger = False
@@ -66,7 +68,7 @@ class GatewayTracing:
 
     def authorizer(self, inner: Authorizer, mode: str) -> Authorizer:
         self.ledger = mode == "redis"  # the refunds' spans: the ledger in-process, or auth's RPC
-        return TracedAuthorizer(inner, self.tracer, mode)
+        return TracedAuthorizer(inner, self.spans, mode)
 
     def cache_get(self, cache: ResponseCache, key: bytes) -> Awaitable[Cached | None]:
         if not recording():
@@ -75,7 +77,7 @@ class GatewayTracing:
 
     async def _cache_get(self, cache: ResponseCache, key: bytes) -> Cached | None:
         """``cache.get`` in a span saying which tier answered (local, redis, none)."""
-        with self.tracer.start_as_current_span("cache lookup") as span:
+        with self.spans.current("cache lookup") as span:
             hit = cache.local.get(key, time.time())  # cache.get's own first step, inlined
             tier = "local"
             if hit is None:
@@ -120,15 +122,15 @@ class GatewayTracing:
         for up in compiled.upstreams:
             if id(up) not in chosen:
                 span.add_event("breaker skip", {"tollgate.upstream": endpoint(up.origin)[2]})
-        return Attempts(self.tracer, compiled, method)
+        return Attempts(self.spans, compiled, method)
 
 
 class Attempts:
     """The upstream spans of one request: counts the attempts in flight, so one that starts
     while another still runs, in a strategy other than race, is a hedge."""
 
-    def __init__(self, tracer: trace.Tracer, compiled: CompiledRoute, method: str) -> None:
-        self.tracer = tracer
+    def __init__(self, spans: Spans, compiled: CompiledRoute, method: str) -> None:
+        self.spans = spans
         self.route = compiled.route.name
         self.race = compiled.route.spec.strategy == "race"
         self.method = method
@@ -138,7 +140,7 @@ class Attempts:
     async def run(self, up: Upstream, work: Awaitable[Attempt]) -> Attempt:
         hedge = self.inflight > 0 and not self.race
         self.n += 1
-        span = self.tracer.start_span(f"{self.method} upstream", kind=SpanKind.CLIENT)
+        span = self.spans.child(f"{self.method} upstream", SpanKind.CLIENT)
         if span.is_recording():
             host, port, origin = endpoint(up.origin)
             span.set_attributes(
@@ -199,9 +201,9 @@ class TracedAuthorizer:
     """An Authorizer whose ``authorize`` runs in an ``authorize`` span (a CLIENT span around
     the HTTP call to auth, or an INTERNAL one around the ledger script in AUTH_MODE=redis)."""
 
-    def __init__(self, inner: Authorizer, tracer: trace.Tracer, mode: str) -> None:
+    def __init__(self, inner: Authorizer, spans: Spans, mode: str) -> None:
         self.inner = inner
-        self.tracer = tracer
+        self.spans = spans
         self.redis = mode == "redis"
 
     def authorize(
@@ -229,7 +231,7 @@ class TracedAuthorizer:
         cache_hit: bool,
     ) -> Decision:
         kind = SpanKind.INTERNAL if self.redis else SpanKind.CLIENT
-        with self.tracer.start_as_current_span("authorize", kind=kind) as span:
+        with self.spans.current("authorize", kind) as span:
             if self.redis:
                 span.add_event("redis EVALSHA", {"db.system.name": "redis"})
             d = await self.inner.authorize(key, route, path, cost, client, charge_id, cache_hit)
