@@ -6,7 +6,7 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -81,3 +81,23 @@ def test_each_span_alone_matches() -> None:
 def test_an_empty_batch_is_an_empty_request() -> None:
     assert export_request([]) == b""
     assert ExportTraceServiceRequest.FromString(b"") == encode_spans([])
+
+
+def test_dropped_counts_and_a_list_attribute_match() -> None:
+    """A span over the SDK's limits (dropped attributes, events, links) and with a list value,
+    which the encoder's attribute cache cannot key on."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        span_limits=SpanLimits(max_span_attributes=2, max_events=1, max_links=1)
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("s", links=[Link(remote), Link(remote)]) as s:
+        s.set_attributes({"names": ["a", "b"], "n": 1, "dropped": True})
+        s.add_event("one")
+        s.add_event("two")
+    (span,) = memory.get_finished_spans()
+    assert span.dropped_attributes == span.dropped_events == span.dropped_links == 1
+    ours = ExportTraceServiceRequest.FromString(export_request([span]))
+    assert ours == encode_spans([span])
