@@ -114,6 +114,9 @@ def test_parked_refund_survives_a_gateway_crash(tmp_path: Path) -> None:
         )
         t.start()
         until(lambda: credits_of(client, key) == 4, "not charged")
+        # The upstream has the request only once auth's answer reached the gateway: killing auth
+        # before that (the debit is in Redis first) makes the outcome unknown, a 503.
+        until(lambda: up.requests == 1, "the request never reached the upstream")
         auth.proc.kill(signal.SIGKILL)  # the refund after the 504 cannot reach auth
         t.join(10)
         assert answer == [504]
