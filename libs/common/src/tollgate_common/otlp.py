@@ -136,6 +136,14 @@ _KV: dict[tuple[str, type, Any], bytes] = {}
 _KV_MAX = 4096
 
 
+def _kept(cache: dict[Any, bytes], key: Any, encoded: bytes) -> bytes:
+    """``encoded``, kept in one of the bounded caches (emptied when full)."""
+    if len(cache) >= _KV_MAX:
+        cache.clear()
+    cache[key] = encoded
+    return encoded
+
+
 _SCALARS = (str, int, float)  # bool is an int
 
 
@@ -143,9 +151,7 @@ def _key_value(key: str, v: Any) -> bytes:
     if isinstance(v, _SCALARS):
         cached = _KV.get((key, type(v), v))
         if cached is None:
-            if len(_KV) >= _KV_MAX:
-                _KV.clear()
-            cached = _KV[(key, type(v), v)] = _str(_KV_KEY, key) + _len(_KV_VALUE, _value(v))
+            cached = _kept(_KV, (key, type(v), v), _str(_KV_KEY, key) + _len(_KV_VALUE, _value(v)))
         return cached
     return _str(_KV_KEY, key) + _len(_KV_VALUE, _value(v))
 
@@ -171,8 +177,8 @@ _TRACE_HEAD, _SPAN_HEAD, _PARENT_HEAD = (
 )
 _KINDS = {k: _uint(_SP_KIND, k.value + 1) for k in SpanKind}  # OTLP's 0 is UNSPECIFIED
 _TIMES = struct.Struct("<BQBQ")  # _SP_START's and _SP_END's one-byte tags, each a fixed64
-_FLAGS_LOCAL = _SP_FLAGS + _FIXED32.pack(_HAS_IS_REMOTE)
-_FLAGS_REMOTE = _SP_FLAGS + _FIXED32.pack(_HAS_IS_REMOTE | _IS_REMOTE)
+_FLAGS_LOCAL = _SP_FLAGS + _flags(None)
+_FLAGS_REMOTE = _SP_FLAGS + _flags(SpanContext(1, 1, is_remote=True))
 # A span attribute's whole field (tag, length, key, value), by key, value and the value's type
 # (True == 1 in a dict); a span's name field. Bounded as _KV is.
 _SPAN_ATTR: dict[tuple[str, Any, type], bytes] = {}
@@ -182,9 +188,7 @@ _NAMES: dict[str, bytes] = {}
 def _span_attribute(key: str, v: Any) -> bytes:
     field = _len(_SP_ATTR, _key_value(key, v))
     if isinstance(v, _SCALARS):
-        if len(_SPAN_ATTR) >= _KV_MAX:
-            _SPAN_ATTR.clear()
-        _SPAN_ATTR[(key, v, v.__class__)] = field
+        _kept(_SPAN_ATTR, (key, v, v.__class__), field)
     return field
 
 
@@ -212,11 +216,7 @@ def span(s: ReadableSpan) -> bytes:
         out.append(_str(_SP_STATE, ",".join(f"{k}={v}" for k, v in ctx.trace_state.items())))
     if parent is not None:
         out += (_PARENT_HEAD, parent.span_id.to_bytes(8, "big"))
-    name = _NAMES.get(s._name)
-    if name is None:
-        if len(_NAMES) >= _KV_MAX:
-            _NAMES.clear()
-        name = _NAMES[s._name] = _str(_SP_NAME, s._name)
+    name = _NAMES.get(s._name) or _kept(_NAMES, s._name, _str(_SP_NAME, s._name))
     out += (name, _KINDS[s._kind])
     start, end = s._start_time, s._end_time
     if start and end:
