@@ -8,7 +8,13 @@ swamps a difference of a few per cent between two rows far apart in a round. Her
 run in pairs of short slices (``--seconds`` each, in the order A B, B A, A B, ...: neither row is
 always first), so the drift is nearly the same for both slices of a pair; each pair gives one
 ratio B / A, and the median of the pairs' ratios (with its quartiles) is the figure. Both rows'
-servers stay up for the whole run, so neither pays for the other's start-up.
+servers stay up for a start's pairs, so neither pays for the other's start-up.
+
+Two processes of one build differ by a few per cent in speed: where their hash seeds and memory
+layout land (an A/A of two fresh processes read 0.965 and 0.990 of the same variant in two
+runs, with quartiles a tenth of that apart). So the pairs are split over ``--starts`` fresh
+starts of both servers, and each start's median is printed too: a difference smaller than their
+spread is not one.
 """
 
 from __future__ import annotations
@@ -43,6 +49,14 @@ class Ratios:
 def order(pair: int) -> tuple[int, int]:
     """Pure: which row runs first in pair ``pair`` (0 = A): A B, then B A, alternately."""
     return (0, 1) if pair % 2 == 0 else (1, 0)
+
+
+def split(pairs: int, starts: int) -> list[int]:
+    """Pure: ``pairs`` shared out over ``starts`` (at least one pair each), the first ones
+    taking what does not divide evenly."""
+    starts = max(1, min(starts, pairs))
+    q, r = divmod(pairs, starts)
+    return [q + (1 if i < r else 0) for i in range(starts)]
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -91,30 +105,44 @@ def main() -> None:
     ap.add_argument("a", help="the base row, e.g. 'tollgate miss'")
     ap.add_argument("b", help="the row compared with it, e.g. 'tollgate miss traced 1%%'")
     ap.add_argument("--pairs", type=int, default=15)
+    ap.add_argument(
+        "--starts",
+        type=int,
+        default=3,
+        help="fresh processes of both rows, the pairs split over them",
+    )
     ap.add_argument("--seconds", type=int, default=2, help="per slice (wrk's unit: whole s)")
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--rate", type=float, default=0, help="fixed req/s by oha (0: wrk, saturating)")
     args = ap.parse_args()
     rows = [_target(args.a), _target(args.b)]
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-ab-")))
+    pairs: list[tuple[Slice, Slice]] = []
+    medians = []
     try:
-        servers = [t.start(env) for t in rows]
-        urls = [t.url(env, s) for t, s in zip(rows, servers, strict=True)]
-        for u in urls:
-            load.wrk(LOAD_CORE, u, 2, args.conns)  # warm-up
-        pairs = []
-        for p in range(args.pairs):
-            got: dict[int, Slice] = {}
-            for i in order(p):
-                got[i] = _slice(servers[i], urls[i], args.seconds, args.conns, args.rate)
-            pairs.append((got[0], got[1]))
-            a, b = got[0], got[1]
-            print(
-                f"pair {p + 1:2d}/{args.pairs}  A {a.rps:7,.0f} req/s {a.cpu_us:6.1f} us/req"
-                f"   B {b.rps:7,.0f} req/s {b.cpu_us:6.1f} us/req   B/A {b.rps / a.rps:5.3f}",
-                file=sys.stderr,
-                flush=True,
-            )
+        for start, n in enumerate(split(args.pairs, args.starts)):
+            servers = [t.start(env) for t in rows]
+            urls = [t.url(env, s) for t, s in zip(rows, servers, strict=True)]
+            for u in urls:
+                load.wrk(LOAD_CORE, u, 2, args.conns)  # warm-up
+            mine = []
+            for p in range(n):
+                got: dict[int, Slice] = {}
+                for i in order(p):
+                    got[i] = _slice(servers[i], urls[i], args.seconds, args.conns, args.rate)
+                mine.append((got[0], got[1]))
+                a, b = got[0], got[1]
+                print(
+                    f"start {start + 1} pair {len(pairs) + len(mine):2d}/{args.pairs}"
+                    f"  A {a.rps:7,.0f} req/s {a.cpu_us:6.1f} us/req"
+                    f"   B {b.rps:7,.0f} req/s {b.cpu_us:6.1f} us/req   B/A {b.rps / a.rps:5.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            pairs += mine
+            medians.append(ratios(mine).rps[1])
+            for s in servers:
+                env.stop_one(s)  # the next start's processes are fresh; helpers stay up
     finally:
         env.stop()
     r = ratios(pairs)
@@ -122,7 +150,8 @@ def main() -> None:
         f"{args.b!r} / {args.a!r}, {r.pairs} pairs of {args.seconds} s, "
         f"{f'oha at {args.rate:,.0f} req/s' if args.rate else 'wrk'} -c{args.conns}:\n"
         f"  req/s       median {r.rps[1]:.3f}  (quartiles {r.rps[0]:.3f}-{r.rps[2]:.3f})\n"
-        f"  CPU/request median {r.cpu[1]:.3f}  (quartiles {r.cpu[0]:.3f}-{r.cpu[2]:.3f})"
+        f"  CPU/request median {r.cpu[1]:.3f}  (quartiles {r.cpu[0]:.3f}-{r.cpu[2]:.3f})\n"
+        f"  req/s median of each start: {' '.join(f'{m:.3f}' for m in medians)}"
     )
 
 

@@ -1,10 +1,11 @@
-"""The paired comparison's pure parts (bench/ab.py): the slice order and the ratios."""
+"""The paired comparison's pure parts (bench/ab.py): the slice order, the pairs per start and
+the ratios."""
 
 from __future__ import annotations
 
 import math
 
-from bench.ab import Slice, order, quartiles, ratios
+from bench.ab import Slice, order, quartiles, ratios, split
 
 
 def test_the_rows_take_turns_running_first() -> None:
@@ -39,3 +40,10 @@ def test_quartiles() -> None:
     assert quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 3.0, 4.0)
     assert quartiles([7.0]) == (7.0, 7.0, 7.0)
     assert all(math.isnan(q) for q in quartiles([]))
+
+
+def test_the_pairs_are_shared_over_the_starts() -> None:
+    assert split(15, 3) == [5, 5, 5]
+    assert split(16, 3) == [6, 5, 5]
+    assert split(2, 5) == [1, 1]  # never a start without a pair
+    assert split(4, 0) == [4]

@@ -262,7 +262,7 @@ def test_an_unsampled_request_passes_its_trace_on_and_leaves_no_trace_context_be
 
     asyncio.run(serve())
     served, sent = seen[0]
-    assert served.request_id == b"rid-7"
+    assert served.request_id == served.trace_id  # it started a trace: its id is the trace's
     assert len(served.trace_id) == 32
     assert sent[0] == (b"accept", b"*/*")
     name, traceparent = sent[1]
@@ -305,25 +305,48 @@ def test_a_malformed_traceparent_is_replaced_not_passed_on_beside_the_new_one() 
 def test_a_callers_unsampled_trace_is_passed_on_on_its_trace_id_unsampled() -> None:
     """Under a caller's unsampled traceparent the request serves under the caller's trace id,
     and its calls carry that trace, a span id of its own, not sampled, and the caller's
-    tracestate; the caller's own headers are taken out (the Served made here has every field:
-    a short tuple answered 500)."""
+    tracestate; the caller's own headers are out of the request the handler sees, so the pool
+    writes the request's lines as they are."""
+    seen: list[tuple[Served, Headers, Headers]] = []
+
+    async def handler(req: Incoming) -> Reply:
+        seen.append((SERVED.get(), req.headers, inject(req.headers)))
+        return Reply(200, [], b"")
+
+    caller = PARENT[:-2] + "00"
+    sent = [(b"traceparent", caller.encode()), (b"tracestate", b"v=1"), (b"accept", b"*/*")]
+    asyncio.run(_serve(_unsampled_spans().wrap(handler), _incoming(sent)))
+    served, headers, out = seen[0]
+    assert served.trace_id == PARENT.split("-")[1].encode()
+    assert served.request_id == b"rid"  # not the caller's trace id: a request id of its own
+    assert headers == [(b"accept", b"*/*")]
+    (tp,) = [v for n, v in out if n == b"traceparent"]
+    _, trace_id, span_id, flags = tp.split(b"-")
+    assert (trace_id, flags) == (served.trace_id, b"00")
+    assert span_id != PARENT.split("-")[2].encode()
+    assert [v for n, v in out if n == b"tracestate"] == [b"v=1"]
+    assert served.wire == b"traceparent: " + tp + b"\r\ntracestate: v=1\r\n"
+
+
+def test_a_clients_request_id_is_kept_and_a_new_trace_still_made() -> None:
+    """An ``X-Request-Id`` of the client's takes the request off the quick path: the id is
+    the client's (request.request_id's rule), the trace a new one, passed on unsampled."""
     seen: list[tuple[Served, Headers]] = []
 
     async def handler(req: Incoming) -> Reply:
         seen.append((SERVED.get(), inject(req.headers)))
         return Reply(200, [], b"")
 
-    caller = PARENT[:-2] + "00"
-    sent = [(b"traceparent", caller.encode()), (b"tracestate", b"v=1")]
-    asyncio.run(_serve(_unsampled_spans().wrap(handler), _incoming(sent)))
+    asyncio.run(
+        _serve(
+            _unsampled_spans(b"client-id").wrap(handler),
+            _incoming([(b"x-request-id", b"client-id")]),
+        )
+    )
     served, out = seen[0]
-    assert served.trace_id == PARENT.split("-")[1].encode()
-    assert served.wire == b""  # the pool takes the headers through inject
-    (tp,) = [v for n, v in out if n == b"traceparent"]
-    _, trace_id, span_id, flags = tp.split(b"-")
-    assert (trace_id, flags) == (served.trace_id, b"00")
-    assert span_id != PARENT.split("-")[2].encode()
-    assert [v for n, v in out if n == b"tracestate"] == [b"v=1"]
+    assert served.request_id == b"client-id"
+    assert len(served.trace_id) == 32
+    assert [n for n, _ in out].count(b"traceparent") == 1
 
 
 def test_the_unsampled_requests_go_to_their_own_handler() -> None:

@@ -12,20 +12,42 @@ from typing import NamedTuple
 
 TraceHeaders = tuple[tuple[bytes, bytes], ...]
 
+# An unsampled request's traceparent header line, and where its parts are: the value, the trace
+# id's 32 hex digits, the low 64 bits the ratio rule reads (tracing.HeadSampler); a tracestate
+# line may follow it.
+LINE = b"traceparent: 00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-00\r\n"
+VALUE, TRACE, LOW = slice(13, 68), slice(16, 48), slice(32, 48)
+_STATE = slice(len(LINE) + len(b"tracestate: "), -2)
+
 
 class Served(NamedTuple):
+    """Two fields, each cheap to make: an unsampled request (most, at a low ratio) makes one of
+    these with nothing else; what the rare readers need is read off ``wire`` when asked."""
+
     request_id: bytes = b""
-    trace_id: bytes = b""  # hex, b"" outside a trace
-    # An unsampled request's trace-context headers for the calls it makes (its trace id, a span id
-    # of its own, not sampled); () for a sampled one, whose span the headers are made from.
-    passed: TraceHeaders = ()
-    replace: bool = False  # the client sent trace-context headers of its own, to be taken out
-    # ``passed`` as HTTP/1.1 header lines, for a request with nothing of the client's to take
-    # out (most): the upstream pool writes them as they are (b"" otherwise: see inject)
+    # An unsampled request's trace context as the HTTP/1.1 header lines of the calls it makes
+    # (its trace id, a span id of its own, not sampled; a caller's tracestate after it); b"" for
+    # a sampled request (its span makes the headers) and outside a trace. The client's own
+    # trace-context headers are out of the request by then (tracing.HeadSampler).
     wire: bytes = b""
+
+    @property
+    def trace_id(self) -> bytes:
+        """Hex, b"" outside a trace or for a sampled request (its span has it)."""
+        return self.wire[TRACE]
+
+    @property
+    def passed(self) -> TraceHeaders:
+        """``wire`` as (name, value) headers: () for a sampled request or outside a trace."""
+        wire = self.wire
+        if not wire:
+            return ()
+        if len(wire) == len(LINE):
+            return ((b"traceparent", wire[VALUE]),)
+        return ((b"traceparent", wire[VALUE]), (b"tracestate", wire[_STATE]))
 
 
 # Served is a tuple, immutable: not the mutable default ruff B039 warns of.
 SERVED: ContextVar[Served] = ContextVar("tollgate_served", default=Served())  # noqa: B039
 
-__all__ = ["SERVED", "Served", "TraceHeaders"]
+__all__ = ["LINE", "LOW", "SERVED", "TRACE", "VALUE", "Served", "TraceHeaders"]

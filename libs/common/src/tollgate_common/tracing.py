@@ -20,6 +20,7 @@ exports, so a slow or dead collector never blocks a request.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -54,7 +55,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tollgate_common.contracts.events import Event
 from tollgate_common.http.exchange import Handler, Incoming, Reply
-from tollgate_common.served import SERVED, Served
+from tollgate_common.served import LINE, LOW, SERVED, TRACE, Served
 from tollgate_common.spans import Spans
 from tollgate_common.types import Headers
 
@@ -64,6 +65,8 @@ ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPO
 PROTOCOLS = ("http/protobuf", "grpc")
 # W3C trace context: replaced, not duplicated, on the way upstream (baggage passes untouched).
 PROPAGATED = frozenset({b"traceparent", b"tracestate"})
+# Any of these takes a request off the head sampler's quick path (HeadSampler.front).
+_WATCHED = PROPAGATED | {b"x-request-id"}
 _W3C = TraceContextTextMapPropagator()
 SAMPLERS = (
     "always_on",
@@ -166,10 +169,6 @@ class PreparedIds(RandomIdGenerator):
         return super().generate_trace_id()
 
 
-# A traceparent header line: "traceparent: 00-<trace id>-<span id>-00" and CRLF, and where its
-# parts are (the value, the trace id's 32 hex digits, the low 64 bits the ratio rule reads).
-_LINE = b"traceparent: 00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-00\r\n"
-_VALUE, _TRACE, _LOW = slice(13, 68), slice(16, 48), slice(32, 48)
 _ZERO_TRACE, _ZERO_SPAN = b"-" + b"0" * 32 + b"-", b"-" + b"0" * 16 + b"-"
 
 
@@ -179,18 +178,18 @@ class TraceLines:
     ``next`` (a draw, a hexlify and a format per request cost ~2,000 instructions)."""
 
     def __init__(self, batch: int = 1024) -> None:
-        self._slices = [slice(i, i + len(_LINE)) for i in range(0, batch * len(_LINE), len(_LINE))]
+        self._slices = [slice(i, i + len(LINE)) for i in range(0, batch * len(LINE), len(LINE))]
         batches = map(self._make, itertools.repeat(batch))  # a batch made when one is used up
         self.next = functools.partial(next, itertools.chain.from_iterable(batches))
 
     def _make(self, n: int) -> Iterator[bytes]:
         while True:
             hx = hexlify(os.urandom(24 * n))  # per line: trace id (16 bytes), span id (8)
-            out = bytearray(_LINE * n)
+            out = bytearray(LINE * n)
             for j in range(32):
-                out[16 + j :: len(_LINE)] = hx[j::48]
+                out[16 + j :: len(LINE)] = hx[j::48]
             for j in range(16):
-                out[49 + j :: len(_LINE)] = hx[32 + j :: 48]
+                out[49 + j :: len(LINE)] = hx[32 + j :: 48]
             made = bytes(out)
             if _ZERO_TRACE not in made and _ZERO_SPAN not in made:  # all-zero ids are invalid
                 return map(made.__getitem__, self._slices)
@@ -218,60 +217,76 @@ class HeadSampler:
         self,
         sampled: Callable[[Incoming, bytes, context.Context], Awaitable[Reply | None]],
         unsampled: Handler,
-        request_id: Callable[[Headers], bytes],
+        request_id: Callable[[Headers], bytes] | None,
     ) -> Handler:
         """The request's entry point: ``sampled`` for a request the sampler takes, else
-        ``unsampled`` with the request's ids and the trace-context headers it passes on in
-        served.SERVED (its trace id, a span id of its own, not sampled).
+        ``unsampled`` with the request's ids and the trace-context header lines it passes on in
+        served.SERVED (its trace id, a span id of its own, not sampled). ``request_id`` makes the
+        id of a request that sent trace context or an ``X-Request-Id`` of its own (None: no
+        request ids); a request that starts a trace has its trace id as its request id.
 
-        Kept to one Python frame and few bytecodes for the unsampled request of a new trace,
-        most of them at a low ratio: valgrind --tool=callgrind of a gateway under wrk puts a
-        proxied miss at ~270,000 instructions, ~80 a bytecode and ~1,300 a Python call, so
-        each call cut here is ~0.5 % of a request. The ids come ready-made (TraceLines)."""
-        bound, ids, under = _bound_hex(self.bound), self.ids, self.under_remote
+        The request that starts a trace and is not sampled (most, at a low ratio) is one C-level
+        look at its header names, a ready-made line (TraceLines), two slices and one two-field
+        tuple: bench.ab measured each Python-level step once cut from here (a request id made,
+        a Served of five fields) at one to two per cent of a proxied miss's req/s, about twice
+        what its instructions are of the request's (cache and branch misses scale with it)."""
+        bound, ids = _bound_hex(self.bound), self.ids
         lines = TraceLines().next
+        ids_wanted = request_id is not None
+        make_id = request_id or _no_id
 
         def front(req: Incoming) -> Awaitable[Reply | None]:
-            headers = req.headers
-            rid = request_id(headers)
-            replace = not PROPAGATED.isdisjoint(map(_name, headers))  # most requests: none
-            if replace:
-                parent = extract(headers)
-                remote = trace.get_current_span(parent).get_span_context()
-                if remote.is_valid:
-                    served = under(rid, remote)
-                    if served is None:  # the caller sampled it
-                        return sampled(req, rid, parent)
-                    SERVED.set(served)
-                    return unsampled(req)
-                # a malformed traceparent: a new trace, decided the same, the client's replaced
+            if not _WATCHED.isdisjoint(map(_name, req.headers)):
+                return watched(req)
             line = lines()
-            if line[_LOW] < bound:  # TraceIdRatioBased's rule on the trace id's low 64 bits
-                ids.prepared = int(line[_TRACE], 16)  # the SDK's span takes it, and agrees
+            rid = line[TRACE] if ids_wanted else b""
+            if line[LOW] < bound:  # TraceIdRatioBased's rule on the trace id's low 64 bits
+                ids.prepared = int(line[TRACE], 16)  # the SDK's span takes it, and agrees
                 return sampled(req, rid, _EMPTY)
-            passed = ((b"traceparent", line[_VALUE]),)
-            wire = b"" if replace else line
             # The handler's own awaitable, with no coroutine around it to reset the variable
             # after: the server answers each request (or each run of pipelined ones, each
             # setting its own first) in a task of its own, whose context ends with it; its
             # access-log line still carries the request's ids.
-            SERVED.set(_new_tuple(Served, (rid, line[_TRACE], passed, replace, wire)))
+            SERVED.set(_new_tuple(Served, (rid, line)))
+            return unsampled(req)
+
+        def watched(req: Incoming) -> Awaitable[Reply | None]:
+            """A request with an X-Request-Id or trace context of its own."""
+            headers = req.headers
+            rid = make_id(headers)
+            if not PROPAGATED.isdisjoint(map(_name, headers)):
+                parent = extract(headers)
+                remote = trace.get_current_span(parent).get_span_context()
+                if remote.is_valid and remote.trace_flags.sampled:
+                    return sampled(req, rid, parent)  # inject replaces the caller's headers
+                # The caller's trace-context headers out of the request: its calls carry the
+                # request's own (on the caller's trace, or a new one for a malformed header).
+                req = dataclasses.replace(req, headers=without_trace_context(headers))
+                if remote.is_valid:
+                    SERVED.set(_new_tuple(Served, (rid, wire_under(remote))))
+                    return unsampled(req)
+            line = lines()
+            if line[LOW] < bound:
+                ids.prepared = int(line[TRACE], 16)
+                return sampled(req, rid, _EMPTY)
+            SERVED.set(_new_tuple(Served, (rid, line)))
             return unsampled(req)
 
         return front
 
-    @staticmethod
-    def under_remote(rid: bytes, remote: SpanContext) -> Served | None:
-        """Under a caller's valid trace context: None when the caller sampled the request, else
-        what it serves under (the caller's trace id, a span id of its own, its tracestate)."""
-        if remote.trace_flags.sampled:
-            return None
-        tp = b"00-%032x-%016x-00" % (remote.trace_id, _getrandbits(64) or 1)
-        state = remote.trace_state.to_header().encode("latin-1")
-        passed = (
-            ((b"traceparent", tp), (b"tracestate", state)) if state else ((b"traceparent", tp),)
-        )
-        return _new_tuple(Served, (rid, tp[3:35], passed, True, b""))  # every field
+
+def without_trace_context(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Pure: ``headers`` without ``traceparent`` and ``tracestate``."""
+    return [(n, v) for n, v in headers if n not in PROPAGATED]
+
+
+def wire_under(remote: SpanContext) -> bytes:
+    """The header lines of a request under a caller's unsampled trace context: the caller's
+    trace id, a span id of its own, not sampled, and the caller's tracestate (the propagator
+    parsed it: its members hold no CR or LF)."""
+    line = b"traceparent: 00-%032x-%016x-00\r\n" % (remote.trace_id, _getrandbits(64) or 1)
+    state = remote.trace_state.to_header().encode("latin-1")
+    return line + b"tracestate: " + state + b"\r\n" if state else line
 
 
 def check_tracing_env(program: str, environ: Mapping[str, str] | None = None) -> None:
@@ -371,18 +386,15 @@ _EMPTY = context.Context()
 def recording() -> bool:
     """Whether the current request's span records (an unsampled one answers without a look at
     the OpenTelemetry context)."""
-    return not SERVED.get().passed and trace.get_current_span().is_recording()
+    return not SERVED.get().wire and trace.get_current_span().is_recording()
 
 
 def inject(headers: Headers) -> Headers:
     """``headers`` with the current trace context in place of any the client sent (formatted
     here: the propagator API costs several µs a call on the proxy path)."""
-    served = SERVED.get()
-    passed = served.passed
-    if passed and not served.replace:  # the common case: nothing of the client's to take out
-        return [*headers, *passed]
-    out = [(n, v) for n, v in headers if n not in PROPAGATED]
-    if passed:
+    out = without_trace_context(headers)
+    passed = SERVED.get().passed
+    if passed:  # not sampled: the context it passes on
         out.extend(passed)
         return out
     ctx = trace.get_current_span().get_span_context()
@@ -498,8 +510,7 @@ class ServerSpans:
                 if port is not None:
                     span.set_attribute("server.port", port)
             token = context.attach(trace.set_span_in_context(span, parent))
-            trace_hex = b"%032x" % span.get_span_context().trace_id
-            rid_token = SERVED.set(Served(rid, trace_hex))
+            rid_token = SERVED.set(_new_tuple(Served, (rid, b"")))
             try:
                 reply = await handler(req)
             except BaseException as exc:
@@ -519,7 +530,8 @@ class ServerSpans:
             return reply
 
         if self.heads is not None:
-            return self.heads.front(recorded, unsampled or handler, self.request_id)
+            ids = None if self.request_id is _no_id else self.request_id
+            return self.heads.front(recorded, unsampled or handler, ids)
 
         def traced(req: Incoming) -> Awaitable[Reply | None]:
             rid = self.request_id(req.headers)
@@ -537,7 +549,7 @@ def _no_id(_headers: Headers) -> bytes:
 
 def named(route: str) -> None:
     """Name the current server span for its route (``http.route``, span name "GET route")."""
-    if SERVED.get().passed:  # not sampled: no span to name
+    if SERVED.get().wire:  # not sampled: no span to name
         return
     span = trace.get_current_span()
     if span.is_recording():
