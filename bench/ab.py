@@ -78,7 +78,9 @@ def ratios(pairs: list[tuple[Slice, Slice]]) -> Ratios:
     )
 
 
-def _slice(server: Server, url: str, seconds: int, conns: int, rate: float) -> Slice:
+def _slice(
+    server: Server, url: str, seconds: int, conns: int, rate: float, headers: list[str]
+) -> Slice:
     """One slice: wrk (saturating) or, with ``rate``, oha at that fixed rate (the server then
     idles between requests as in production, and CPU per request is not shaped by how full its
     event loop's batches get at saturation)."""
@@ -87,7 +89,7 @@ def _slice(server: Server, url: str, seconds: int, conns: int, rate: float) -> S
         f = load.fixed(LOAD_CORE, url, rate, seconds, conns)
         rps, requests = f.rps, f.rps * seconds
     else:
-        s = load.wrk(LOAD_CORE, url, seconds, conns)
+        s = load.wrk(LOAD_CORE, url, seconds, conns, headers)
         rps, requests = s.rps, s.requests
     cpu = server.cpu_seconds() - before
     return Slice(rps, cpu / requests * 1e6 if requests else 0.0)
@@ -114,6 +116,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=2, help="per slice (wrk's unit: whole s)")
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--rate", type=float, default=0, help="fixed req/s by oha (0: wrk, saturating)")
+    ap.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="'Name: value' on every request (wrk only), e.g. 'X-Request-Id: a1'",
+    )
     args = ap.parse_args()
     rows = [_target(args.a), _target(args.b)]
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-ab-")))
@@ -129,7 +137,9 @@ def main() -> None:
             for p in range(n):
                 got: dict[int, Slice] = {}
                 for i in order(p):
-                    got[i] = _slice(servers[i], urls[i], args.seconds, args.conns, args.rate)
+                    got[i] = _slice(
+                        servers[i], urls[i], args.seconds, args.conns, args.rate, args.header
+                    )
                 mine.append((got[0], got[1]))
                 a, b = got[0], got[1]
                 print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.report import Fixed, Sample, parse_fixedrate, parse_oha, parse_wrk
@@ -16,8 +17,11 @@ from bench.report import Fixed, Sample, parse_fixedrate, parse_oha, parse_wrk
 OHA_VERSION = "1.16.0"
 
 
-def wrk(core: str, url: str, seconds: float, conns: int) -> Sample:
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{max(round(seconds), 1)}s", "--latency", url]
+def wrk(core: str, url: str, seconds: float, conns: int, headers: Sequence[str] = ()) -> Sample:
+    """Saturating load; ``headers`` ("Name: value") are sent on every request."""
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{max(round(seconds), 1)}s", "--latency"]
+    argv += [a for h in headers for a in ("-H", h)]
+    argv.append(url)
     return parse_wrk(_run(core, argv, seconds))
 
 

@@ -329,24 +329,29 @@ def test_a_callers_unsampled_trace_is_passed_on_on_its_trace_id_unsampled() -> N
 
 
 def test_a_clients_request_id_is_kept_and_a_new_trace_still_made() -> None:
-    """An ``X-Request-Id`` of the client's takes the request off the quick path: the id is
-    the client's (request.request_id's rule), the trace a new one, passed on unsampled."""
+    """A client's ``X-Request-Id`` (an ingress adds one to every request) is the request's id
+    when the first one is usable (1 to 128 ASCII bytes), the trace a new one, passed on
+    unsampled; an unusable first one leaves the id to ``request_id`` (the gateway's finds a
+    later usable one, or makes one)."""
     seen: list[tuple[Served, Headers]] = []
 
     async def handler(req: Incoming) -> Reply:
         seen.append((SERVED.get(), inject(req.headers)))
         return Reply(200, [], b"")
 
-    asyncio.run(
-        _serve(
-            _unsampled_spans(b"client-id").wrap(handler),
-            _incoming([(b"x-request-id", b"client-id")]),
-        )
-    )
-    served, out = seen[0]
-    assert served.request_id == b"client-id"
-    assert len(served.trace_id) == 32
-    assert [n for n, _ in out].count(b"traceparent") == 1
+    traced = _unsampled_spans(b"made").wrap(handler)
+    for sent in (
+        [(b"accept", b"*/*"), (b"x-request-id", b"client-id"), (b"x-request-id", b"second")],
+        [(b"x-request-id", b"")],
+        [(b"x-request-id", b"x" * 129)],
+        [(b"x-request-id", "é".encode())],
+    ):
+        asyncio.run(_serve(traced, _incoming(sent)))
+    assert [s.request_id for s, _ in seen] == [b"client-id", b"made", b"made", b"made"]
+    for served, out in seen:
+        assert len(served.trace_id) == 32
+        assert [n for n, _ in out].count(b"traceparent") == 1
+    assert len({s.trace_id for s, _ in seen}) == 4  # a new trace each
 
 
 def test_the_unsampled_requests_go_to_their_own_handler() -> None:

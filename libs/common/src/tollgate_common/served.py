@@ -12,6 +12,10 @@ from typing import NamedTuple
 
 TraceHeaders = tuple[tuple[bytes, bytes], ...]
 
+# A client's X-Request-Id is the request's id when it is 1 to this many ASCII bytes (the
+# gateway's request.sent_request_id; tracing.HeadSampler reads the first one C-level).
+MAX_REQUEST_ID = 128
+
 # An unsampled request's traceparent header line, and where its parts are: the value, the trace
 # id's 32 hex digits, the low 64 bits the ratio rule reads (tracing.HeadSampler); a tracestate
 # line may follow it.
@@ -50,4 +54,4 @@ class Served(NamedTuple):
 # Served is a tuple, immutable: not the mutable default ruff B039 warns of.
 SERVED: ContextVar[Served] = ContextVar("tollgate_served", default=Served())  # noqa: B039
 
-__all__ = ["LINE", "LOW", "SERVED", "TRACE", "VALUE", "Served", "TraceHeaders"]
+__all__ = ["LINE", "LOW", "MAX_REQUEST_ID", "SERVED", "TRACE", "VALUE", "Served", "TraceHeaders"]

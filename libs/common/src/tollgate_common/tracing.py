@@ -55,7 +55,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tollgate_common.contracts.events import Event
 from tollgate_common.http.exchange import Handler, Incoming, Reply
-from tollgate_common.served import LINE, LOW, SERVED, TRACE, Served
+from tollgate_common.served import LINE, LOW, MAX_REQUEST_ID, SERVED, TRACE, Served
 from tollgate_common.spans import Spans
 from tollgate_common.types import Headers
 
@@ -221,9 +221,9 @@ class HeadSampler:
     ) -> Handler:
         """The request's entry point: ``sampled`` for a request the sampler takes, else
         ``unsampled`` with the request's ids and the trace-context header lines it passes on in
-        served.SERVED (its trace id, a span id of its own, not sampled). ``request_id`` makes the
-        id of a request that sent trace context or an ``X-Request-Id`` of its own (None: no
-        request ids); a request that starts a trace has its trace id as its request id.
+        served.SERVED (its trace id, a span id of its own, not sampled). A request that starts
+        a trace has the client's first ``X-Request-Id`` as its id when that one is usable, else
+        its trace id; ``request_id`` makes the id of the others (None: no request ids).
 
         The request that starts a trace and is not sampled (most, at a low ratio) is one C-level
         look at its header names, a ready-made line (TraceLines), two slices and one two-field
@@ -236,10 +236,21 @@ class HeadSampler:
         make_id = request_id or _no_id
 
         def front(req: Incoming) -> Awaitable[Reply | None]:
-            if not _WATCHED.isdisjoint(map(_name, req.headers)):
-                return watched(req)
-            line = lines()
-            rid = line[TRACE] if ids_wanted else b""
+            headers = req.headers
+            if _WATCHED.isdisjoint(map(_name, headers)):
+                line = lines()
+                rid = line[TRACE] if ids_wanted else b""
+            elif PROPAGATED.isdisjoint(map(_name, headers)):
+                # An X-Request-Id and no trace context (an ingress in front adds one to every
+                # request): the first one, found C-level, is the request's id when usable.
+                line = lines()
+                rid = b""
+                if ids_wanted:
+                    rid = headers[list(map(_name, headers)).index(b"x-request-id")][1]
+                    if not (0 < len(rid) <= MAX_REQUEST_ID and rid.isascii()):
+                        rid = make_id(headers)  # a later usable one, or a new id
+            else:
+                return under_callers(req)
             if line[LOW] < bound:  # TraceIdRatioBased's rule on the trace id's low 64 bits
                 ids.prepared = int(line[TRACE], 16)  # the SDK's span takes it, and agrees
                 return sampled(req, rid, _EMPTY)
@@ -250,21 +261,20 @@ class HeadSampler:
             SERVED.set(_new_tuple(Served, (rid, line)))
             return unsampled(req)
 
-        def watched(req: Incoming) -> Awaitable[Reply | None]:
-            """A request with an X-Request-Id or trace context of its own."""
+        def under_callers(req: Incoming) -> Awaitable[Reply | None]:
+            """A request that came with trace-context headers of its own."""
             headers = req.headers
             rid = make_id(headers)
-            if not PROPAGATED.isdisjoint(map(_name, headers)):
-                parent = extract(headers)
-                remote = trace.get_current_span(parent).get_span_context()
-                if remote.is_valid and remote.trace_flags.sampled:
-                    return sampled(req, rid, parent)  # inject replaces the caller's headers
-                # The caller's trace-context headers out of the request: its calls carry the
-                # request's own (on the caller's trace, or a new one for a malformed header).
-                req = dataclasses.replace(req, headers=without_trace_context(headers))
-                if remote.is_valid:
-                    SERVED.set(_new_tuple(Served, (rid, wire_under(remote))))
-                    return unsampled(req)
+            parent = extract(headers)
+            remote = trace.get_current_span(parent).get_span_context()
+            if remote.is_valid and remote.trace_flags.sampled:
+                return sampled(req, rid, parent)  # inject replaces the caller's headers
+            # The caller's trace-context headers out of the request: its calls carry the
+            # request's own (on the caller's trace, or a new one for a malformed header).
+            req = dataclasses.replace(req, headers=without_trace_context(headers))
+            if remote.is_valid:
+                SERVED.set(_new_tuple(Served, (rid, wire_under(remote))))
+                return unsampled(req)
             line = lines()
             if line[LOW] < bound:
                 ids.prepared = int(line[TRACE], 16)

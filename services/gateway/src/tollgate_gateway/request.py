@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.ids import UniqueIds
-from tollgate_common.served import SERVED
+from tollgate_common.served import MAX_REQUEST_ID, SERVED
 from tollgate_common.types import Headers
 
 __all__ = [
@@ -37,7 +37,7 @@ def served_request_id(headers: Headers) -> bytes:
 def sent_request_id(headers: Headers) -> bytes | None:
     """The first usable ``X-Request-Id`` the client sent (1 to 128 ASCII bytes), or None."""
     for name, value in headers:
-        if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
+        if name == b"x-request-id" and 0 < len(value) <= MAX_REQUEST_ID and value.isascii():
             return value
     return None
 
