@@ -50,7 +50,9 @@ def total(out_file: Path) -> int:
     raise ValueError(f"{out_file}: no summary line")
 
 
-def _counted(env: Env, t: Target, out: Path, seconds: int, conns: int) -> tuple[Count, Server]:
+def _counted(
+    env: Env, t: Target, out: Path, seconds: int, conns: int, headers: list[str]
+) -> tuple[Count, Server]:
     plain = servers.pinned
 
     def under_callgrind(core: str, argv: list[str]) -> list[str]:
@@ -65,10 +67,10 @@ def _counted(env: Env, t: Target, out: Path, seconds: int, conns: int) -> tuple[
     finally:
         servers.pinned = plain
     url = t.url(env, server)
-    load.wrk(LOAD_CORE, url, 3, conns)  # warm-up, not counted
+    load.wrk(LOAD_CORE, url, 3, conns, headers)  # warm-up, not counted
     pid = str(server.proc.pid)
     subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
-    sample = load.wrk(LOAD_CORE, url, seconds, conns)
+    sample = load.wrk(LOAD_CORE, url, seconds, conns, headers)
     subprocess.run(["callgrind_control", "-d", "counted", pid], check=True, capture_output=True)
     time.sleep(1)
     dumps = sorted(glob.glob(f"{out}.*")) or [str(out)]
@@ -82,6 +84,7 @@ def main() -> None:
     ap.add_argument("rows", nargs="+", help="gateway rows, the first the base of the ratios")
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--header", action="append", default=[], help="'Name: value' on every request")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("bench.instructions needs valgrind: apt-get install valgrind")
@@ -96,7 +99,9 @@ def main() -> None:
     counts: list[Count] = []
     try:
         for i, t in enumerate(rows):
-            c, server = _counted(env, t, work / f"callgrind-{i}.out", args.seconds, args.conns)
+            c, server = _counted(
+                env, t, work / f"callgrind-{i}.out", args.seconds, args.conns, args.header
+            )
             env.stop_one(server)  # the next row's gateway alone under callgrind; helpers stay
             counts.append(c)
             ratio = c.per_request / counts[0].per_request
