@@ -126,14 +126,14 @@ def main() -> None:
     rows = [_target(args.a), _target(args.b)]
     env = Env(Path(tempfile.mkdtemp(prefix="tollgate-ab-")))
     pairs: list[tuple[Slice, Slice]] = []
-    medians = []
+    medians: list[float] = []
     try:
         for start, n in enumerate(split(args.pairs, args.starts)):
             servers = [t.start(env) for t in rows]
             urls = [t.url(env, s) for t, s in zip(rows, servers, strict=True)]
             for u in urls:
                 load.wrk(LOAD_CORE, u, 2, args.conns)  # warm-up
-            mine = []
+            mine: list[tuple[Slice, Slice]] = []
             for p in range(n):
                 got: dict[int, Slice] = {}
                 for i in order(p):

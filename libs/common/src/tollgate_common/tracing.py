@@ -240,17 +240,18 @@ class HeadSampler:
             if _WATCHED.isdisjoint(map(_name, headers)):
                 line = lines()
                 rid = line[TRACE] if ids_wanted else b""
-            elif PROPAGATED.isdisjoint(map(_name, headers)):
+            else:
+                names = list(map(_name, headers))  # one pass for both looks below
+                if not PROPAGATED.isdisjoint(names):
+                    return under_callers(req)
                 # An X-Request-Id and no trace context (an ingress in front adds one to every
                 # request): the first one, found C-level, is the request's id when usable.
                 line = lines()
                 rid = b""
                 if ids_wanted:
-                    rid = headers[list(map(_name, headers)).index(b"x-request-id")][1]
+                    rid = headers[names.index(b"x-request-id")][1]
                     if not (0 < len(rid) <= MAX_REQUEST_ID and rid.isascii()):
                         rid = make_id(headers)  # a later usable one, or a new id
-            else:
-                return under_callers(req)
             if line[LOW] < bound:  # TraceIdRatioBased's rule on the trace id's low 64 bits
                 ids.prepared = int(line[TRACE], 16)  # the SDK's span takes it, and agrees
                 return sampled(req, rid, _EMPTY)
