@@ -78,7 +78,7 @@ def main() -> None:
     async def unsampled(req: Incoming) -> Reply | None:  # the proxy's untraced twin
         request_id(req.headers)
         list(UPSTREAM)
-        if not SERVED.get().wire:  # the upstream pool's one look (client.py)
+        if not SERVED.get()[1]:  # the upstream pool's one look (client.py)
             inject(list(UPSTREAM))
         return None
 

@@ -620,3 +620,32 @@ async def test_a_client_taking_no_byte_of_a_stream_is_closed() -> None:
             await asyncio.sleep(0.01)
         assert source.closed  # before the server's shutdown would close it anyway
     assert source.pulled < 200
+
+
+async def test_the_correlation_headers_are_seen_as_the_head_is_read() -> None:
+    """What the server notes of each head for a traced front agrees with the front's own look
+    (tracing.correlation): a traceparent or tracestate came, and the first X-Request-Id as sent;
+    pipelined requests on one connection each get their own."""
+    from tollgate_common.tracing import correlation
+
+    def shown(found: tuple[bool | None, bytes | None]) -> list[object]:
+        return [found[0], None if found[1] is None else found[1].decode()]
+
+    async def facts(req: Incoming) -> Reply:
+        seen = shown((req.trace_context, req.first_request_id))
+        return Reply(
+            200, [], orjson.dumps({"seen": seen, "looked": shown(correlation(req.headers))})
+        )
+
+    heads = [
+        b"X-Request-Id: first\r\nx-request-id: second\r\nTraceparent: 00-x-y-01\r\n",
+        b"",
+        b"tracestate: a=1\r\n",
+        b"X-REQUEST-ID: \r\naccept: */*\r\n",
+    ]
+    async with running(facts) as server:
+        r, w = await connect(server)
+        w.write(b"".join(b"GET /c HTTP/1.1\r\nhost: t\r\n" + h + b"\r\n" for h in heads))
+        got = [orjson.loads((await read_response(r))[2]) for _ in heads]
+    assert [d["seen"] for d in got] == [[True, "first"], [False, None], [True, None], [False, ""]]
+    assert all(d["seen"] == d["looked"] for d in got)

@@ -17,19 +17,19 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tollgate_common.http.exchange import Incoming, Reply
 from tollgate_common.logging import JsonFormatter
-from tollgate_common.served import SERVED, Served
+from tollgate_common.served import LINE, LOW, NOTHING, SERVED, Served, trace_id
 from tollgate_common.tracing import (
     HeadSampler,
+    NewTraces,
     PreparedIds,
     ServerSpans,
-    TraceLines,
     TracingConfigError,
-    _bound_hex,
     check_tracing_env,
     exporter_names,
     inject,
     link_to,
     named,
+    sampled,
     sampler_from_env,
     server_address,
     setup_tracing,
@@ -258,19 +258,20 @@ def test_an_unsampled_request_passes_its_trace_on_and_leaves_no_trace_context_be
 
     async def serve() -> None:
         await asyncio.create_task(answer())
-        assert SERVED.get() == Served()  # the caller's context: untouched
+        assert SERVED.get() == NOTHING  # the caller's context: untouched
 
     asyncio.run(serve())
-    served, sent = seen[0]
-    assert served.request_id == served.trace_id  # it started a trace: its id is the trace's
-    assert len(served.trace_id) == 32
+    (request_id, wire), sent = seen[0]
+    trace = trace_id((request_id, wire))
+    assert request_id == trace  # it started a trace: its id is the trace's
+    assert len(trace) == 32
     assert sent[0] == (b"accept", b"*/*")
     name, traceparent = sent[1]
     assert name == b"traceparent"
-    assert traceparent.startswith(b"00-" + served.trace_id + b"-")
+    assert traceparent.startswith(b"00-" + trace + b"-")
     assert traceparent.endswith(b"-00")  # not sampled
     assert len(traceparent) == 55
-    assert served.wire == b"traceparent: " + traceparent + b"\r\n"  # what the pool writes
+    assert wire == b"traceparent: " + traceparent + b"\r\n"  # what the pool writes
 
 
 def _unsampled_spans(request_id: bytes = b"rid") -> ServerSpans:
@@ -317,15 +318,16 @@ def test_a_callers_unsampled_trace_is_passed_on_on_its_trace_id_unsampled() -> N
     sent = [(b"traceparent", caller.encode()), (b"tracestate", b"v=1"), (b"accept", b"*/*")]
     asyncio.run(_serve(_unsampled_spans().wrap(handler), _incoming(sent)))
     served, headers, out = seen[0]
-    assert served.trace_id == PARENT.split("-")[1].encode()
-    assert served.request_id == b"rid"  # not the caller's trace id: a request id of its own
+    trace = trace_id(served)
+    assert trace == PARENT.split("-")[1].encode()
+    assert served[0] == b"rid"  # not the caller's trace id: a request id of its own
     assert headers == [(b"accept", b"*/*")]
     (tp,) = [v for n, v in out if n == b"traceparent"]
-    _, trace_id, span_id, flags = tp.split(b"-")
-    assert (trace_id, flags) == (served.trace_id, b"00")
+    _, sent_trace, span_id, flags = tp.split(b"-")
+    assert (sent_trace, flags) == (trace, b"00")
     assert span_id != PARENT.split("-")[2].encode()
     assert [v for n, v in out if n == b"tracestate"] == [b"v=1"]
-    assert served.wire == b"traceparent: " + tp + b"\r\ntracestate: v=1\r\n"
+    assert served[1] == b"traceparent: " + tp + b"\r\ntracestate: v=1\r\n"
 
 
 def test_a_clients_request_id_is_kept_and_a_new_trace_still_made() -> None:
@@ -347,11 +349,11 @@ def test_a_clients_request_id_is_kept_and_a_new_trace_still_made() -> None:
         [(b"x-request-id", "é".encode())],
     ):
         asyncio.run(_serve(traced, _incoming(sent)))
-    assert [s.request_id for s, _ in seen] == [b"client-id", b"made", b"made", b"made"]
+    assert [s[0] for s, _ in seen] == [b"client-id", b"made", b"made", b"made"]
     for served, out in seen:
-        assert len(served.trace_id) == 32
+        assert len(trace_id(served)) == 32
         assert [n for n, _ in out].count(b"traceparent") == 1
-    assert len({s.trace_id for s, _ in seen}) == 4  # a new trace each
+    assert len({trace_id(s) for s, _ in seen}) == 4  # a new trace each
 
 
 def test_the_unsampled_requests_go_to_their_own_handler() -> None:
@@ -376,25 +378,42 @@ async def _serve(handler: Callable[[Incoming], Awaitable[Reply | None]], req: In
     await asyncio.create_task(handler(req))  # in a task of its own, as the server does
 
 
-def test_trace_lines_are_well_formed_random_and_never_repeat() -> None:
-    """Ready-made traceparent lines across several batches: each the W3C form, not sampled,
-    no all-zero id, all different."""
-    lines = TraceLines(batch=64)
-    made = [lines.next() for _ in range(64 * 5 + 3)]
-    form = re.compile(rb"traceparent: 00-[0-9a-f]{32}-[0-9a-f]{16}-00\r\n")
-    assert all(form.fullmatch(line) for line in made)
-    assert len(set(made)) == len(made)
-    assert not any(b"-" + b"0" * 16 + b"-" in line for line in made)
+def test_new_traces_are_well_formed_random_never_repeat_and_sampled_by_the_rule() -> None:
+    """Ready-made entries across several batches: each unsampled one a traceparent line of the
+    W3C form, not sampled, no all-zero id, its trace id its request id; each sampled one (the
+    rule on the trace id's low 64 bits, below the bound) no line and its trace id; all
+    different. Without request ids an unsampled entry carries none."""
+    bound = 1 << 62  # a quarter sampled
+    traces = NewTraces(bound, ids=True, batch=64)
+    made = [traces.next() for _ in range(64 * 5 + 3)]
+    form = re.compile(rb"traceparent: 00-([0-9a-f]{32})-[0-9a-f]{16}-00\r\n")
+    for trace, wire in made:
+        assert re.fullmatch(rb"[0-9a-f]{32}", trace)
+        assert trace != b"0" * 32
+        sampled = int(trace[16:], 16) < bound
+        assert (wire == b"") == sampled
+        if not sampled:
+            line = form.fullmatch(wire)
+            assert line is not None
+            assert line[1] == trace
+            assert b"-" + b"0" * 16 + b"-" not in wire
+    assert len({s[0] for s in made}) == len(made)
+    assert 40 < sum(not s[1] for s in made) < 130  # 81 expected
+    anonymous = NewTraces(0, ids=False, batch=8)
+    assert all(s[0] == b"" and s[1] for s in (anonymous.next() for _ in range(20)))
 
 
-@pytest.mark.parametrize("bound", [0, 1, 1 << 62, (1 << 64) - 1, 1 << 64])
-def test_the_ratio_bound_in_hex_compares_as_the_numbers_do(bound: int) -> None:
-    """Pure: a trace id's low 64 bits as 16 hex digits are below the bound's digits exactly
-    when the number is below the bound (TraceIdRatioBased's rule, read off the line)."""
-    limit = _bound_hex(bound)
-    for low in (0, 1, bound - 1, bound, bound + 1, (1 << 64) - 1, 0x8000_0000_0000_0000):
-        if 0 <= low < 1 << 64:
-            assert (b"%016x" % low < limit) == (low < bound), (low, bound)
+@pytest.mark.parametrize("bound", [0, 1, 1 << 56, (1 << 62) + 5, (1 << 64) - 1, 1 << 64])
+def test_the_ratio_rule_is_read_off_the_lines_as_the_sdk_reads_the_trace_id(
+    bound: int,
+) -> None:
+    """Pure: a line is sampled exactly when its trace id's low 64 bits are below the bound
+    (TraceIdRatioBased), at the bound's edges too: the first digit of the low bits only picks
+    the lines to read whole."""
+    lows = [0, 1, bound - 1, bound, bound + 1, (1 << 64) - 1, 0x8000_0000_0000_0000]
+    lows = [low for low in lows if 0 <= low < 1 << 64]
+    lines = b"".join(LINE[: LOW.start] + b"%016x" % low + LINE[LOW.stop :] for low in lows)
+    assert sampled(lines, bound) == [i for i, low in enumerate(lows) if low < bound]
 
 
 def test_bad_tracing_env_exits_with_one_line() -> None:

@@ -130,7 +130,7 @@ def test_the_proxy_answers_with_the_id_the_server_span_made(ratio: str) -> None:
 
     async def handler(req: Incoming) -> Reply:
         first, again = served_request_id(req.headers), served_request_id(req.headers)
-        seen.append((SERVED.get().request_id, first, again))
+        seen.append((SERVED.get()[0], first, again))
         return Reply(200, [], b"")
 
     traced = tr.server(handler)

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from tollgate_common.served import SERVED
+from tollgate_common.served import SERVED, trace_id
 
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
@@ -31,15 +31,16 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        served = SERVED.get()  # the request this task serves (decoded here: lines are rare)
-        if served.request_id:
-            out["request_id"] = served.request_id.decode("latin-1")
+        # the request this task serves (decoded here: lines are rare)
+        request_id, wire = served = SERVED.get()
+        if request_id:
+            out["request_id"] = request_id.decode("latin-1")
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:  # a recorded span: the line points at it
             out["trace_id"] = trace.format_trace_id(ctx.trace_id)
             out["span_id"] = trace.format_span_id(ctx.span_id)
-        elif served.trace_id:  # not sampled: the trace id the request passed on
-            out["trace_id"] = served.trace_id.decode("latin-1")
+        elif wire:  # not sampled: the trace id the request passed on
+            out["trace_id"] = trace_id(served).decode("latin-1")
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

@@ -27,7 +27,6 @@ import logging
 import os
 import random
 import sys
-from binascii import hexlify
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -55,7 +54,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tollgate_common.contracts.events import Event
 from tollgate_common.http.exchange import Handler, Incoming, Reply
-from tollgate_common.served import LINE, LOW, MAX_REQUEST_ID, SERVED, TRACE, Served
+from tollgate_common.served import LINE, LOW, MAX_REQUEST_ID, SERVED, TRACE, Served, passed
 from tollgate_common.spans import Spans
 from tollgate_common.types import Headers
 
@@ -65,8 +64,6 @@ ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPO
 PROTOCOLS = ("http/protobuf", "grpc")
 # W3C trace context: replaced, not duplicated, on the way upstream (baggage passes untouched).
 PROPAGATED = frozenset({b"traceparent", b"tracestate"})
-# Any of these takes a request off the head sampler's quick path (HeadSampler.front).
-_WATCHED = PROPAGATED | {b"x-request-id"}
 _W3C = TraceContextTextMapPropagator()
 SAMPLERS = (
     "always_on",
@@ -82,9 +79,6 @@ _ALL = 1 << 64  # a TraceIdRatioBased bound that samples everything
 _TWO64 = 1 << 64  # above every trace id's low 64 bits
 _getrandbits = random.getrandbits
 _name = itemgetter(0)  # of a (name, value) header
-# Served(...) runs the NamedTuple's Python-level __new__ (0.68 µs); tuple.__new__ makes the same
-# object in a third of that, on the path every unsampled request takes.
-_new_tuple = tuple.__new__
 
 
 class TracingConfigError(ValueError):
@@ -169,42 +163,75 @@ class PreparedIds(RandomIdGenerator):
         return super().generate_trace_id()
 
 
-_ZERO_TRACE, _ZERO_SPAN = b"-" + b"0" * 32 + b"-", b"-" + b"0" * 16 + b"-"
+_ZERO_TRACE, _ZERO_SPAN = b"-" + b"0" * 32 + b"-", b"-" + b"0" * 16 + b"-"  # invalid ids
+_HEX = bytes(b"0123456789abcdef"[b & 15] for b in range(256))  # a random byte to a hex digit
 
 
-class TraceLines:
-    """Random traceparent lines, ``batch`` at a time: one urandom and hexlify and 48 strided
-    copies into a template make a batch, and each request takes its line with one C-level
-    ``next`` (a draw, a hexlify and a format per request cost ~2,000 instructions)."""
+class NewTraces:
+    """The ``Served`` of requests that start a trace, made ``batch`` at a time with the ratio
+    rule already applied; a request takes its own with one C-level ``next``. A batch is
+    C-level throughout: random bytes translated to hex digits where the lines have them, the
+    lines' 22 fixed bytes copied in strided, a slice or two and a tuple per entry (map, zip),
+    and the rule read off one strided slice. ~1,500 instructions an entry, where a line, its
+    slices and a NamedTuple made per request cost ~5,500 (callgrind).
 
-    def __init__(self, batch: int = 1024) -> None:
-        self._slices = [slice(i, i + len(LINE)) for i in range(0, batch * len(LINE), len(LINE))]
+    An entry of a trace the rule samples has no ``wire`` (its span makes the headers) and the
+    trace id as its ``request_id`` (for PreparedIds); the others carry the trace id as their
+    request id when ``ids`` (else b"")."""
+
+    def __init__(self, bound: int, ids: bool, batch: int = 1024) -> None:
+        self.bound = bound
+        self.ids = ids
+        width = len(LINE)
+        at = range(0, batch * width, width)
+        self._lines = [slice(i, i + width) for i in at]
+        self._traces = [slice(i + TRACE.start, i + TRACE.stop) for i in at]
+        digits = {*range(TRACE.start, TRACE.stop), *range(TRACE.stop + 1, TRACE.stop + 17)}
+        fixed = [i for i in range(width) if i not in digits]  # "traceparent: 00-", "-", "-00\r\n"
+        self._fixed = [(slice(i, None, width), LINE[i : i + 1] * batch) for i in fixed]
         batches = map(self._make, itertools.repeat(batch))  # a batch made when one is used up
-        self.next = functools.partial(next, itertools.chain.from_iterable(batches))
+        self.next: Callable[[], Served] = functools.partial(
+            next, itertools.chain.from_iterable(batches)
+        )
 
-    def _make(self, n: int) -> Iterator[bytes]:
+    def _make(self, n: int) -> list[Served]:
         while True:
-            hx = hexlify(os.urandom(24 * n))  # per line: trace id (16 bytes), span id (8)
-            out = bytearray(LINE * n)
-            for j in range(32):
-                out[16 + j :: len(LINE)] = hx[j::48]
-            for j in range(16):
-                out[49 + j :: len(LINE)] = hx[32 + j :: 48]
+            out = bytearray(os.urandom(len(LINE) * n).translate(_HEX))
+            for where, chars in self._fixed:
+                out[where] = chars
             made = bytes(out)
-            if _ZERO_TRACE not in made and _ZERO_SPAN not in made:  # all-zero ids are invalid
-                return map(made.__getitem__, self._slices)
+            if _ZERO_TRACE not in made and _ZERO_SPAN not in made:
+                break
+        traces = map(made.__getitem__, self._traces)
+        rids = traces if self.ids else itertools.repeat(b"", n)
+        entries: list[Served] = list(zip(rids, map(made.__getitem__, self._lines), strict=True))
+        for i in sampled(made, self.bound):
+            entries[i] = (made[self._traces[i]], b"")
+        return entries
 
 
-def _bound_hex(bound: int) -> bytes:
-    """Pure: the ratio bound as 16 hex digits, which compare as the numbers do (a trace id's
-    low 64 bits below it are sampled); above every such number for a bound of 2**64."""
-    return b"%016x" % bound if bound < _TWO64 else b"g" * 16
+def sampled(lines: bytes, bound: int) -> list[int]:
+    """Pure: the traceparent lines (``LINE``'s form, one after another) whose trace id
+    TraceIdRatioBased samples at ``bound``: its low 64 bits below the bound. Only a line whose
+    first low digit is at most the bound's can be: those few are found with one strided slice
+    and a translate, and only they are read whole."""
+    width = len(LINE)
+    n = len(lines) // width
+    if bound >= _TWO64:
+        return list(range(n))
+    top = b"0123456789abcdef"[: (bound >> 60) + 1]
+    maybe = lines[LOW.start :: width].translate(bytes(int(c in top) for c in range(256)))
+    return [
+        i
+        for i in itertools.compress(range(n), maybe)
+        if int(lines[width * i + LOW.start : width * i + LOW.stop], 16) < bound
+    ]
 
 
 class HeadSampler:
     """The parent-based sampling decision of a server span, made before the SDK is asked:
     an unsampled request (99 of 100 at 1 %) gets its trace context here for the price of one
-    ready-made traceparent line (TraceLines), instead of the SDK's ~10 µs path (start_span,
+    ready-made entry (NewTraces), instead of the SDK's ~10 µs path (start_span,
     sampler chain, tracer metrics), which bench/ measured at several percent of a proxied
     request. The decision is the SDK's own: the TraceIdRatio rule on the trace id for a new
     trace, the caller's sampled flag under a remote parent."""
@@ -225,42 +252,52 @@ class HeadSampler:
         a trace has the client's first ``X-Request-Id`` as its id when that one is usable, else
         its trace id; ``request_id`` makes the id of the others (None: no request ids).
 
-        The request that starts a trace and is not sampled (most, at a low ratio) is one C-level
-        look at its header names, a ready-made line (TraceLines), two slices and one two-field
-        tuple: bench.ab measured each Python-level step once cut from here (a request id made,
-        a Served of five fields) at one to two per cent of a proxied miss's req/s, about twice
-        what its instructions are of the request's (cache and branch misses scale with it)."""
-        bound, ids = _bound_hex(self.bound), self.ids
-        lines = TraceLines().next
+        The request that starts a trace and is not sampled (most, at a low ratio) is two
+        attribute reads (what the server saw of its headers, Incoming), one ready-made entry
+        (NewTraces) and one context-variable set: ~6,500 instructions with the entry's share of
+        its batch, where a C-level look at the header names, a line made, its slices and a
+        NamedTuple cost ~10,000, and ~14,500 with an X-Request-Id (callgrind; the README's
+        Tracing → Cost has what that is in req/s)."""
+        ids = self.ids
         ids_wanted = request_id is not None
         make_id = request_id or _no_id
+        take = NewTraces(self.bound, ids_wanted).next
 
         def front(req: Incoming) -> Awaitable[Reply | None]:
-            headers = req.headers
-            if _WATCHED.isdisjoint(map(_name, headers)):
-                line = lines()
-                rid = line[TRACE] if ids_wanted else b""
-            else:
-                names = list(map(_name, headers))  # one pass for both looks below
-                if not PROPAGATED.isdisjoint(names):
-                    return under_callers(req)
-                # An X-Request-Id and no trace context (an ingress in front adds one to every
-                # request): the first one, found C-level, is the request's id when usable.
-                line = lines()
-                rid = b""
-                if ids_wanted:
-                    rid = headers[names.index(b"x-request-id")][1]
-                    if not (0 < len(rid) <= MAX_REQUEST_ID and rid.isascii()):
-                        rid = make_id(headers)  # a later usable one, or a new id
-            if line[LOW] < bound:  # TraceIdRatioBased's rule on the trace id's low 64 bits
-                ids.prepared = int(line[TRACE], 16)  # the SDK's span takes it, and agrees
-                return sampled(req, rid, _EMPTY)
-            # The handler's own awaitable, with no coroutine around it to reset the variable
-            # after: the server answers each request (or each run of pipelined ones, each
-            # setting its own first) in a task of its own, whose context ends with it; its
-            # access-log line still carries the request's ids.
-            SERVED.set(_new_tuple(Served, (rid, line)))
-            return unsampled(req)
+            context_sent, first = req.trace_context, req.first_request_id
+            if context_sent is None:  # a server that did not look (an ASGI adapter's)
+                context_sent, first = correlation(req.headers)
+            if context_sent:
+                return under_callers(req)
+            if first is None:
+                served = take()
+                if served[1]:
+                    # The handler's own awaitable, with no coroutine around it to reset the
+                    # variable after: the server answers each request (or each run of pipelined
+                    # ones, each setting its own first) in a task of its own, whose context ends
+                    # with it; its access-log line still carries the request's ids.
+                    SERVED.set(served)
+                    return unsampled(req)
+                trace_id = served[0]
+                ids.prepared = int(trace_id, 16)  # the SDK's span takes it, and agrees
+                return sampled(req, trace_id if ids_wanted else b"", _EMPTY)
+            # An X-Request-Id and no trace context (an ingress in front adds one to every
+            # request): the first one is the request's id when usable.
+            rid = b""
+            if ids_wanted:
+                rid = first
+                if not (0 < len(rid) <= MAX_REQUEST_ID and rid.isascii()):
+                    rid = make_id(req.headers)  # a later usable one, or a new id
+            return started(req, rid)
+
+        def started(req: Incoming, rid: bytes) -> Awaitable[Reply | None]:
+            """A request that starts a trace, its id chosen."""
+            trace_id, wire = take()
+            if wire:
+                SERVED.set((rid, wire))
+                return unsampled(req)
+            ids.prepared = int(trace_id, 16)
+            return sampled(req, rid, _EMPTY)
 
         def under_callers(req: Incoming) -> Awaitable[Reply | None]:
             """A request that came with trace-context headers of its own."""
@@ -274,16 +311,20 @@ class HeadSampler:
             # request's own (on the caller's trace, or a new one for a malformed header).
             req = dataclasses.replace(req, headers=without_trace_context(headers))
             if remote.is_valid:
-                SERVED.set(_new_tuple(Served, (rid, wire_under(remote))))
+                SERVED.set((rid, wire_under(remote)))
                 return unsampled(req)
-            line = lines()
-            if line[LOW] < bound:
-                ids.prepared = int(line[TRACE], 16)
-                return sampled(req, rid, _EMPTY)
-            SERVED.set(_new_tuple(Served, (rid, line)))
-            return unsampled(req)
+            return started(req, rid)  # a malformed one: a new trace
 
         return front
+
+
+def correlation(headers: Headers) -> tuple[bool, bytes | None]:
+    """Pure: whether ``headers`` carry a traceparent or tracestate, and the first X-Request-Id
+    (None: none): what the services' own server sees as it reads a head (Incoming)."""
+    names = list(map(_name, headers))
+    if b"x-request-id" not in names:
+        return not PROPAGATED.isdisjoint(names), None
+    return not PROPAGATED.isdisjoint(names), headers[names.index(b"x-request-id")][1]
 
 
 def without_trace_context(headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -397,16 +438,16 @@ _EMPTY = context.Context()
 def recording() -> bool:
     """Whether the current request's span records (an unsampled one answers without a look at
     the OpenTelemetry context)."""
-    return not SERVED.get().wire and trace.get_current_span().is_recording()
+    return not SERVED.get()[1] and trace.get_current_span().is_recording()
 
 
 def inject(headers: Headers) -> Headers:
     """``headers`` with the current trace context in place of any the client sent (formatted
     here: the propagator API costs several µs a call on the proxy path)."""
     out = without_trace_context(headers)
-    passed = SERVED.get().passed
-    if passed:  # not sampled: the context it passes on
-        out.extend(passed)
+    sent = passed(SERVED.get())
+    if sent:  # not sampled: the context it passes on
+        out.extend(sent)
         return out
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
@@ -521,7 +562,7 @@ class ServerSpans:
                 if port is not None:
                     span.set_attribute("server.port", port)
             token = context.attach(trace.set_span_in_context(span, parent))
-            rid_token = SERVED.set(_new_tuple(Served, (rid, b"")))
+            rid_token = SERVED.set((rid, b""))
             try:
                 reply = await handler(req)
             except BaseException as exc:
@@ -560,7 +601,7 @@ def _no_id(_headers: Headers) -> bytes:
 
 def named(route: str) -> None:
     """Name the current server span for its route (``http.route``, span name "GET route")."""
-    if SERVED.get().wire:  # not sampled: no span to name
+    if SERVED.get()[1]:  # not sampled: no span to name
         return
     span = trace.get_current_span()
     if span.is_recording():

@@ -122,7 +122,7 @@ class UpstreamPool:
             o = self._origins[origin] = _Origin(origin, self.max_per_origin)
         wire = b""
         if self.propagate:  # tracing on: the request's trace context, not the client's
-            wire = SERVED.get().wire  # an unsampled request's header lines, ready (most)
+            wire = SERVED.get()[1]  # an unsampled request's header lines, ready (most)
             if not wire:
                 headers = inject(headers)
         head = _head(method, target, o.host_header, headers, body, wire)

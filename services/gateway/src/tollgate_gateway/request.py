@@ -31,7 +31,7 @@ def request_id(headers: Headers) -> bytes:
 def served_request_id(headers: Headers) -> bytes:
     """The id of the request being served: the one its server span made (tracing on: the span,
     the log lines and the answer carry one id, made once), else ``request_id``."""
-    return SERVED.get().request_id or request_id(headers)
+    return SERVED.get()[0] or request_id(headers)
 
 
 def sent_request_id(headers: Headers) -> bytes | None:

@@ -29,6 +29,12 @@ class Incoming:
     # then nothing needs to watch, and this tells that cancellation from the others. None: the
     # handler watches ``disconnected`` (ASGI servers).
     gone: Callable[[], bool] | None = None
+    # Seen by a server that looks while it reads the head (this one), for the trace's front
+    # (tracing.HeadSampler): whether a traceparent or tracestate came, and the first
+    # X-Request-Id as sent (None: none). None, None: the server did not look (ASGI adapters);
+    # the front looks itself.
+    trace_context: bool | None = None
+    first_request_id: bytes | None = None
 
 
 class BodySource(Protocol):
