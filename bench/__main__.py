@@ -148,11 +148,11 @@ def run(
         for t in targets:
             with alone(env, started[t.name]):
                 with contextlib.suppress(ValueError):  # a warm-up may finish no request at all
-                    load.wrk(LOAD_CORE, urls[t.name], args.warmup, args.conns)
+                    load.wrk(LOAD_CORE, urls[t.name], args.warmup, args.conns, t.headers)
                 helpers = t.helpers(env)
                 cpu = started[t.name].cpu_seconds()
                 path_cpu = sum(h.cpu_seconds() for h in helpers)
-                sample = load.wrk(LOAD_CORE, urls[t.name], args.seconds, args.conns)
+                sample = load.wrk(LOAD_CORE, urls[t.name], args.seconds, args.conns, t.headers)
                 if sample.requests:
                     server_cpu = started[t.name].cpu_seconds() - cpu
                     path_cpu = sum(h.cpu_seconds() for h in helpers) - path_cpu + server_cpu
@@ -171,7 +171,9 @@ def run(
         rate = fixed_rate_for(row.rps, args.rate)
         with alone(env, server):
             if rate > 0:
-                row.fixed = load.fixed(LOAD_CORE, urls[t.name], rate, args.seconds)
+                row.fixed = load.fixed(
+                    LOAD_CORE, urls[t.name], rate, args.seconds, headers=t.headers
+                )
             row.rss_mb = server.rss_mb()
         if row.fixed is None:
             continue

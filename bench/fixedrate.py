@@ -3,7 +3,8 @@ hold a rate). Each of C keep-alive connections sends on a fixed schedule and a
 request's latency runs from its *scheduled* time, so a stalled server is charged for the queue it
 causes (no coordinated omission).
 
-Run: python -m bench.fixedrate URL RATE SECONDS [CONNS]  -> prints "sent ok p50_ms p99_ms"
+Run: python -m bench.fixedrate URL RATE SECONDS [CONNS [HEADER ...]]
+    -> prints "sent ok p50_ms p99_ms"; each HEADER ("Name: value") goes on every request
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from bench.report import percentile
@@ -25,9 +27,10 @@ async def _conn(
     end: float,
     lat: list[float],
     errors: list[int],
+    extra: str = "",
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    req = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    req = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
     t = start
     while t < end:
         now = time.perf_counter()
@@ -52,9 +55,10 @@ async def _conn(
 
 
 async def run(
-    url: str, rate: float, seconds: float, conns: int = 32
+    url: str, rate: float, seconds: float, conns: int = 32, headers: Sequence[str] = ()
 ) -> tuple[int, int, float, float]:
     u = urlsplit(url)
+    extra = "".join(f"{h}\r\n" for h in headers)
     target = u.path + ("?" + u.query if u.query else "")
     lat: list[float] = []
     errors = [0]
@@ -72,6 +76,7 @@ async def run(
                 end,
                 lat,
                 errors,
+                extra,
             )
             for i in range(conns)
         )
@@ -84,7 +89,7 @@ def main() -> None:
 
     url, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     conns = int(sys.argv[4]) if len(sys.argv) > 4 else 32
-    sent, errs, p50, p99 = uvloop.run(run(url, rate, seconds, conns))
+    sent, errs, p50, p99 = uvloop.run(run(url, rate, seconds, conns, sys.argv[5:]))
     print(f"{sent} {sent - errs} {p50:.3f} {p99:.3f}")
 
 

@@ -35,11 +35,15 @@ def fixed_loader() -> str:
     return "oha" if oha_binary() else "bench.fixedrate"
 
 
-def fixed(core: str, url: str, rate: float, seconds: float, conns: int = 32) -> Fixed:
-    """p50/p99 at ``rate`` requests/s, spread over ``conns`` keep-alive connections."""
+def fixed(
+    core: str, url: str, rate: float, seconds: float, conns: int = 32, headers: Sequence[str] = ()
+) -> Fixed:
+    """p50/p99 at ``rate`` requests/s, spread over ``conns`` keep-alive connections;
+    ``headers`` ("Name: value") are sent on every request."""
     oha = oha_binary()
     if oha is None:
         argv = [sys.executable, "-m", "bench.fixedrate", url, f"{rate}", f"{seconds}", f"{conns}"]
+        argv += headers
         return parse_fixedrate(_run(core, argv, seconds), rate, seconds)
     argv = [
         oha,
@@ -56,6 +60,7 @@ def fixed(core: str, url: str, rate: float, seconds: float, conns: int = 32) -> 
         "--no-tui",
         "--output-format",
         "json",
+        *[a for h in headers for a in ("-H", h)],
         url,
     ]
     return parse_oha(_run(core, argv, seconds), rate)

@@ -144,6 +144,7 @@ class Target:
     helpers: Callable[[Env], list[Server]] = _none  # what the path calls besides the server
     peer: str = ""  # a peer row: its key in peers.NEEDS, its family (before "-") for --peers
     smoke: Callable[[Env, Server], None] | None = None  # raises peers.SmokeFailed
+    headers: tuple[str, ...] = ()  # "Name: value" on every request of the row
 
     def url(self, env: Env, server: Server) -> str:
         path = self.path.replace("{peer_key}", env.keys.bench)
@@ -287,6 +288,7 @@ def _auth_redis(e: Env) -> list[Server]:
 
 PROXY = "/api/v1/eod/AAPL"  # the peers strip /api/v1 and pass /eod/AAPL on
 MISS, HIT = "/api/v1/live/AAPL", PROXY  # Tollgate's cache-off and cached routes
+INGRESS_REQUEST_ID = "X-Request-Id: 4f6a2b9c1d3e5f708192a3b4c5d6e7f8"  # as ingress-nginx adds
 RACE = "/api/v1/race/AAPL"  # Tollgate's race of the two upstreams, cache off
 KEY = "?api_key={key}"
 PEER_KEY = "?api_key={peer_key}"
@@ -355,6 +357,20 @@ TARGETS = [
     ),
     Target(
         "tollgate miss traced 100%", MISS, _traced("1.0"), helpers=_redis, default=_jaeger_built()
+    ),
+    # Behind an ingress that adds an X-Request-Id to every request (ingress-nginx does by
+    # default): the head sampler's other quick path, the client's id kept (issue 12); the
+    # untraced row with the same header is its base.
+    Target(
+        "tollgate miss x-request-id", MISS, tollgate, helpers=_redis, headers=(INGRESS_REQUEST_ID,)
+    ),
+    Target(
+        "tollgate miss traced 1% x-request-id",
+        MISS,
+        _traced("0.01"),
+        helpers=_redis,
+        default=_jaeger_built(),
+        headers=(INGRESS_REQUEST_ID,),
     ),
     # Sampled at 0 %: every hook on and the exporter's thread running, nothing ever sampled: the
     # part of the 1 % row's cost that is not the sampled requests' own (python -m bench.ab).
