@@ -20,9 +20,14 @@ OHA_VERSION = "1.16.0"
 def wrk(core: str, url: str, seconds: float, conns: int, headers: Sequence[str] = ()) -> Sample:
     """Saturating load; ``headers`` ("Name: value") are sent on every request."""
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{max(round(seconds), 1)}s", "--latency"]
-    argv += [a for h in headers for a in ("-H", h)]
+    argv += _header_args(headers)
     argv.append(url)
     return parse_wrk(_run(core, argv, seconds))
+
+
+def _header_args(headers: Sequence[str]) -> list[str]:
+    """wrk's and oha's arguments for ``headers`` ("Name: value"): one ``-H`` each."""
+    return [a for h in headers for a in ("-H", h)]
 
 
 def oha_binary() -> str | None:
@@ -60,7 +65,7 @@ def fixed(
         "--no-tui",
         "--output-format",
         "json",
-        *[a for h in headers for a in ("-H", h)],
+        *_header_args(headers),
         url,
     ]
     return parse_oha(_run(core, argv, seconds), rate)

@@ -29,7 +29,7 @@ from tollgate_common.tracing import (
     inject,
     link_to,
     named,
-    sampled,
+    sampled_lines,
     sampler_from_env,
     server_address,
     setup_tracing,
@@ -413,7 +413,7 @@ def test_the_ratio_rule_is_read_off_the_lines_as_the_sdk_reads_the_trace_id(
     lows = [0, 1, bound - 1, bound, bound + 1, (1 << 64) - 1, 0x8000_0000_0000_0000]
     lows = [low for low in lows if 0 <= low < 1 << 64]
     lines = b"".join(LINE[: LOW.start] + b"%016x" % low + LINE[LOW.stop :] for low in lows)
-    assert sampled(lines, bound) == [i for i, low in enumerate(lows) if low < bound]
+    assert sampled_lines(lines, bound) == [i for i, low in enumerate(lows) if low < bound]
 
 
 def test_bad_tracing_env_exits_with_one_line() -> None:

@@ -206,12 +206,12 @@ class NewTraces:
         traces = map(made.__getitem__, self._traces)
         rids = traces if self.ids else itertools.repeat(b"", n)
         entries: list[Served] = list(zip(rids, map(made.__getitem__, self._lines), strict=True))
-        for i in sampled(made, self.bound):
+        for i in sampled_lines(made, self.bound):
             entries[i] = (made[self._traces[i]], b"")
         return entries
 
 
-def sampled(lines: bytes, bound: int) -> list[int]:
+def sampled_lines(lines: bytes, bound: int) -> list[int]:
     """Pure: the traceparent lines (``LINE``'s form, one after another) whose trace id
     TraceIdRatioBased samples at ``bound``: its low 64 bits below the bound. Only a line whose
     first low digit is at most the bound's can be: those few are found with one strided slice
@@ -220,8 +220,10 @@ def sampled(lines: bytes, bound: int) -> list[int]:
     n = len(lines) // width
     if bound >= _TWO64:
         return list(range(n))
-    top = b"0123456789abcdef"[: (bound >> 60) + 1]
-    maybe = lines[LOW.start :: width].translate(bytes(int(c in top) for c in range(256)))
+    table = bytearray(256)  # 1 at each hex digit up to the bound's first
+    for digit in b"0123456789abcdef"[: (bound >> 60) + 1]:
+        table[digit] = 1
+    maybe = lines[LOW.start :: width].translate(table)
     return [
         i
         for i in itertools.compress(range(n), maybe)
@@ -323,9 +325,8 @@ def correlation(headers: Headers) -> tuple[bool, bytes | None]:
     """Pure: whether ``headers`` carry a traceparent or tracestate, and the first X-Request-Id
     (None: none): what the services' own server sees as it reads a head (Incoming)."""
     names = list(map(_name, headers))
-    if b"x-request-id" not in names:
-        return not PROPAGATED.isdisjoint(names), None
-    return not PROPAGATED.isdisjoint(names), headers[names.index(b"x-request-id")][1]
+    first = headers[names.index(b"x-request-id")][1] if b"x-request-id" in names else None
+    return not PROPAGATED.isdisjoint(names), first
 
 
 def without_trace_context(headers: Headers) -> list[tuple[bytes, bytes]]:
